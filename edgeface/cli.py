@@ -1,0 +1,177 @@
+"""The `edgeface` command: each subcommand parses flags, calls one library function and prints."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+
+import click
+
+import edgeface
+from edgeface.errors import EdgefaceError
+
+SMOKE_RECIPE = "smoke"
+
+
+def user_errors(fn):
+    """Turns EdgefaceError (a user mistake) into one line on stderr and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        warnings.showwarning = lambda message, *a, **k: click.echo(f"warning: {message}", err=True)
+        try:
+            return fn(*args, **kwargs)
+        except EdgefaceError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(edgeface.__version__, prog_name="edgeface")
+def main():
+    """edgeface: face gender/age models from training to small, verified edge artifacts."""
+
+
+def _data_options(fn):
+    for option in reversed([
+        click.option("--data", help="Dataset: utkface:PATH, adience:PATH, celeba:PATH, fairface:PATH, csv:FILE, "
+                                    "or synthetic[:N]."),
+        click.option("--fold", type=int, help="Adience: hold out this fold (0-4)."),
+        click.option("--limit", type=int, help="Cap every split at N images (stratified) for quick runs."),
+        click.option("--seed", type=int, help="Seed for splits, shuffling and augmentation."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file.")
+@click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
+              help="Built-in recipe; without --data and --config the smoke recipe runs on synthetic faces.")
+@_data_options
+@click.option("--name", help="Run folder name under --runs-dir (default: BACKBONE-SIZE, numbered if taken).")
+@click.option("--runs-dir", help="Parent folder of run folders (default: runs).")
+@click.option("--backbone", help="Registered backbone (see `edgeface backbones`).")
+@click.option("--input-size", type=int, help="Square input size in pixels.")
+@click.option("--alpha", type=float, help="Width multiplier (MobileNets).")
+@click.option("--tasks", help="Comma-separated heads: gender,age.")
+@click.option("--age-head", type=click.Choice(["regression", "groups", "ordinal"]))
+@click.option("--weights", help="imagenet | none | PATH to a weights file.")
+@click.option("--weights-dir", help="Folder searched first for ImageNet weight files.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
+@click.option("--schedule", type=click.Choice(["cosine", "plateau", "multistep", "constant"]))
+@click.option("--freeze-epochs", type=int, help="Phase 1: epochs with the backbone frozen.")
+@click.option("--unfreeze-from", type=int, help="Phase 2: backbone layers from this index on train.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]))
+@click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute (GPUs).")
+@click.option("--dedup/--no-dedup", default=None, help="Drop byte-identical duplicate images.")
+@click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
+                                                          "--set augment.mixup=0.2.")
+@click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped.")
+@user_errors
+def train(config_file, recipe, resume, assignments, tasks, **flags):
+    """Train a multi-task gender/age model; writes runs/NAME/."""
+    from edgeface.recipes import recipe_overrides
+    from edgeface.train.config import TrainConfig, parse_assignments
+    from edgeface.train.trainer import train as run_training
+
+    if recipe is None and not config_file and not flags["data"] and not resume:
+        recipe = SMOKE_RECIPE
+    if recipe == SMOKE_RECIPE:
+        click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
+                   "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
+    overrides = {**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None},
+                 **parse_assignments(assignments)}
+    if tasks:
+        overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
+    if resume:
+        if not flags["name"]:
+            raise EdgefaceError("--resume needs --name of the run to continue")
+        cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs")
+    else:
+        cfg = TrainConfig.load(config_file, overrides)
+    run = run_training(cfg, resume=resume)
+    click.echo(f"done: {run} (best model {run / 'best.keras'}, metrics {run / 'metrics.json'})")
+    if recipe == SMOKE_RECIPE:
+        from edgeface.eval import evaluate, format_report
+
+        click.echo(format_report(evaluate(run, cfg.data, "test", seed=cfg.seed)))
+        click.echo("*** smoke run finished: numbers above are on synthetic faces ***")
+
+
+@main.command("eval")
+@click.argument("model", type=click.Path(exists=False))
+@_data_options
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--output", help="Where to write the JSON report (default: beside the model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@user_errors
+def eval_command(model, data, fold, limit, seed, split, output, as_json):
+    """Evaluate a run folder or .keras model: accuracy, MAE, per age band and race."""
+    from edgeface.eval import evaluate, format_report
+
+    if not data:
+        raise EdgefaceError("--data is required (e.g. --data utkface:../shared/data/utkface)")
+    report = evaluate(model, data, split, limit=limit, seed=seed or 0, fold=fold, output=output)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    click.echo(f"report: {report['report_path']}", err=True)
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--model", "model_path", required=True, help="Run folder or .keras model.")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def predict(images, model_path, as_json):
+    """Gender (with probability) and age for face crops."""
+    from edgeface.eval import predict as run_predict
+
+    rows = run_predict(model_path, images)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        parts = [row["image"]]
+        if "gender" in row:
+            parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
+        if "age" in row:
+            parts.append(f"age {row['age']:.1f}")
+        if "age_group" in row:
+            parts.append(f"group {row['age_group']}")
+        click.echo("  ".join(parts))
+
+
+@main.command()
+@click.option("--family", type=click.Choice(["lightweight", "full-size"]))
+@user_errors
+def backbones(family):
+    """List registered backbones with their input size and normalization."""
+    from edgeface.models import get_backbone_config, list_backbones
+
+    for name in list_backbones(family):
+        c = get_backbone_config(name)
+        weights = "imagenet" if c.imagenet_files else "scratch only"
+        click.echo(f"{name:20} {c.family:11} {c.default_input_size:4d}px  {c.channel_order} mean={c.mean} "
+                   f"std={c.std}  {weights}  {c.description}")
+
+
+@main.command()
+@click.option("--data", required=True, help="Dataset spec, as for train.")
+@click.option("--fold", type=int)
+@click.option("--dedup", is_flag=True)
+@click.option("--seed", type=int, default=0)
+@user_errors
+def data(data, fold, dedup, seed):
+    """Read a dataset and report its splits, skipped files and label counts."""
+    from edgeface.data import load_data
+
+    bundle = load_data(data, seed=seed, fold=fold, dedup=dedup)
+    click.echo(bundle.summary())
+    for note in bundle.notes:
+        click.echo(note)

@@ -1,0 +1,150 @@
+"""Datasets facade: `load_data("utkface:PATH")` -> DataBundle with train/val/test Records."""
+from __future__ import annotations
+
+import hashlib
+import random
+import warnings
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from edgeface.data.readers import READERS
+from edgeface.data.records import FEMALE, GENDER_LABELS, MALE, SPLITS, DataBundle, Record
+from edgeface.errors import EdgefaceError
+from edgeface.utils import write_text
+
+__all__ = ["load_data", "parse_spec", "DataBundle", "Record", "MALE", "FEMALE", "GENDER_LABELS",
+           "stratified_split", "deduplicate", "write_splits", "DATASETS"]
+
+DATASETS = tuple(sorted(READERS)) + ("synthetic",)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    kind, sep, path = spec.partition(":")
+    if kind == "synthetic":
+        return kind, path
+    if kind not in READERS or not sep or not path:
+        raise EdgefaceError(f"bad --data {spec!r}: use KIND:PATH with KIND one of {', '.join(DATASETS)} "
+                            "(e.g. utkface:../shared/data/utkface), or 'synthetic'")
+    return kind, path
+
+
+def check_image(path: str) -> str | None:
+    """None if the image decodes; else why not. Draft mode decodes JPEGs at 1/8 scale: fast, still catches truncation."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (32, 32))
+            im.load()
+        return None
+    except FileNotFoundError:
+        return "file not found"
+    except Exception as err:  # PIL raises many types for corrupt files
+        return f"unreadable image ({type(err).__name__}: {str(err)[:80]})"
+
+
+def check_images(records: list) -> tuple[list, list]:
+    with ThreadPoolExecutor(8) as pool:
+        problems = list(pool.map(check_image, [r.path for r in records]))
+    good = [r for r, p in zip(records, problems) if p is None]
+    bad = [(r.path, p) for r, p in zip(records, problems) if p is not None]
+    return good, bad
+
+
+def _file_hash(path: str) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def deduplicate(records: list) -> tuple[list, list, int]:
+    """Drops byte-identical copies: keeps one when labels agree, drops the whole group when they conflict."""
+    with ThreadPoolExecutor(8) as pool:
+        hashes = list(pool.map(_file_hash, [r.path for r in records]))
+    groups = defaultdict(list)
+    for h, r in zip(hashes, records):
+        groups[h].append(r)
+    keep, dropped, copies = set(), [], 0
+    for group in groups.values():
+        labels = {(r.gender, r.age, r.age_group) for r in group}
+        if len(labels) == 1:
+            keep.add(group[0].path)
+            copies += len(group) - 1
+        else:
+            dropped += [(r.path, "duplicate image with conflicting labels") for r in group]
+    return [r for r in records if r.path in keep], dropped, copies
+
+
+def stratified_split(records: list, fractions: dict, seed: int) -> dict:
+    """Deterministic split stratified by gender x age group, in the given fractions."""
+    strata = defaultdict(list)
+    for r in sorted(records, key=lambda r: r.path):
+        strata[r.stratum()].append(r)
+    rng = random.Random(seed)
+    out = {name: [] for name in fractions}
+    for key in sorted(strata, key=repr):
+        items = strata[key]
+        rng.shuffle(items)
+        start = 0
+        names = list(fractions)
+        for i, name in enumerate(names):
+            end = len(items) if i == len(names) - 1 else start + round(fractions[name] * len(items))
+            out[name] += items[start:end]
+            start = end
+    return out
+
+
+def write_splits(bundle: DataBundle, folder) -> None:
+    for split, records in bundle.splits.items():
+        write_text(Path(folder) / f"{split}.txt", "".join(r.path + "\n" for r in records))
+
+
+def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool = False, limit: int | None = None,
+              check: bool = True, verbose: bool = True) -> DataBundle:
+    """Reads a dataset spec into train/val/test. `limit` caps each split (stratified, seeded) for quick runs."""
+    kind, path = parse_spec(spec)
+    if kind == "synthetic":
+        from edgeface.data.synthetic import synthetic_manifest
+        kind, path = "csv", str(synthetic_manifest(int(path) if path else 600, seed=seed))
+    if not Path(path).exists():
+        raise EdgefaceError(f"{path}: no such file or folder (from --data {spec})")
+    splits, records, skipped, split_source = READERS[kind](Path(path), fold=fold)
+    notes = []
+    if dedup:
+        unique, conflicts, copies = deduplicate(records)
+        keep = {r.path for r in unique}
+        skipped += conflicts
+        notes.append(f"de-duplication: {copies} identical copies removed, {len(conflicts)} files with "
+                     "conflicting labels dropped")
+        records = unique
+        if splits:
+            splits = {k: [r for r in v if r.path in keep] for k, v in splits.items()}
+    if splits is None:
+        splits = stratified_split(records, {"train": 0.8, "val": 0.1, "test": 0.1}, seed)
+        split_source = f"generated: stratified 80/10/10 by gender x age group, seed {seed}"
+    elif "val" not in splits or not splits["val"]:
+        parts = stratified_split(splits["train"], {"train": 0.9, "val": 0.1}, seed)
+        splits = {"train": parts["train"], "val": parts["val"], "test": splits["test"]}
+        split_source += f"; val: stratified 10% of train, seed {seed}"
+    if limit:
+        splits = {k: _stratified_subset(v, limit, seed) for k, v in splits.items()}
+    if check:
+        checked = {}
+        for name in SPLITS:
+            checked[name], bad = check_images(splits.get(name, []))
+            skipped += bad
+        splits = checked
+    bundle = DataBundle(kind if not spec.startswith("synthetic") else "synthetic", splits, split_source,
+                        skipped, notes)
+    if not bundle.splits["train"] and not bundle.splits["test"]:
+        raise EdgefaceError(f"{path}: no usable images after skipping {len(skipped)} unreadable or unlabelled ones")
+    if skipped and verbose:
+        shown = "; ".join(f"{p} ({why})" for p, why in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        warnings.warn(f"skipped {len(skipped)} images: {shown}{more}", stacklevel=2)
+    return bundle
+
+
+def _stratified_subset(records: list, n: int, seed: int) -> list:
+    if len(records) <= n:
+        return records
+    return stratified_split(records, {"keep": n / len(records), "rest": 1 - n / len(records)}, seed)["keep"][:n]

@@ -1,0 +1,205 @@
+"""The tf.data input pipeline. `decode_and_resize` and `normalize` are the single preprocessing path shared by
+training, eval, predict, calibration, export checks and benchmarks, so train and deploy cannot drift apart."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from edgeface.models.heads import AGE_GROUPS, ordinal_units, ordinal_targets
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """Training-time augmentation. Angles in degrees; zoom/shear/translate as fractions; 0 turns a step off."""
+
+    flip: bool = True
+    rotation: float = 10.0
+    zoom: float = 0.1
+    shear: float = 0.0
+    translate: float = 0.05
+    brightness: float = 0.15
+    contrast: float = 0.15
+    randaugment: int = 0  # number of RandAugment ops per image (Cubuk et al. 2020); 0 = off
+    randaugment_magnitude: int = 9  # 0-10
+    mixup: float = 0.0  # Beta(alpha, alpha) for MixUp (Zhang et al. 2018); 0 = off
+
+
+# ---- preprocessing shared by every consumer ------------------------------------------------------------
+def decode_and_resize(path, size: int):
+    """File -> uint8 (size, size, 3): decode, centre-crop to square, antialiased bilinear resize."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side)
+    image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def normalize(images, config):
+    """uint8/float 0-255 RGB pixels -> what the backbone expects, per its registered config (numpy or tf)."""
+    mean = np.asarray(config.mean, np.float32)
+    std = np.asarray(config.std, np.float32)
+    if isinstance(images, np.ndarray):
+        images = images.astype(np.float32)
+    else:
+        images = tf.cast(images, tf.float32)
+    if config.channel_order == "BGR":
+        images = images[..., ::-1]
+    return (images - mean) / std
+
+
+def load_images(paths, size: int) -> np.ndarray:
+    """Decoded, resized uint8 images for a list of files, through the same ops as training."""
+    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+    ds = ds.map(lambda p: decode_and_resize(p, size), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return np.stack(list(ds.batch(256).as_numpy_iterator()), 0).reshape(-1, size, size, 3) if paths else \
+        np.zeros((0, size, size, 3), np.uint8)
+
+
+# ---- targets --------------------------------------------------------------------------------------------
+def encode_targets(records, spec, class_weight: dict | None = None):
+    """Per-output targets and sample weights; a missing label gets weight 0 so mixed datasets still train."""
+    n = len(records)
+    targets, weights = {}, {}
+    if "gender" in spec.tasks:
+        g = np.array([-1 if r.gender is None else r.gender for r in records], np.float32)
+        w = (g >= 0).astype(np.float32)
+        if class_weight:
+            w *= np.array([class_weight.get(int(v), 1.0) if v >= 0 else 0.0 for v in g], np.float32)
+        targets["gender"], weights["gender"] = np.maximum(g, 0).reshape(n, 1), w
+    if "age" in spec.tasks:
+        group = np.array([-1 if r.age_group is None else r.age_group for r in records], np.int64)
+        years = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+        known = (group >= 0) if not spec.numeric_age else ~np.isnan(years)
+        if spec.age_head == "regression":
+            t = np.nan_to_num(years).reshape(n, 1)
+        elif spec.age_head == "groups":
+            t = np.eye(len(AGE_GROUPS), dtype=np.float32)[np.maximum(group, 0)]
+        else:
+            values = np.nan_to_num(years) if spec.numeric_age else np.maximum(group, 0)
+            t = ordinal_targets(values, ordinal_units(spec.age_head, spec.numeric_age))
+        targets["age"], weights["age"] = t.astype(np.float32), known.astype(np.float32)
+    return targets, weights
+
+
+# ---- augmentation ----------------------------------------------------------------------------------------
+def _affine(image, angle, zoom, shear, tx, ty):
+    """One projective warp for rotation (radians), zoom (scale), shear and translation (pixels)."""
+    h = tf.cast(tf.shape(image)[0], tf.float32)
+    w = tf.cast(tf.shape(image)[1], tf.float32)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    a0, a1 = cos, -sin + cos * shear
+    b0, b1 = sin, cos + sin * shear
+    transform = tf.stack([a0, a1, cx - a0 * cx - a1 * cy + tx, b0, b1, cy - b0 * cx - b1 * cy + ty, 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    return out[0]
+
+
+def _uniform(seed, limit):
+    return tf.random.stateless_uniform([], seed, -limit, limit)
+
+
+def _randaugment_op(image, seed, magnitude: float):
+    m = magnitude / 10.0
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    s = tf.random.experimental.stateless_split(seed, 2)
+    sign = tf.where(tf.random.stateless_uniform([], s[0]) < 0.5, -1.0, 1.0)
+    zero = tf.constant(0.0)
+
+    def warp(angle=zero, shear=zero, tx=zero, ty=zero):
+        return lambda: _affine(image, angle, tf.constant(1.0), shear, tx, ty)
+
+    branches = [
+        lambda: image,
+        warp(angle=sign * m * math.radians(30)),
+        warp(shear=sign * m * 0.3),
+        lambda: tf.transpose(_affine(tf.transpose(image, [1, 0, 2]), zero, tf.constant(1.0),
+                                     sign * m * 0.3, zero, zero), [1, 0, 2]),
+        warp(tx=sign * m * 0.3 * size),
+        warp(ty=sign * m * 0.3 * size),
+        lambda: image + sign * m * 0.5 * 255,
+        lambda: (image - tf.reduce_mean(image)) * (1 + sign * m * 0.9) + tf.reduce_mean(image),
+        lambda: tf.where(image < 255 * (1 - m), image, 255 - image),  # solarize
+        lambda: tf.floor(image / 2 ** tf.round(4 * m)) * 2 ** tf.round(4 * m),  # posterize
+        lambda: (image - tf.reduce_min(image)) * 255 / tf.maximum(tf.reduce_max(image) - tf.reduce_min(image), 1.0),
+        lambda: tf.image.adjust_saturation(image, 1 + sign * m * 0.9),
+    ]
+    index = tf.random.stateless_uniform([], s[1], 0, len(branches), dtype=tf.int32)
+    return tf.clip_by_value(tf.switch_case(index, branches), 0, 255)
+
+
+def augment_image(image, seed, cfg: AugmentConfig):
+    """uint8 image + per-image seed -> augmented float 0-255 image. Stateless: same seed, same result."""
+    image = tf.cast(image, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 8 + cfg.randaugment)
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    if cfg.flip:
+        image = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    if cfg.rotation or cfg.zoom or cfg.shear or cfg.translate:
+        image = _affine(
+            image, _uniform(seeds[1], math.radians(cfg.rotation)), 1.0 + _uniform(seeds[2], cfg.zoom),
+            _uniform(seeds[3], cfg.shear), _uniform(seeds[4], cfg.translate) * size,
+            _uniform(seeds[5], cfg.translate) * size)
+    if cfg.brightness:
+        image = image + _uniform(seeds[6], cfg.brightness) * 255
+    if cfg.contrast:
+        image = tf.image.stateless_random_contrast(image, 1 - cfg.contrast, 1 + cfg.contrast, seeds[7])
+    for i in range(cfg.randaugment):
+        image = _randaugment_op(image, seeds[8 + i], float(cfg.randaugment_magnitude))
+    return tf.clip_by_value(image, 0, 255)
+
+
+def _mixup(seed, alpha):
+    def mix(images, targets, weights):
+        s = tf.random.experimental.stateless_split(tf.stack([seed, tf.cast(tf.shape(images)[0], tf.int64)]), 2)
+        a = tf.random.stateless_gamma([], s[0], alpha)
+        b = tf.random.stateless_gamma([], s[1], alpha)
+        lam = a / (a + b)
+
+        def blend(x):
+            return lam * x + (1 - lam) * tf.reverse(x, [0])
+
+        return blend(images), {k: blend(v) for k, v in targets.items()}, {k: blend(v) for k, v in weights.items()}
+
+    return mix
+
+
+# ---- datasets -------------------------------------------------------------------------------------------
+def make_dataset(records, spec, *, training: bool, batch_size: int, seed: int = 0,
+                 augment: AugmentConfig | None = None, class_weight: dict | None = None,
+                 cache: bool = True) -> tf.data.Dataset:
+    """(normalized images, targets, sample weights) batches; shuffled and augmented only when training."""
+    config = spec.config
+    size = spec.input_size
+    targets, weights = encode_targets(records, spec, class_weight if training else None)
+    ds = tf.data.Dataset.from_tensor_slices(([r.path for r in records], targets, weights))
+    ds = ds.map(lambda p, t, w: (decode_and_resize(p, size), t, w), num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+        augment = augment or AugmentConfig()
+        noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, noise)).map(
+            lambda item, r: (normalize(augment_image(item[0], tf.stack([r, tf.constant(seed, tf.int64)]), augment),
+                                       config), item[1], item[2]),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda x, t, w: (normalize(x, config), t, w), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size)
+    if training and augment.mixup:
+        batch_noise = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, batch_noise)).map(
+            lambda b, r: _mixup(r, augment.mixup)(*b), num_parallel_calls=AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(AUTOTUNE)

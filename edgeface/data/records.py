@@ -1,0 +1,52 @@
+"""One record type for every dataset, and the bundle of splits a reader returns."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+MALE, FEMALE = 1, 0
+GENDER_LABELS = ("female", "male")  # index = gender value; the gender head outputs P(male)
+RACE_LABELS = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's race codes
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    path: str
+    gender: int | None = None  # 1 = male, 0 = female, None = unlabelled
+    age: float | None = None  # years, when the dataset gives them
+    age_group: int | None = None  # index into edgeface.models.heads.AGE_GROUPS
+    race: str | None = None
+    source: str = ""
+
+    def stratum(self) -> tuple:
+        return (self.gender, self.age_group)
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """A dataset's records per split, how the split was made, and what was skipped on the way."""
+
+    name: str
+    splits: dict  # split name -> list[Record]
+    split_source: str  # "canonical", "partition file", "fold k", "generated (seed s)"
+    skipped: list = dataclasses.field(default_factory=list)  # (path, reason)
+    notes: list = dataclasses.field(default_factory=list)
+
+    def __getitem__(self, split: str) -> list:
+        return self.splits[split]
+
+    @property
+    def numeric_age(self) -> bool:
+        records = [r for s in self.splits.values() for r in s if r.age_group is not None]
+        return bool(records) and all(r.age is not None for r in records)
+
+    def has_labels(self, task: str) -> bool:
+        field = "gender" if task == "gender" else "age_group"
+        return any(getattr(r, field) is not None for r in self.splits.get("train", []))
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        male = Counter(r.gender for r in self.splits.get("train", []))
+        return (f"{self.name}: {counts} (split: {self.split_source}); train male share "
+                f"{male[MALE] / max(1, male[MALE] + male[FEMALE]):.0%}; skipped {len(self.skipped)}")

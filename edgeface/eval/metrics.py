@@ -1,0 +1,75 @@
+"""Plain-numpy metrics, so every runtime (Keras, LiteRT, ONNX Runtime, TensorRT) is scored identically."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeface.models.heads import AGE_GROUP_LABELS
+
+
+def gender_metrics(true: np.ndarray, prob_male: np.ndarray) -> dict:
+    """Male is the positive class. Balanced accuracy averages the per-gender recalls."""
+    true = np.asarray(true).astype(int)
+    pred = (np.asarray(prob_male).reshape(-1) >= 0.5).astype(int)
+    if len(true) == 0:
+        return {}
+    cm = np.zeros((2, 2), int)  # rows: true female/male; cols: predicted female/male
+    np.add.at(cm, (true, pred), 1)
+    tp, fp, fn = cm[1, 1], cm[0, 1], cm[1, 0]
+    recall_m = tp / max(cm[1].sum(), 1)
+    recall_f = cm[0, 0] / max(cm[0].sum(), 1)
+    precision = tp / max(tp + fp, 1)
+    return {
+        "accuracy": float((pred == true).mean()),
+        "balanced_accuracy": float((recall_m + recall_f) / 2),
+        "precision_male": float(precision),
+        "recall_male": float(recall_m),
+        "recall_female": float(recall_f),
+        "f1_male": float(2 * precision * recall_m / max(precision + recall_m, 1e-12)),
+        "confusion_matrix": {"rows_true_cols_pred": ["female", "male"], "counts": cm.tolist()},
+        "n": int(len(true)),
+    }
+
+
+def age_metrics(true_years, pred_years, true_group, pred_group, numeric: bool) -> dict:
+    true_group, pred_group = np.asarray(true_group), np.asarray(pred_group)
+    if len(true_group) == 0:
+        return {}
+    out = {"group_accuracy": float((true_group == pred_group).mean()),
+           "group_one_off_accuracy": float((np.abs(true_group - pred_group) <= 1).mean()), "n": int(len(true_group))}
+    if numeric:
+        err = np.abs(np.asarray(true_years) - np.asarray(pred_years))
+        out.update(mae=float(err.mean()), median_abs_error=float(np.median(err)),
+                   within_5_years=float((err <= 5).mean()))
+    return out
+
+
+def breakdown(keys, true_gender, prob_male, age_parts, numeric: bool) -> dict:
+    """The same metrics per value of `keys` (age band or race), plus the gap between best and worst."""
+    keys = np.asarray(keys, dtype=object)
+    out = {}
+    for key in sorted({k for k in keys if k is not None}, key=str):
+        m = keys == key
+        entry = {"n": int(m.sum())}
+        if true_gender is not None:
+            g = true_gender[m]
+            known = g >= 0
+            if known.any():
+                entry["gender_accuracy"] = float(((prob_male[m][known] >= 0.5).astype(int) == g[known]).mean())
+        if age_parts is not None and numeric:
+            ty, py = age_parts[0][m], age_parts[1][m]
+            known = ~np.isnan(ty)
+            if known.any():
+                entry["age_mae"] = float(np.abs(ty[known] - py[known]).mean())
+        out[str(key)] = entry
+    gaps = {}
+    for metric, better in (("gender_accuracy", max), ("age_mae", min)):
+        values = {k: v[metric] for k, v in out.items() if metric in v and v["n"] >= 20}
+        if len(values) >= 2:
+            worst = min(values, key=values.get) if better is max else max(values, key=values.get)
+            gaps[metric] = {"worst": worst, "worst_value": values[worst],
+                            "gap": float(max(values.values()) - min(values.values()))}
+    return {"groups": out, "gaps": gaps}
+
+
+def age_band_label(group: int) -> str:
+    return AGE_GROUP_LABELS[int(group)]

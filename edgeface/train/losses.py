@@ -1,0 +1,68 @@
+"""Losses and metrics per head, with loss weights held in variables so a schedule can change them mid-run."""
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+class WeightedLoss(keras.losses.Loss):
+    """base_loss * weight, where weight is a variable the LossWeightScheduler callback updates."""
+
+    def __init__(self, base, weight: tf.Variable, name=None):
+        super().__init__(name=name or base.name, reduction=keras.losses.Reduction.AUTO)
+        self.base = base
+        self.weight = weight
+
+    def call(self, y_true, y_pred):
+        # Per-sample values; Loss.__call__ then applies sample weights and the reduction that the
+        # distribution strategy needs.
+        return self.weight * self.base.call(y_true, y_pred)
+
+
+def base_loss(task: str, age_head: str, age_loss: str, label_smoothing: float):
+    if task == "gender":
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing, name="gender_loss")
+    if age_head == "regression":
+        return {"mae": keras.losses.MeanAbsoluteError, "huber": lambda name: keras.losses.Huber(3.0, name=name),
+                "mse": keras.losses.MeanSquaredError}[age_loss](name="age_loss")
+    if age_head == "groups":
+        return keras.losses.CategoricalCrossentropy(name="age_loss")
+    return keras.losses.BinaryCrossentropy(name="age_loss")  # ordinal: one BCE per "older than k" output
+
+
+class OrdinalMAE(keras.metrics.Mean):
+    """|decoded(pred) - decoded(true)| where decoding counts outputs above 0.5 (years or groups)."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        diff = tf.abs(tf.reduce_sum(tf.cast(y_pred > 0.5, tf.float32), -1)
+                      - tf.reduce_sum(tf.cast(y_true > 0.5, tf.float32), -1))
+        return super().update_state(diff, sample_weight)
+
+
+class OrdinalAccuracy(keras.metrics.Mean):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        same = tf.cast(tf.equal(tf.reduce_sum(tf.cast(y_pred > 0.5, tf.int32), -1),
+                                tf.reduce_sum(tf.cast(y_true > 0.5, tf.int32), -1)), tf.float32)
+        return super().update_state(same, sample_weight)
+
+
+def head_metrics(task: str, age_head: str, numeric_age: bool) -> list:
+    if task == "gender":
+        return [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if age_head == "regression":
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+    if age_head == "groups":
+        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    return [OrdinalMAE(name="mae")] if numeric_age else [OrdinalAccuracy(name="accuracy")]
+
+
+def score(logs: dict, prefix: str = "val_") -> float | None:
+    """One number to pick the best epoch: gender error in % plus age MAE in years (or age-group error in %)."""
+    parts = []
+    if f"{prefix}gender_accuracy" in logs:
+        parts.append(100 * (1 - logs[f"{prefix}gender_accuracy"]))
+    if f"{prefix}age_mae" in logs:
+        parts.append(logs[f"{prefix}age_mae"])
+    elif f"{prefix}age_accuracy" in logs:
+        parts.append(100 * (1 - logs[f"{prefix}age_accuracy"]))
+    return sum(parts) if parts else None

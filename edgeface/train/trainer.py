@@ -1,0 +1,297 @@
+"""`train(config)`: one run folder with resolved config, best/last models, resumable checkpoints and history."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from edgeface.data import load_data, write_splits
+from edgeface.data.pipeline import make_dataset
+from edgeface.errors import EdgefaceError
+from edgeface.models import ModelSpec, create_model
+from edgeface.models.weights import set_weights_dir
+from edgeface.train.config import TrainConfig
+from edgeface.train.losses import WeightedLoss, base_loss, head_metrics, score
+from edgeface.utils import atomic_path, seed_everything, write_json, write_text
+
+HEAD_LAYER_PREFIXES = ("gender", "age", "head_")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":  # reads the cluster from TF_CONFIG
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up then cosine decay to zero, by step."""
+
+    def __init__(self, peak, total_steps, warmup_steps):
+        self.peak, self.total, self.warmup = peak, max(1, total_steps), warmup_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1) / max(1.0, float(self.warmup))
+        progress = tf.clip_by_value((step - self.warmup) / max(1.0, float(self.total - self.warmup)), 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1 + tf.cos(math.pi * progress))
+        return tf.where(step < self.warmup, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total, "warmup_steps": self.warmup}
+
+
+def learning_rate(cfg: TrainConfig, peak: float, epochs: int, steps_per_epoch: int):
+    total = epochs * steps_per_epoch
+    if cfg.schedule == "cosine":
+        return WarmupCosine(peak, total, int(cfg.warmup_epochs * steps_per_epoch))
+    if cfg.schedule == "multistep":
+        bounds = [int(m * total) for m in cfg.milestones]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            bounds, [peak * cfg.gamma ** i for i in range(len(bounds) + 1)])
+    return peak  # constant, or plateau (ReduceLROnPlateau adjusts it)
+
+
+def make_optimizer(cfg: TrainConfig, lr):
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
+
+
+class EpochReport(keras.callbacks.Callback):
+    """Adds val_score and train images/s to the logs and prints one summary line per epoch."""
+
+    def __init__(self, n_train: int, total_epochs: int):
+        super().__init__()
+        self.n_train, self.total = n_train, total_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.train_end = time.time(), None
+
+    def on_test_begin(self, logs=None):
+        self.train_end = self.train_end or time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        train_time = (self.train_end or time.time()) - self.start
+        logs["train_images_per_s"] = self.n_train / max(train_time, 1e-9)
+        value = score(logs)
+        if value is not None:
+            logs["val_score"] = value
+        keys = [k for k in ("loss", "gender_accuracy", "age_mae", "age_accuracy", "val_gender_accuracy",
+                            "val_age_mae", "val_age_accuracy", "val_score") if k in logs]
+        line = " ".join(f"{k}={logs[k]:.4f}" for k in keys)
+        print(f"epoch {epoch + 1}/{self.total} {line} {logs['train_images_per_s']:.0f} img/s "
+              f"{time.time() - self.start:.0f}s", flush=True)
+
+
+class LossWeightScheduler(keras.callbacks.Callback):
+    """Sets the per-task loss weights at the start of each epoch from [[epoch, {task: weight}], ...]."""
+
+    def __init__(self, variables: dict, base: dict, schedule: list):
+        super().__init__()
+        self.variables, self.base, self.schedule = variables, base, sorted(schedule, key=lambda s: s[0])
+
+    def weights_at(self, epoch: int) -> dict:
+        current = dict(self.base)
+        for start, weights in self.schedule:
+            if epoch >= start:
+                current.update(weights)
+        return current
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for task, weight in self.weights_at(epoch).items():
+            if task in self.variables:
+                self.variables[task].assign(weight)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Keeps best.keras (by the monitored value), last.keras and a resumable tf.train checkpoint."""
+
+    def __init__(self, run: Path, manager: tf.train.CheckpointManager, epoch_var, monitor: str, state: dict):
+        super().__init__()
+        self.run, self.manager, self.epoch_var, self.monitor, self.state = run, manager, epoch_var, monitor, state
+        self.mode_max = "accuracy" in monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise EdgefaceError(f"monitor {self.monitor!r} is not among the logged values: {', '.join(logs)}")
+        best = self.state.get("best_value")
+        if best is None or (value > best if self.mode_max else value < best):
+            self.state.update(best_value=float(value), best_epoch=epoch + 1)
+            save_model(self.model, self.run / "best.keras")
+        save_model(self.model, self.run / "last.keras")
+        self.epoch_var.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+        write_json(self.run / "state.json", self.state)
+
+
+def save_model(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save(str(tmp))
+
+
+def _run_folder(cfg: TrainConfig, resume: bool) -> Path:
+    base = Path(cfg.runs_dir)
+    name = cfg.name or f"{cfg.backbone}-{cfg.input_size}"
+    run = base / name
+    if resume:
+        if not (run / "config.json").is_file():
+            raise EdgefaceError(f"{run}: nothing to resume (no config.json)")
+        return run
+    if run.exists() and cfg.name:
+        raise EdgefaceError(f"{run}: run folder exists; use --resume to continue it or another --name")
+    k = 2
+    while run.exists():
+        run, k = base / f"{name}-{k}", k + 1
+    run.mkdir(parents=True)
+    return run
+
+
+def _set_trainable(model, unfreeze_from: int | None) -> None:
+    """None: everything trainable. Else backbone layers before index `unfreeze_from` are frozen; heads train."""
+    backbone = [l for l in model.layers if not l.name.startswith(HEAD_LAYER_PREFIXES)]
+    for i, layer in enumerate(backbone):
+        layer.trainable = unfreeze_from is None or i >= unfreeze_from
+
+
+def class_weights(records) -> dict:
+    counts = np.bincount([r.gender for r in records if r.gender is not None], minlength=2)
+    return {g: len(records) / (2 * max(c, 1)) for g, c in enumerate(counts)}
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Trains per `cfg`; returns the run folder. With resume=True continues `runs_dir/name` where it stopped."""
+    run = _run_folder(cfg, resume)
+    if resume:
+        saved = json.loads((run / "config.json").read_text())
+        cfg = TrainConfig(**saved)
+    seed_everything(cfg.seed)
+    set_weights_dir(cfg.weights_dir)
+    if cfg.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit)
+    for task in cfg.tasks:
+        if not data.has_labels(task):
+            raise EdgefaceError(f"{cfg.data}: the training split has no {task} labels; drop it with --tasks")
+    spec = ModelSpec(backbone=cfg.backbone, input_size=cfg.input_size, alpha=cfg.alpha, tasks=tuple(cfg.tasks),
+                     age_head=cfg.age_head, numeric_age=data.numeric_age, weights=cfg.weights, dropout=cfg.dropout,
+                     head_units=cfg.head_units,
+                     age_init=float(np.mean([r.age for r in data["train"] if r.age is not None] or [33.0])))
+    if not resume:
+        write_json(run / "config.json", cfg.to_dict())
+        write_text(run / "config.yaml", yaml_dump(cfg.to_dict()))
+        spec.save(run)
+        write_splits(data, run / "splits")
+        write_json(run / "data.json", {"spec": cfg.data, "summary": data.summary(), "split": data.split_source,
+                                       "counts": {k: len(v) for k, v in data.splits.items()},
+                                       "skipped": data.skipped, "notes": data.notes})
+    print(f"run {run}\n{data.summary()}", flush=True)
+    for note in data.notes:
+        print(note, flush=True)
+
+    strategy = make_strategy(cfg.strategy)
+    cw = class_weights(data["train"]) if cfg.class_weight == "balanced" else None
+    train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
+                            augment=cfg.augment_config(), class_weight=cw)
+    val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
+    steps = math.ceil(len(data["train"]) / cfg.batch_size)
+    phases = []  # (first epoch, end epoch, trainable-from, LR scale)
+    if cfg.freeze_epochs:
+        phases.append((0, cfg.freeze_epochs, "frozen", 1.0))
+    phases.append((cfg.freeze_epochs, cfg.epochs, cfg.unfreeze_from if cfg.freeze_epochs else None,
+                   cfg.finetune_lr_scale if cfg.freeze_epochs else 1.0))
+    state = json.loads((run / "state.json").read_text()) if resume and (run / "state.json").is_file() else {}
+
+    with strategy.scope():
+        model = create_model(spec)
+        loss_vars = {t: tf.Variable(float(cfg.loss_weights.get(t, 1.0)), trainable=False, name=f"{t}_loss_weight")
+                     for t in spec.tasks}
+    history_file = run / "history.csv"
+    for index, (start, end, trainable, lr_scale) in enumerate(phases):
+        done = state.get("epochs_done", 0)
+        if done >= end:
+            continue
+        with strategy.scope():
+            _set_trainable(model, 10 ** 9 if trainable == "frozen" else trainable)
+            optimizer = make_optimizer(cfg, learning_rate(cfg, cfg.lr * lr_scale, end - start, steps))
+            losses = {t: WeightedLoss(base_loss(t, spec.age_head, cfg.age_loss, cfg.label_smoothing), loss_vars[t])
+                      for t in spec.tasks}
+            # weighted: a missing label (sample weight 0) must not count in the metrics either
+            model.compile(optimizer=optimizer, loss=losses,
+                          weighted_metrics={t: head_metrics(t, spec.age_head, spec.numeric_age) for t in spec.tasks})
+            epoch_var = tf.Variable(start, trainable=False, dtype=tf.int64, name="epoch")
+            ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
+            manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / f"phase{index}"), max_to_keep=2)
+            initial = start
+            if resume and manager.latest_checkpoint:
+                ckpt.restore(manager.latest_checkpoint).expect_partial()
+                initial = int(epoch_var.numpy())
+                print(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}", flush=True)
+            elif resume and done > start:
+                raise EdgefaceError(f"{run}: no checkpoint for phase {index}; cannot resume at epoch {done}")
+        callbacks = [
+            LossWeightScheduler(loss_vars, cfg.loss_weights, cfg.loss_weight_schedule),
+            EpochReport(len(data["train"]), cfg.epochs),
+            RunCheckpoint(run, manager, epoch_var, cfg.monitor, state),
+            keras.callbacks.CSVLogger(str(history_file), append=history_file.exists()),
+            keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False, profile_batch=0),
+            _EpochsDone(state, run),
+        ]
+        if cfg.schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(cfg.monitor, factor=cfg.gamma ** 0.5, patience=2))
+        if cfg.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(cfg.monitor, patience=cfg.early_stopping,
+                                                           mode="max" if "accuracy" in cfg.monitor else "min"))
+        verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 0)
+        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=initial, callbacks=callbacks,
+                  verbose=verbose)
+        if any(getattr(c, "stopped_epoch", 0) for c in callbacks):
+            break
+    return finish(run, data, spec, state)
+
+
+class _EpochsDone(keras.callbacks.Callback):
+    def __init__(self, state, run):
+        super().__init__()
+        self.state, self.run = state, run
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["epochs_done"] = epoch + 1
+        self.state["wall_s"] = self.state.get("wall_s", 0.0) + time.time() - self.start
+        self.state.setdefault("train_images_per_s", []).append(float(logs.get("train_images_per_s", 0)))
+        write_json(self.run / "state.json", self.state)
+
+
+def finish(run: Path, data, spec: ModelSpec, state: dict) -> Path:
+    """Scores the best model on the validation split and writes metrics.json."""
+    from edgeface.eval import evaluate_records
+
+    model = keras.models.load_model(str(run / "best.keras"), compile=False)
+    report = evaluate_records(model, spec, data["val"], split="val")
+    rates = state.get("train_images_per_s", [])
+    report.update(best_epoch=state.get("best_epoch"), epochs_done=state.get("epochs_done"),
+                  train_images_per_s=float(np.median(rates)) if rates else None, train_wall_s=state.get("wall_s"),
+                  parameters=int(model.count_params()))
+    write_json(run / "metrics.json", report)
+    print(f"best epoch {state.get('best_epoch')}: val {report['summary']}", flush=True)
+    return run
+
+
+def yaml_dump(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,68 @@
+"""Shared test helpers: tiny generated dataset folders in each supported layout, and the shared/ location."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from PIL import Image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+UTKFACE = SHARED / "data" / "utkface"
+IMAGENET = SHARED / "weights" / "imagenet"
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared data folder is only on project machines and CI)")
+    return path
+
+
+def face_image(path: Path, seed: int, size: int = 40) -> Path:
+    rng = random.Random(seed)
+    img = Image.new("RGB", (size, size), tuple(rng.randint(0, 255) for _ in range(3)))
+    img.putpixel((size // 2, size // 2), (255, 255, 255))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("EDGEFACE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def utk_folder(tmp_path) -> Path:
+    """UTKFace-style names, irregular ones included, with a canonical split folder."""
+    folder = tmp_path / "utk" / "UTKFace"
+    names = []
+    for i in range(40):
+        age, gender, race = 1 + (i * 7) % 80, i % 2, i % 5
+        names.append(f"{age}_{gender}_{race}_2017011{i:04d}.jpg.chip.jpg")
+    names += ["39_1_20170116174525125.jpg.chip.jpg", "26_0_1_20170116 .jpg.chip.jpg", "45_1_0_20170109jpg.chip.jpg"]
+    for i, name in enumerate(names):
+        face_image(folder / name, i)
+    splits = tmp_path / "utk" / "splits"
+    splits.mkdir()
+    (splits / "train.txt").write_text("\n".join(names[:30]) + "\n")
+    (splits / "val.txt").write_text("\n".join(names[30:37]) + "\n")
+    (splits / "test.txt").write_text("\n".join(names[37:]) + "\n")
+    return tmp_path / "utk"
+
+
+@pytest.fixture
+def csv_manifest(tmp_path) -> Path:
+    rows = ["path,gender,age"]
+    for i in range(30):
+        face_image(tmp_path / "img" / f"{i}.png", i)
+        rows.append(f"img/{i}.png,{'m' if i % 2 else 'female'},{10 + i}")
+    file = tmp_path / "faces.csv"
+    file.write_text("\n".join(rows) + "\n")
+    return file

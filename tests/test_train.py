@@ -1,0 +1,105 @@
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, UTKFACE, require_shared
+from edgeface.eval import evaluate
+from edgeface.models import load_model
+from edgeface.train.config import TrainConfig
+from edgeface.train.trainer import LossWeightScheduler, _EpochsDone, _set_trainable, train
+
+TINY = dict(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", batch_size=16,
+            warmup_epochs=0, lr=3e-3, verbose=0)
+
+
+def history(run):
+    return list(csv.DictReader((run / "history.csv").open()))
+
+
+def test_train_writes_a_complete_run(tmp_path):
+    run = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
+    for name in ("config.json", "config.yaml", "model.json", "best.keras", "last.keras", "history.csv",
+                 "metrics.json", "state.json", "splits/train.txt", "data.json"):
+        assert (run / name).exists(), name
+    assert len(history(run)) == 2 and (run / "logs").is_dir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["split"] == "val" and 0 <= metrics["gender"]["accuracy"] <= 1
+    assert metrics["train_images_per_s"] > 0 and metrics["parameters"] > 0
+    model, spec = load_model(run)
+    assert spec.backbone == "compact_cnn" and model.input_shape == (None, 32, 32, 3)
+    again = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
+    assert again.name == run.name + "-2"
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    original = _EpochsDone.on_epoch_end
+
+    def crash_after_first(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_EpochsDone, "on_epoch_end", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="r"))
+    monkeypatch.setattr(_EpochsDone, "on_epoch_end", original)
+    assert len(history(tmp_path / "r")) == 1
+    run = train(TrainConfig(name="r", runs_dir=str(tmp_path)), resume=True)
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
+
+
+def test_two_phase_transfer_and_group_heads(tmp_path):
+    run = train(TrainConfig(**{**TINY, "data": "synthetic:120"}, epochs=2, freeze_epochs=1, age_head="ordinal",
+                            runs_dir=str(tmp_path), loss_weight_schedule=[[1, {"gender": 0.5}]]))
+    assert len(history(run)) == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "mae" in metrics["age"]
+
+
+def test_freezing_keeps_heads_trainable():
+    from edgeface.models import create_model
+    model = create_model(backbone="compact_cnn", input_size=32, weights="none")
+    _set_trainable(model, 2)
+    trainable = {l.name for l in model.layers if l.trainable}
+    assert {"gender", "age"} <= trainable and "block1_conv" not in trainable and "block2_bn" in trainable
+
+
+def test_loss_weight_schedule():
+    scheduler = LossWeightScheduler({}, {"gender": 1.0, "age": 0.1}, [[3, {"gender": 0.2}], [1, {"age": 1.0}]])
+    assert scheduler.weights_at(0) == {"gender": 1.0, "age": 0.1}
+    assert scheduler.weights_at(5) == {"gender": 0.2, "age": 1.0}
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from edgeface.train.config import TrainConfig
+        from edgeface.train.trainer import make_strategy, train
+        assert make_strategy("mirrored").num_replicas_in_sync == 2
+        train(TrainConfig(**{TINY!r}, epochs=1, strategy="mirrored", runs_dir={str(tmp_path)!r}, name="m"))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                            env={**__import__("os").environ, "EDGEFACE_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "m" / "metrics.json").is_file()
+
+
+def test_one_epoch_on_a_utkface_subset_then_eval(tmp_path):
+    data = f"utkface:{require_shared(UTKFACE)}"
+    run = train(TrainConfig(data=data, limit=256, backbone="mobilenet_v2", alpha=0.35, input_size=64,
+                            weights="none", epochs=1, batch_size=32, runs_dir=str(tmp_path), verbose=0))
+    report = evaluate(run, data, "test", limit=256)
+    assert report["n"] == 256 and 0.3 < report["gender"]["accuracy"] <= 1
+    assert 0 < report["age"]["mae"] < 60
+    assert set(report["by_race"]["groups"]) <= {"White", "Black", "Asian", "Indian", "Others"}
+    assert (run / "eval-utkface-test.json").is_file()
