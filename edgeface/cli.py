@@ -74,8 +74,10 @@ def _data_options(fn):
 @click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
                                                           "--set augment.mixup=0.2.")
 @click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped.")
+@click.option("--cross-validate", is_flag=True, help="Adience 5-fold protocol: a run per held-out fold, "
+                                                      "then mean ± std (finished folds are kept on re-run).")
 @user_errors
-def train(config_file, recipe, resume, assignments, tasks, **flags):
+def train(config_file, recipe, resume, cross_validate, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
     from edgeface.recipes import recipe_overrides
     from edgeface.train.config import TrainConfig, parse_assignments
@@ -96,6 +98,13 @@ def train(config_file, recipe, resume, assignments, tasks, **flags):
         cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs")
     else:
         cfg = TrainConfig.load(config_file, overrides)
+    if cross_validate:
+        from edgeface.train.crossval import cross_validate as run_cv, format_crossval
+
+        if resume or cfg.fold is not None:
+            raise EdgefaceError("--cross-validate runs every fold itself: drop --fold/--resume (re-run to continue)")
+        click.echo(format_crossval(run_cv(cfg)))
+        return
     run = run_training(cfg, resume=resume)
     click.echo(f"done: {run} (best model {run / 'best.keras'}, metrics {run / 'metrics.json'})")
     if recipe == SMOKE_RECIPE:
@@ -175,3 +184,69 @@ def data(data, fold, dedup, seed):
     click.echo(bundle.summary())
     for note in bundle.notes:
         click.echo(note)
+
+
+def _pairs(values, what: str) -> dict:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EdgefaceError(f"{what} {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise EdgefaceError(f"{what} {item!r}: {value!r} is not a number") from None
+    return out
+
+
+@main.command()
+@click.argument("run")
+@click.option("--format", "formats", multiple=True, default=("tflite",), show_default=True,
+              help="tflite | onnx | saved_model | trt | all (repeatable).")
+@click.option("--precision", "precisions", multiple=True, default=("fp32",), show_default=True,
+              help="fp32 | fp16 | dynamic | int8 | all (repeatable).")
+@click.option("--output", "output_dir", help="Output folder (default: export/RUN_NAME).")
+@click.option("--calibration", help="Calibration manifest name (calibration/NAME.txt) or path; needed for int8.")
+@click.option("--calibration-root", help="Folder the manifest's image paths are relative to (overrides its root).")
+@click.option("--io", type=click.Choice(["int8", "uint8", "float"]), default="int8", show_default=True,
+              help="Input/output type of full-integer int8 TFLite.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--nchw", is_flag=True, help="ONNX/TensorRT input as NCHW instead of NHWC.")
+@click.option("--per-channel", is_flag=True, help="ONNX int8: per-channel weight quantization.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True, help="ONNX int8 calibration.")
+@click.option("--tolerance", "tolerances", multiple=True,
+              help="Parity tolerance override: atol=, rtol= (float formats), agreement=, mae_shift= (int8).")
+@click.option("--parity-data", help="Dataset spec for parity images (default: the run's own validation split).")
+@click.option("--timing-cache", help="TensorRT timing cache file (read and updated).")
+@user_errors
+def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, per_channel,
+           calibration_method, tolerances, parity_data, timing_cache):
+    """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check."""
+    from edgeface.export import ExportOptions, export as run_export
+
+    options = ExportOptions(calibration=calibration, calibration_root=calibration_root, io=io, opset=opset,
+                            nchw=nchw, per_channel=per_channel, calibration_method=calibration_method,
+                            tolerances=_pairs(tolerances, "--tolerance"), parity_data=parity_data,
+                            timing_cache=timing_cache)
+    results = run_export(run, "all" if "all" in formats else formats,
+                         "all" if "all" in precisions else precisions, output_dir, options, log=click.echo)
+    for r in results:
+        click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}")
+
+
+@main.command()
+@click.option("--data", required=True, help="Dataset spec to draw from, e.g. utkface:../shared/data/utkface.")
+@click.option("--name", required=True, help="Manifest name: writes calibration/NAME.txt.")
+@click.option("--size", type=int, default=300, show_default=True)
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--folder", default="calibration", show_default=True)
+@user_errors
+def calibrate(data, name, size, split, seed, folder):
+    """Write a calibration manifest stratified by gender x age group for int8 exports."""
+    from pathlib import Path
+
+    from edgeface.export.calibration import create_manifest
+
+    click.echo(f"wrote {create_manifest(data, name, size, split, seed, Path(folder))}")

@@ -66,3 +66,21 @@ def csv_manifest(tmp_path) -> Path:
     file = tmp_path / "faces.csv"
     file.write_text("\n".join(rows) + "\n")
     return file
+
+
+ADIENCE_HEADER = ("user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\t"
+                  "fiducial_score\n")
+
+
+@pytest.fixture
+def adience_folder(tmp_path) -> Path:
+    """Five folds; per fold one unknown gender and one missing age, both to be dropped, and stray age labels."""
+    ages = ["(25, 32)", "(8, 23)", "35", "None", "(60, 100)", "2", "(38, 43)", "(15, 20)"]
+    for k in range(5):
+        lines = [ADIENCE_HEADER]
+        for i, age in enumerate(ages):
+            gender = "u" if i == 4 else ("m" if i % 2 else "f")
+            lines.append(f"u{k}\timg{i}.jpg\t{i}\t{age}\t{gender}\t0\t0\t1\t1\t0\t0\t0\n")
+            face_image(tmp_path / "aligned" / f"u{k}" / f"landmark_aligned_face.{i}.img{i}.jpg", 10 * k + i)
+        (tmp_path / f"fold_{k}_data.txt").write_text("".join(lines))
+    return tmp_path

@@ -103,3 +103,15 @@ def test_one_epoch_on_a_utkface_subset_then_eval(tmp_path):
     assert 0 < report["age"]["mae"] < 60
     assert set(report["by_race"]["groups"]) <= {"White", "Black", "Asian", "Indian", "Others"}
     assert (run / "eval-utkface-test.json").is_file()
+
+
+def test_adience_cross_validation_reports_mean_and_std(adience_folder, tmp_path):
+    from edgeface.train.crossval import cross_validate, format_crossval
+    cfg = TrainConfig(**{**TINY, "data": f"adience:{adience_folder}"}, epochs=1, age_head="groups",
+                      runs_dir=str(tmp_path), name="cv")
+    with pytest.warns(UserWarning):
+        result = cross_validate(cfg)
+    assert [f["fold"] for f in result["folds"]] == [0, 1, 2, 3, 4]
+    assert set(result["summary"]) >= {"gender_accuracy", "age_group_accuracy", "age_group_one_off_accuracy"}
+    assert "±" in format_crossval(result) and (tmp_path / "cv" / "crossval.json").is_file()
+    assert all((tmp_path / "cv" / f"fold{k}" / "best.keras").is_file() for k in range(5))

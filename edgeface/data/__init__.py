@@ -16,7 +16,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.utils import write_text
 
 __all__ = ["load_data", "parse_spec", "DataBundle", "Record", "MALE", "FEMALE", "GENDER_LABELS",
-           "stratified_split", "deduplicate", "write_splits", "DATASETS"]
+           "stratified_split", "stratified_subset", "deduplicate", "write_splits", "DATASETS"]
 
 DATASETS = tuple(sorted(READERS)) + ("synthetic",)
 
@@ -126,7 +126,7 @@ def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool 
         splits = {"train": parts["train"], "val": parts["val"], "test": splits["test"]}
         split_source += f"; val: stratified 10% of train, seed {seed}"
     if limit:
-        splits = {k: _stratified_subset(v, limit, seed) for k, v in splits.items()}
+        splits = {k: stratified_subset(v, limit, seed) for k, v in splits.items()}
     if check:
         checked = {}
         for name in SPLITS:
@@ -144,7 +144,9 @@ def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool 
     return bundle
 
 
-def _stratified_subset(records: list, n: int, seed: int) -> list:
+def stratified_subset(records: list, n: int, seed: int) -> list:
+    """Exactly n records (or all), drawn proportionally from each gender x age group stratum."""
     if len(records) <= n:
         return records
-    return stratified_split(records, {"keep": n / len(records), "rest": 1 - n / len(records)}, seed)["keep"][:n]
+    parts = stratified_split(records, {"keep": n / len(records), "rest": 1 - n / len(records)}, seed)
+    return (parts["keep"] + parts["rest"])[:n]  # per-stratum rounding can leave a few short

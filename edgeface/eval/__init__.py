@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,27 @@ from edgeface.utils import write_json
 __all__ = ["evaluate", "evaluate_records", "predict", "format_report"]
 
 
-def keras_outputs(model, spec: ModelSpec, records, batch_size: int = 64) -> dict:
+def runner_outputs(runner, spec: ModelSpec, records, batch_size: int = 64) -> dict:
+    """Raw head outputs of any runtime's runner over records, through the shared preprocessing."""
     ds = make_dataset(records, spec, training=False, batch_size=batch_size, cache=False).map(lambda x, t, w: x)
-    out = model.predict(ds, verbose=0)
-    return {k: np.asarray(v) for k, v in out.items()}
+    chunks = [runner(x) for x in ds.as_numpy_iterator()]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def load_any(path):
+    """(runner, spec, parameters) for a run folder, .keras model, or an exported artifact with its model card."""
+    from edgeface.export.runtimes import KerasRunner, load_runner
+
+    path = Path(path)
+    if path.suffix in (".keras", ".h5") or (path.is_dir() and not (path / "saved_model.pb").is_file()):
+        model, spec = load_model(path)
+        return KerasRunner(model), spec, int(model.count_params())
+    card_path = path.with_name(path.name.removesuffix(path.suffix) + ".json") if path.suffix else \
+        path.with_name(path.name + ".json")
+    if not card_path.is_file():
+        raise EdgefaceError(f"{card_path}: model card missing; exported artifacts are read with the card beside them")
+    card = json.loads(card_path.read_text())
+    return load_runner(path), ModelSpec.from_dict(card["model"]["spec"]), card["model"]["parameters"]
 
 
 def decode_outputs(outputs: dict, spec: ModelSpec) -> dict:
@@ -34,11 +52,11 @@ def decode_outputs(outputs: dict, spec: ModelSpec) -> dict:
     return decoded
 
 
-def evaluate_records(model, spec: ModelSpec, records, split: str = "test", outputs: dict | None = None) -> dict:
-    """Scores one model on records. `outputs` lets other runtimes pass their raw head outputs instead."""
+def evaluate_records(runner, spec: ModelSpec, records, split: str = "test") -> dict:
+    """Scores one runner (any runtime, see edgeface.export.runtimes) on records."""
     if not records:
         raise EdgefaceError(f"no images in the {split} split to evaluate")
-    pred = decode_outputs(outputs if outputs is not None else keras_outputs(model, spec, records), spec)
+    pred = decode_outputs(runner_outputs(runner, spec, records), spec)
     report = {"split": split, "n": len(records), "edgeface_version": edgeface.__version__}
     true_gender = np.array([-1 if r.gender is None else r.gender for r in records])
     bands = [None if r.age_group is None else age_band_label(r.age_group) for r in records]
@@ -75,17 +93,21 @@ def evaluate_records(model, spec: ModelSpec, records, split: str = "test", outpu
 
 def evaluate(model_path, data: str, split: str = "test", *, limit: int | None = None, seed: int = 0,
              fold: int | None = None, output: str | None = None) -> dict:
-    """Evaluates a run folder or .keras file on a dataset split; writes the JSON report and returns it."""
-    model, spec = load_model(model_path)
+    """Evaluates a run folder, .keras file or exported artifact on a dataset split; writes and returns the report."""
+    runner, spec, parameters = load_any(model_path)
     bundle = load_data(data, seed=seed, fold=fold, limit=limit)
     if split not in bundle.splits:
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
-    report = evaluate_records(model, spec, bundle[split], split)
-    report.update(model=str(model_path), backbone=spec.backbone, input_size=spec.input_size, alpha=spec.alpha,
-                  parameters=int(model.count_params()), data=data, split_source=bundle.split_source,
+    report = evaluate_records(runner, spec, bundle[split], split)
+    path = Path(model_path)
+    report.update(model=str(model_path), format=runner.format, backbone=spec.backbone, input_size=spec.input_size,
+                  alpha=spec.alpha, parameters=parameters, data=data, split_source=bundle.split_source,
                   date=datetime.date.today().isoformat())
-    run = Path(model_path) if Path(model_path).is_dir() else Path(model_path).parent
-    out = Path(output) if output else run / f"eval-{bundle.name}-{split}.json"
+    if runner.format == "keras":
+        run = path if path.is_dir() else path.parent
+        out = Path(output) if output else run / f"eval-{bundle.name}-{split}.json"
+    else:
+        out = Path(output) if output else path.with_name(f"{path.name}.eval-{bundle.name}-{split}.json")
     write_json(out, report)
     report["report_path"] = str(out)
     return report
@@ -117,8 +139,8 @@ def format_report(report: dict) -> str:
 
 
 def predict(model_path, images) -> list:
-    """Gender (with P(male)) and age for face crops."""
-    model, spec = load_model(model_path)
+    """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact."""
+    runner, spec, _ = load_any(model_path)
     paths = [Path(p) for p in images]
     for p in paths:
         if not p.is_file():
@@ -130,7 +152,7 @@ def predict(model_path, images) -> list:
         if problem:
             raise EdgefaceError(f"{p}: {problem}")
     batch = normalize(load_images(paths, spec.input_size), spec.config)
-    pred = decode_outputs({k: np.asarray(v) for k, v in model.predict(batch, verbose=0).items()}, spec)
+    pred = decode_outputs(runner.predict(batch.astype(np.float32)), spec)
     results = []
     for i, p in enumerate(paths):
         row = {"image": str(p)}

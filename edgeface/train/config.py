@@ -13,8 +13,9 @@ from edgeface.errors import EdgefaceError
 
 @dataclasses.dataclass
 class TrainConfig:
-    """The default recipe (UTKFace, MobileNetV2 1.0 @128, ImageNet): AdamW + warm-up/cosine, 12 epochs,
-    flip/rotate/zoom/shift/brightness/contrast, gender label smoothing, L1 age loss weighted 0.1."""
+    """The default recipe (UTKFace, MobileNetV2 1.0 @128, ImageNet): AdamW (5e-4) + warm-up/cosine, 12 epochs,
+    flip/rotate/zoom/shift/brightness/contrast, gender label smoothing, L1 age loss weighted 0.1, and batch-norm
+    momentum 0.99 so the moving statistics keep up with fine-tuned weights (Keras MobileNets ship 0.999)."""
 
     data: str = "synthetic"
     name: str | None = None
@@ -33,11 +34,12 @@ class TrainConfig:
     weights_dir: str | None = None
     dropout: float = 0.2
     head_units: int = 0
+    bn_momentum: float | None = 0.99  # None keeps each backbone's own
     # optimization
     epochs: int = 12
     batch_size: int = 64
     optimizer: str = "adamw"  # adam | adamw | sgd
-    lr: float = 1e-3
+    lr: float = 5e-4
     weight_decay: float = 1e-4
     momentum: float = 0.9
     schedule: str = "cosine"  # cosine | plateau | multistep | constant

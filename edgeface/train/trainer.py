@@ -215,6 +215,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     with strategy.scope():
         model = create_model(spec)
+        if cfg.bn_momentum is not None:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = cfg.bn_momentum
         loss_vars = {t: tf.Variable(float(cfg.loss_weights.get(t, 1.0)), trainable=False, name=f"{t}_loss_weight")
                      for t in spec.tasks}
     history_file = run / "history.csv"
@@ -279,9 +283,10 @@ class _EpochsDone(keras.callbacks.Callback):
 def finish(run: Path, data, spec: ModelSpec, state: dict) -> Path:
     """Scores the best model on the validation split and writes metrics.json."""
     from edgeface.eval import evaluate_records
+    from edgeface.export.runtimes import KerasRunner
 
     model = keras.models.load_model(str(run / "best.keras"), compile=False)
-    report = evaluate_records(model, spec, data["val"], split="val")
+    report = evaluate_records(KerasRunner(model), spec, data["val"], split="val")
     rates = state.get("train_images_per_s", [])
     report.update(best_epoch=state.get("best_epoch"), epochs_done=state.get("epochs_done"),
                   train_images_per_s=float(np.median(rates)) if rates else None, train_wall_s=state.get("wall_s"),

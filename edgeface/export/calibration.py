@@ -1,0 +1,98 @@
+"""Calibration manifests: a versioned, stratified list of real images that every int8 export names."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.data import load_data, parse_spec, stratified_subset
+from edgeface.data.pipeline import load_images, normalize
+from edgeface.errors import EdgefaceError
+from edgeface.utils import write_text
+
+HEADER = "# edgeface calibration manifest v1"
+DEFAULT_FOLDER = Path("calibration")
+
+
+@dataclasses.dataclass
+class Manifest:
+    path: Path
+    meta: dict
+    images: list  # paths relative to root
+
+    def resolve(self, root: str | None = None) -> list[Path]:
+        base = Path(root or self.meta["root"])
+        paths = [base / p for p in self.images]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise EdgefaceError(f"{self.path}: {len(missing)} calibration images not found (first: {missing[0]}); "
+                                "pass --calibration-root to point at the dataset folder")
+        return paths
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def describe(self) -> dict:
+        return {**self.meta, "manifest": str(self.path), "sha256": self.sha256, "size": len(self.images)}
+
+
+def create_manifest(data: str, name: str, size: int = 300, split: str = "train", seed: int = 0,
+                    folder: Path = DEFAULT_FOLDER) -> Path:
+    """Picks `size` images stratified by gender x age group from a split and writes calibration/NAME.txt."""
+    if size < 1:
+        raise EdgefaceError("--size must be at least 1")
+    bundle = load_data(data, seed=seed)
+    if split not in bundle.splits or not bundle[split]:
+        raise EdgefaceError(f"{data}: no {split} split to calibrate from")
+    chosen = stratified_subset(bundle[split], size, seed)
+    root = Path(parse_spec(data)[1]) if not data.startswith("synthetic") else Path(chosen[0].path).parent
+    strata = Counter((r.gender, r.age_group) for r in chosen)
+    lines = [HEADER, f"# data: {data}", f"# split: {split} ({bundle.split_source})", f"# size: {len(chosen)}",
+             f"# seed: {seed}",
+             f"# selection: stratified by gender x age group ({len(strata)} strata), proportional to the split",
+             f"# root: {root}"]
+    lines += [os.path.relpath(r.path, root) for r in chosen]
+    out = Path(folder) / f"{name}.txt"
+    write_text(out, "\n".join(lines) + "\n")
+    return out
+
+
+def read_manifest(path) -> Manifest:
+    path = Path(path)
+    if not path.is_file():
+        known = ", ".join(p.stem for p in DEFAULT_FOLDER.glob("*.txt")) or "none"
+        raise EdgefaceError(f"{path}: calibration manifest not found (shipped manifests: {known}); "
+                            "make one with `edgeface calibrate`")
+    lines = path.read_text().splitlines()
+    if not lines or lines[0] != HEADER:
+        raise EdgefaceError(f"{path}: not an edgeface calibration manifest (first line must be '{HEADER}')")
+    meta, images = {}, []
+    for line in lines[1:]:
+        if line.startswith("# "):
+            key, _, value = line[2:].partition(": ")
+            meta[key] = value
+        elif line.strip():
+            images.append(line.strip())
+    if "root" not in meta or not images:
+        raise EdgefaceError(f"{path}: manifest has no '# root:' line or no images")
+    return Manifest(path, meta, images)
+
+
+def find_manifest(name_or_path: str) -> Manifest:
+    """A manifest by path, or by name under calibration/."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = DEFAULT_FOLDER / f"{name_or_path}.txt"
+    return read_manifest(path)
+
+
+def calibration_batches(manifest: Manifest, spec, root: str | None = None, limit: int | None = None):
+    """Normalized float32 images, one at a time, through the shared preprocessing."""
+    paths = manifest.resolve(root)[:limit]
+    images = normalize(load_images(paths, spec.input_size), spec.config)
+    return [images[i:i + 1].astype(np.float32) for i in range(len(images))]

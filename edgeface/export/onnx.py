@@ -1,0 +1,64 @@
+"""ONNX export with tf2onnx, and int8 QDQ static quantization with ONNX Runtime's quantization tools."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from edgeface.errors import EdgefaceError
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def convert(model, size: int, path: Path, opset: int = 17, nchw: bool = False) -> None:
+    import tf2onnx
+
+    signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="image"),)
+    tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset, output_path=str(path),
+                               inputs_as_nchw=["image"] if nchw else None)
+
+
+def to_fp16(fp32_path: Path, out_path: Path) -> None:
+    """float16 weights and activations with float32 inputs/outputs (for GPU runtimes and TensorRT)."""
+    import onnx
+    from onnxconverter_common import float16
+
+    onnx.save(float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True), str(out_path))
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over normalized float batches (with a progress bar)."""
+
+    def __init__(self, batches, input_name: str, nchw: bool):
+        self.batches = iter(tqdm(batches, desc="calibrating int8", unit="img", leave=False))
+        self.input_name, self.nchw = input_name, nchw
+
+    def get_next(self):
+        batch = next(self.batches, None)
+        if batch is None:
+            return None
+        return {self.input_name: np.ascontiguousarray(batch.transpose(0, 3, 1, 2) if self.nchw else batch)}
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration, nchw: bool = False, per_channel: bool = False,
+                  method: str = "minmax") -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise EdgefaceError("int8 ONNX needs a calibration set (--calibration NAME)")
+    if method not in CALIBRATION_METHODS:
+        raise EdgefaceError(f"calibration method {method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(calibration, "image", nchw)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                              "percentile": CalibrationMethod.Percentile}[method])

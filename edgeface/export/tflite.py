@@ -1,0 +1,68 @@
+"""TFLite conversion: fp32, fp16 weights, dynamic-range int8, full-integer int8 with calibration."""
+from __future__ import annotations
+
+import json
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from edgeface.errors import EdgefaceError
+
+IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
+MODEL_CARD_METADATA = "edgeface_model_card"
+
+
+def convert(model, precision: str, calibration=None, io: str = "int8") -> bytes:
+    """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only)."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision == "int8":
+        if not calibration:
+            raise EdgefaceError("int8 TFLite needs a calibration set (--calibration NAME)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([batch] for batch in tqdm(
+            calibration, desc="calibrating int8", unit="img", leave=False))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = IO_TYPES[io]
+        converter.inference_output_type = IO_TYPES[io]
+    elif precision != "fp32":
+        raise EdgefaceError(f"TFLite has no {precision} precision")
+    return converter.convert()
+
+
+def embed_model_card(flatbuffer: bytes, card: dict) -> bytes:
+    """Adds the model card JSON as a named metadata buffer, readable with any flatbuffer/TFLite schema reader.
+
+    Android's and iOS's metadata tooling read a different entry (TFLITE_METADATA) written by tflite-support,
+    which is unmaintained (last release 2023) and pins protobuf<4, incompatible with TensorFlow 2.21; so the
+    card travels as this custom entry and as the JSON file beside the model.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    buffer = schema.BufferT()
+    buffer.data = list(json.dumps(card, sort_keys=True).encode())
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = MODEL_CARD_METADATA
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != MODEL_CARD_METADATA] + [entry]
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_model_card(flatbuffer: bytes) -> dict | None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode() == MODEL_CARD_METADATA:
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None

@@ -1,0 +1,122 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeface.cli import main
+from edgeface.errors import EdgefaceError
+from edgeface.export import ExportOptions, export
+from edgeface.export.calibration import create_manifest, read_manifest
+from edgeface.export.card import validate_card
+from edgeface.export.runtimes import load_runner
+from edgeface.export.tensorrt import cuda_available
+from edgeface.export.tflite import read_model_card
+from edgeface.train.config import TrainConfig
+from edgeface.train.trainer import train
+
+GPU, WHY_NO_GPU = cuda_available()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    return train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
+                             batch_size=16, runs_dir=str(runs), name="tiny", verbose=0))
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return create_manifest("synthetic:120", "synth-40", size=40, folder=tmp_path_factory.mktemp("calibration"))
+
+
+def test_calibration_manifest_is_stratified_and_readable(manifest):
+    m = read_manifest(manifest)
+    assert len(m.images) == 40 and m.meta["data"] == "synthetic:120"
+    assert "stratified by gender x age group" in m.meta["selection"]
+    assert all(p.is_file() for p in m.resolve())
+    assert m.describe()["size"] == 40 and len(m.describe()["sha256"]) == 64
+
+
+def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path):
+    results = export(run, "all", "all", tmp_path, ExportOptions(calibration=str(manifest)), log=lambda *_: None)
+    assert {(r.format, r.precision) for r in results} == {
+        ("saved_model", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic"), ("tflite", "int8"),
+        ("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8")}
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    sizes = {}
+    for r in results:
+        assert r.passed, (r.path, r.parity)
+        out = load_runner(r.path)(x)
+        assert out["gender"].shape == (3, 1) and out["age"].shape == (3, 1)
+        card = json.loads(r.card_path.read_text())
+        validate_card(card)
+        assert card["artifact"]["size_bytes"] == r.size_bytes and card["metrics"]["parity_vs_keras"]["passed"]
+        assert card["model"]["spec"]["backbone"] == "compact_cnn"
+        assert (card["calibration"] is not None) == (r.precision == "int8")
+        sizes[(r.format, r.precision)] = r.size_bytes
+    assert sizes[("tflite", "int8")] * 2.5 < sizes[("tflite", "fp32")]
+    int8 = next(r for r in results if (r.format, r.precision) == ("tflite", "int8"))
+    card = json.loads(int8.card_path.read_text())
+    assert card["input"]["dtype"] == "int8" and card["input"]["quantization"]["scale"] > 0
+    assert card["calibration"]["manifest"] == str(manifest)
+    embedded = read_model_card(int8.path.read_bytes())
+    assert embedded["artifact"]["file"] == int8.path.name and embedded["artifact"]["size_bytes"] == int8.size_bytes
+
+
+def test_uint8_io_and_nchw_onnx(run, manifest, tmp_path):
+    tfl, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest), io="uint8"),
+                  log=lambda *_: None)
+    assert load_runner(tfl.path).input_dtype == np.uint8 and tfl.passed
+    onnx_result, = export(run, ["onnx"], ["fp32"], tmp_path / "nchw", ExportOptions(nchw=True), log=lambda *_: None)
+    runner = load_runner(onnx_result.path)
+    assert runner.channels_first and onnx_result.passed
+    assert json.loads(onnx_result.card_path.read_text())["input"]["shape"] == [-1, 3, 32, 32]
+
+
+def test_int8_needs_a_calibration_manifest(run, tmp_path):
+    with pytest.raises(EdgefaceError, match="int8 export needs --calibration"):
+        export(run, ["tflite"], ["int8"], tmp_path, log=lambda *_: None)
+    with pytest.raises(EdgefaceError, match="calibration manifest not found"):
+        export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration="nope"), log=lambda *_: None)
+
+
+def test_parity_failure_fails_the_export_but_keeps_the_artifact(run, tmp_path):
+    with pytest.raises(EdgefaceError, match="parity check failed for tiny-tflite-fp16.tflite"):
+        export(run, ["tflite"], ["fp16"], tmp_path, ExportOptions(tolerances={"atol": 0.0, "rtol": 0.0}),
+               log=lambda *_: None)
+    card = json.loads((tmp_path / "tiny-tflite-fp16.json").read_text())
+    assert card["metrics"]["parity_vs_keras"]["passed"] is False
+
+
+def test_unknown_format_and_precision(run, tmp_path):
+    with pytest.raises(EdgefaceError, match="unknown format 'coreml'"):
+        export(run, ["coreml"], ["fp32"], tmp_path)
+    with pytest.raises(EdgefaceError, match="format onnx has no dynamic precision"):
+        export(run, ["onnx"], ["dynamic"], tmp_path)
+
+
+def test_cli_export_then_eval_the_artifact(run, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(run), "--format", "onnx", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["eval", str(tmp_path / "tiny-onnx-fp32.onnx"), "--data", "synthetic:120"])
+    assert result.exit_code == 0 and "gender acc" in result.output, result.output
+
+
+@pytest.mark.skipif(GPU, reason="a CUDA GPU is present: the no-GPU message does not apply")
+def test_trt_without_gpu_is_one_clear_line(run, tmp_path):
+    result = CliRunner().invoke(main, ["export", str(run), "--format", "trt", "--precision", "fp16",
+                                       "--output", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith("error: TensorRT export needs an NVIDIA GPU")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not GPU, reason=f"TensorRT engine build needs a CUDA GPU: {WHY_NO_GPU}")
+def test_trt_engines_build_run_and_pass_parity(run, manifest, tmp_path):
+    results = export(run, ["trt"], ["fp16", "int8"], tmp_path,
+                     ExportOptions(calibration=str(manifest), timing_cache=str(tmp_path / "timing.cache")),
+                     log=lambda *_: None)
+    assert all(r.passed for r in results) and (tmp_path / "timing.cache").is_file()
+    out = load_runner(results[0].path)(np.zeros((2, 32, 32, 3), np.float32))
+    assert out["gender"].shape == (2, 1)
