@@ -58,7 +58,7 @@ def test_backbones_lists_the_registry():
     (["train", "--resume"], "--resume needs --name"),
     (["train", "--data", "synthetic:40", "--set", "learning_rate=1"], "unknown config key(s): learning_rate"),
     (["train", "--config", "/no/config.yaml"], "/no/config.yaml: config file not found"),
-    (["eval", "/no/run", "--data", "synthetic:40"], "/no/run: no such model file"),
+    (["eval", "/no/run", "--data", "synthetic:40"], "/no/run: no such model file, run folder or exported"),
     (["eval", "/tmp", "--data", "synthetic:40"], "/tmp/best.keras: no such model file"),
 ])
 def test_user_mistakes_are_one_line_errors(args, fragment, tmp_path):

@@ -31,6 +31,8 @@ def load_any(path):
     from edgeface.export.runtimes import KerasRunner, load_runner
 
     path = Path(path)
+    if not path.exists():
+        raise EdgefaceError(f"{path}: no such model file, run folder or exported artifact")
     if path.suffix in (".keras", ".h5") or (path.is_dir() and not (path / "saved_model.pb").is_file()):
         model, spec = load_model(path)
         return KerasRunner(model), spec, int(model.count_params())
