@@ -4,11 +4,12 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, UTKFACE, require_shared
 from edgeface.eval import evaluate
-from edgeface.models import load_model
+from edgeface.models import create_model, load_model
 from edgeface.train.config import TrainConfig
 from edgeface.train.trainer import LossWeightScheduler, _EpochsDone, _set_trainable, train
 
@@ -31,6 +32,9 @@ def test_train_writes_a_complete_run(tmp_path):
     assert metrics["train_images_per_s"] > 0 and metrics["parameters"] > 0
     model, spec = load_model(run)
     assert spec.backbone == "compact_cnn" and model.input_shape == (None, 32, 32, 3)
+    warm = create_model(backbone="compact_cnn", input_size=32, weights=str(run))  # --weights RUN_FOLDER
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(warm(x)["age"], model(x)["age"], atol=1e-6)
     again = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
     assert again.name == run.name + "-2"
 

@@ -28,7 +28,7 @@ class ModelSpec:
     tasks: tuple = ("gender", "age")
     age_head: str = "regression"
     numeric_age: bool = True  # False when labels are age groups only (Adience)
-    weights: str = "imagenet"  # imagenet | none | PATH to a .keras/.h5 weights file
+    weights: str = "imagenet"  # imagenet | none | PATH to a .keras/.h5 weights file or a run folder
     dropout: float = 0.2
     head_units: int = 0
     age_init: float = 33.0
@@ -86,6 +86,8 @@ def create_model(spec: ModelSpec | None = None, **kwargs) -> keras.Model:
     model = keras.Model(inputs, outputs, name=f"edgeface_{spec.backbone}")
     if spec.weights not in ("imagenet", "none"):
         path = Path(spec.weights)
+        if path.is_dir():  # a previous run: start from its best model
+            path = path / "best.keras"
         if not path.is_file():
             raise EdgefaceError(f"{path}: weights file not found")
         try:
