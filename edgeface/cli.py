@@ -250,3 +250,51 @@ def calibrate(data, name, size, split, seed, folder):
     from edgeface.export.calibration import create_manifest
 
     click.echo(f"wrote {create_manifest(data, name, size, split, seed, Path(folder))}")
+
+
+@main.command()
+@click.argument("sources", nargs=-1)
+@click.option("--data", required=True, help="Dataset spec whose split every row is scored on.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--formats", multiple=True, help="Export formats for run folders (repeatable; default: every CPU "
+                                               "format, plus trt on a GPU machine).")
+@click.option("--precisions", multiple=True, help="Precisions for run folders (repeatable; default: all).")
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per row (after warm-up).")
+@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--limit", type=int, help="Score on at most N images of the split (stratified).")
+@click.option("--peers", is_flag=True, help="Add the peer models from --peers-dir as rows.")
+@click.option("--peers-dir", default="../shared/peers", show_default=True)
+@click.option("--calibration", help="Calibration manifest for int8 rows (e.g. utkface-train-300).")
+@click.option("--device", help="adb:SERIAL: time TFLite rows on an Android device with benchmark_model.")
+@click.option("--device-binary", help="benchmark_model path on the device (default /data/local/tmp/benchmark_model).")
+@click.option("--output", default=None, help="Output folder (default: runs/benchmark-DATE).")
+@click.option("--budget-ms", type=float, help="Pick the best ok row at or under this latency.")
+@click.option("--budget-kb", type=float, help="Pick the best ok row at or under this size.")
+@user_errors
+def benchmark(sources, data, split, formats, precisions, threads, batch, runs, warmup, limit, peers, peers_dir,
+              calibration, device, device_binary, output, budget_ms, budget_kb):
+    """Accuracy vs latency vs size for every exported variant and peer, in one table, JSON, CSV and plot."""
+    import datetime
+    from pathlib import Path
+
+    from edgeface.benchmark import Row, Settings, benchmark as run_benchmark, pick_best
+
+    if not sources and not peers:
+        raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
+    if threads < 1 or batch < 1 or runs < 1 or warmup < 0:
+        raise EdgefaceError("--threads, --batch and --runs must be at least 1, --warmup at least 0")
+    settings = Settings(data=data, split=split, formats=formats or None, precisions=precisions or None,
+                        threads=threads, batch=batch, runs=runs, warmup=warmup, limit=limit,
+                        peers_dir=peers_dir if peers else None, calibration=calibration, device=device,
+                        device_binary=device_binary)
+    output = Path(output or f"runs/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    payload = run_benchmark(list(sources), settings, output, log=click.echo)
+    click.echo(f"wrote {output / 'benchmark.json'}, benchmark.csv, table.md, pareto.png")
+    if budget_ms is not None or budget_kb is not None:
+        best = pick_best([Row(**r) for r in payload["rows"]], budget_ms, budget_kb)
+        limits = " and ".join(x for x in (budget_ms and f"{budget_ms:g} ms", budget_kb and f"{budget_kb:g} KB") if x)
+        click.echo(f"best under {limits}: " + (f"{best.model} {best.format} {best.precision} "
+                                              f"({100 * best.gender_acc:.2f}%, {best.latency_mean_ms:.2f} ms, "
+                                              f"{best.size_kb:.0f} KB)" if best else "none fits"))

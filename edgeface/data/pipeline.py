@@ -55,10 +55,11 @@ def normalize(images, config):
 
 def load_images(paths, size: int) -> np.ndarray:
     """Decoded, resized uint8 images for a list of files, through the same ops as training."""
+    if not len(paths):
+        return np.zeros((0, size, size, 3), np.uint8)
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
     ds = ds.map(lambda p: decode_and_resize(p, size), num_parallel_calls=AUTOTUNE, deterministic=True)
-    return np.stack(list(ds.batch(256).as_numpy_iterator()), 0).reshape(-1, size, size, 3) if paths else \
-        np.zeros((0, size, size, 3), np.uint8)
+    return np.concatenate(list(ds.batch(256).as_numpy_iterator()))
 
 
 # ---- targets --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def runner_outputs(runner, spec: ModelSpec, records, batch_size: int = 64) -> di
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def load_any(path):
+def load_any(path, threads: int | None = None):
     """(runner, spec, parameters) for a run folder, .keras model, or an exported artifact with its model card."""
     from edgeface.export.runtimes import KerasRunner, load_runner
 
@@ -41,7 +41,7 @@ def load_any(path):
     if not card_path.is_file():
         raise EdgefaceError(f"{card_path}: model card missing; exported artifacts are read with the card beside them")
     card = json.loads(card_path.read_text())
-    return load_runner(path), ModelSpec.from_dict(card["model"]["spec"]), card["model"]["parameters"]
+    return load_runner(path, threads), ModelSpec.from_dict(card["model"]["spec"]), card["model"]["parameters"]
 
 
 def decode_outputs(outputs: dict, spec: ModelSpec) -> dict:

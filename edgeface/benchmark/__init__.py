@@ -1,0 +1,286 @@
+"""`benchmark(...)`: every exported variant of our models (and peers) on the same images, one table.
+
+Rows never abort the run: each gets a status (ok / export failed / validation failed) with its error. Accuracy
+is scored in this process; latency and peak memory in a fresh process per row (fixed threads, warm-up,
+preprocessed input in memory), or on an Android device over adb for TFLite rows.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import gzip
+import io
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.utils import atomic_path, write_json, write_text
+
+COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
+           "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
+           "latency_ratio", "size_ratio", "runs", "threads", "batch", "where", "path", "error")
+
+
+@dataclasses.dataclass
+class Row:
+    model: str
+    format: str
+    precision: str
+    status: str = "ok"
+    error: str = ""
+    path: str = ""
+    size_kb: float | None = None
+    gzip_kb: float | None = None
+    gender_acc: float | None = None
+    balanced_acc: float | None = None
+    age_mae: float | None = None
+    latency_mean_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    throughput_ips: float | None = None
+    peak_memory_mb: float | None = None
+    latency_ratio: float | None = None
+    size_ratio: float | None = None
+    runs: int | None = None
+    threads: int | None = None
+    batch: int | None = None
+    where: str = "host"
+
+
+@dataclasses.dataclass
+class Settings:
+    data: str
+    split: str = "test"
+    formats: tuple | None = None
+    precisions: tuple | None = None
+    threads: int = 1
+    batch: int = 1
+    runs: int = 100
+    warmup: int = 10
+    limit: int | None = None
+    peers_dir: str | None = None
+    calibration: str | None = None
+    device: str | None = None
+    device_binary: str | None = None
+
+
+def _gzip_size(files) -> int:
+    total = 0
+    for file in files:
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0) as gz:
+            gz.write(Path(file).read_bytes())
+        total += buffer.tell()
+    return total
+
+
+class _Images:
+    """Eval images decoded once per input size, through the shared decode/resize op."""
+
+    def __init__(self, records):
+        from edgeface.data.pipeline import load_images
+
+        self.records, self.load_images, self.cache = records, load_images, {}
+        self.gender = np.array([-1 if r.gender is None else r.gender for r in records])
+        self.age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+
+    def at(self, size: int) -> np.ndarray:
+        if size not in self.cache:
+            self.cache[size] = self.load_images([r.path for r in self.records], size)
+        return self.cache[size]
+
+
+def _score(row: Row, candidate, images: _Images) -> None:
+    from edgeface.eval.metrics import gender_metrics
+
+    pred = candidate.predict(images.at(candidate.load_size))
+    if "prob_male" in pred:
+        known = images.gender >= 0
+        g = gender_metrics(images.gender[known], pred["prob_male"][known])
+        row.gender_acc, row.balanced_acc = g["accuracy"], g["balanced_accuracy"]
+    if "age_years" in pred:
+        known = ~np.isnan(images.age)
+        if known.any():
+            row.age_mae = float(np.abs(pred["age_years"][known] - images.age[known]).mean())
+
+
+def _time_on_host(candidate, images: _Images, s: Settings) -> dict:
+    batch = images.at(candidate.load_size)
+    batch = np.resize(batch, (s.batch,) + batch.shape[1:]) if len(batch) < s.batch else batch[:s.batch]
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", batch)
+        cmd = [sys.executable, "-m", "edgeface.benchmark.probe", json.dumps(candidate.descriptor()),
+               str(Path(tmp) / "x.npy"), "--threads", str(s.threads), "--warmup", str(s.warmup), "--runs", str(s.runs)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    line = next((l for l in result.stdout.splitlines() if l.startswith("PROBE ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"latency probe failed: {(result.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+    return json.loads(line[len("PROBE "):])
+
+
+def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device) -> Row:
+    """`exports`: making the candidate runs an export, so failing there is 'export failed'."""
+    try:
+        candidate = make()
+    except Exception as err:
+        return dataclasses.replace(row, status="export failed" if exports else "validation failed",
+                                   error=_one_line(err))
+    if row.format == "?":  # given directly (artifact or peer): the candidate knows what it is
+        row.model, row.format, row.precision = candidate.name, candidate.format, candidate.precision
+    try:
+        files = candidate.files()
+        row.path = str(getattr(candidate, "path", getattr(candidate, "folder", "")))
+        row.size_kb = candidate.size_bytes() / 1000
+        row.gzip_kb = _gzip_size(files) / 1000
+        _score(row, candidate, images)
+        if device is not None and candidate.format == "tflite":
+            timing = device.benchmark(Path(candidate.path), s.threads, s.runs, s.warmup)
+            row.where = f"adb:{device.serial}"
+        else:
+            timing = _time_on_host(candidate, images, s)
+        for key in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "peak_memory_mb", "runs"):
+            setattr(row, key, timing.get(key))
+        row.throughput_ips = s.batch * 1000 / row.latency_mean_ms
+        row.threads, row.batch = s.threads, s.batch
+        if getattr(candidate, "parity_error", None):  # exported, measured, but it does not match Keras
+            row.status, row.error = "validation failed", candidate.parity_error
+    except Exception as err:  # a broken artifact is a failed row, never a crashed benchmark
+        row.status, row.error = "validation failed", _one_line(err)
+    return row
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:240]}" if text else type(err).__name__
+
+
+def _sources(sources, s: Settings, workdir: Path):
+    """(Row, factory, exports) triples: per run its Keras model then every export variant; artifacts as given;
+    peers."""
+    from edgeface.benchmark.candidates import EdgefaceCandidate
+    from edgeface.benchmark.peers import find_peers, load_peer
+    from edgeface.export import ExportOptions, artifact_path, export, export_variants
+    from edgeface.export.tensorrt import cuda_available
+
+    gpu = cuda_available()[0]
+    for source in sources:
+        path = Path(source)
+        if not path.exists():
+            yield Row(str(source), "?", "?"), lambda p=path: (_ for _ in ()).throw(
+                EdgefaceError(f"{p}: no such run or artifact")), False
+            continue
+        is_run = path.is_dir() and (path / "best.keras").is_file()
+        if not is_run:
+            yield Row(path.name, "?", "?"), lambda p=path: EdgefaceCandidate(p, s.threads), False
+            continue
+        yield Row(path.name, "keras", "fp32"), lambda p=path: EdgefaceCandidate(p, s.threads), False
+        for fmt, precision in export_variants(s.formats, s.precisions, gpu):
+            def make(p=path, fmt=fmt, precision=precision):
+                folder = workdir / p.name
+                try:
+                    export(p, [fmt], [precision], folder, ExportOptions(calibration=s.calibration),
+                           log=lambda *_: None)
+                except EdgefaceError as err:
+                    if not str(err).startswith("parity check failed"):
+                        raise
+                    candidate = EdgefaceCandidate(artifact_path(folder, p.name, fmt, precision), s.threads)
+                    candidate.parity_error = str(err)
+                    return candidate
+                return EdgefaceCandidate(artifact_path(folder, p.name, fmt, precision), s.threads)
+
+            yield Row(path.name, fmt, precision), make, True
+    if s.peers_dir:
+        for folder in find_peers(Path(s.peers_dir)):
+            yield Row(f"peer:{folder.name}", "?", "fp32"), lambda f=folder: load_peer(f, s.threads), False
+
+
+def benchmark(sources, settings: Settings, output, log=print) -> dict:
+    """Runs every row, writes benchmark.json / .csv / pareto.png under `output`, returns the JSON payload."""
+    from edgeface.benchmark.adb import DEFAULT_BINARY, Device
+    from edgeface.data import load_data
+
+    s = settings
+    records = load_data(s.data, limit=s.limit, verbose=False)[s.split]
+    if not records:
+        raise EdgefaceError(f"{s.data}: no images in the {s.split} split")
+    device = Device(s.device, s.device_binary or DEFAULT_BINARY) if s.device else None
+    images = _Images(records)
+    output = Path(output)
+    rows = []
+    log(f"benchmark on {s.data} [{s.split}], {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
+        f"{s.warmup} warm-up + {s.runs} timed runs per row")
+    for row, make, exports in _sources(sources, s, output / "artifacts"):
+        row = _measure(row, make, exports, images, s, device)
+        rows.append(row)
+        log(format_row(row))
+    _ratios(rows)
+    payload = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "data": s.data, "split": s.split,
+               "images": len(records), "settings": dataclasses.asdict(s), "sources": [str(x) for x in sources],
+               "rows": [dataclasses.asdict(r) for r in rows]}
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / "benchmark.json", payload)
+    with atomic_path(output / "benchmark.csv") as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in rows)
+    from edgeface.benchmark.plot import pareto_plot
+
+    pareto_plot(rows, output / "pareto.png", f"{s.data} [{s.split}], batch {s.batch}, {s.threads} thread(s)")
+    write_text(output / "table.md", markdown_table(rows))
+    return payload
+
+
+def _ratios(rows) -> None:
+    ok = [r for r in rows if r.status == "ok" and r.latency_mean_ms]
+    reference = next((r for r in ok if r.format == "keras"), ok[0] if ok else None)
+    if reference is None:
+        return
+    for r in rows:
+        if r.latency_mean_ms:
+            r.latency_ratio = r.latency_mean_ms / reference.latency_mean_ms
+        if r.size_kb:
+            r.size_ratio = r.size_kb / reference.size_kb
+
+
+def pick_best(rows, budget_ms: float | None = None, budget_kb: float | None = None):
+    """The most accurate ok row (gender accuracy, then lower age MAE) within the latency and size budgets."""
+    fits = [r for r in rows if r.status == "ok" and r.gender_acc is not None
+            and (budget_ms is None or (r.latency_mean_ms or 1e18) <= budget_ms)
+            and (budget_kb is None or (r.size_kb or 1e18) <= budget_kb)]
+    return max(fits, key=lambda r: (r.gender_acc, -(r.age_mae if r.age_mae is not None else 1e9)), default=None)
+
+
+def _fmt(value, spec):
+    return "—" if value is None else format(value, spec)
+
+
+def format_row(r: Row) -> str:
+    acc = None if r.gender_acc is None else 100 * r.gender_acc
+    line = (f"{r.model[:28]:28} {r.format:11} {r.precision:8} {r.status:17} {_fmt(r.size_kb, '9.0f')} KB "
+            f"acc {_fmt(acc, '6.2f')}% MAE {_fmt(r.age_mae, '5.2f')} "
+            f"{_fmt(r.latency_mean_ms, '8.2f')} ms (p50 {_fmt(r.latency_p50_ms, '.2f')}, "
+            f"p90 {_fmt(r.latency_p90_ms, '.2f')}) {_fmt(r.peak_memory_mb, '6.0f')} MB")
+    return line + (f"  [{r.error}]" if r.error else "")
+
+
+def markdown_table(rows) -> str:
+    head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
+            "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref |")
+    lines = [head, "|" + "---|" * 14]
+    for r in rows:
+        acc = None if r.gender_acc is None else 100 * r.gender_acc
+        bal = None if r.balanced_acc is None else 100 * r.balanced_acc
+        status = r.status if not r.error else f"{r.status}: {r.error[:80]}"
+        lines.append(f"| {r.model} | {r.format} | {r.precision} | {status} | {_fmt(r.size_kb, '.0f')} | "
+                     f"{_fmt(r.gzip_kb, '.0f')} | {_fmt(acc, '.2f')} | {_fmt(bal, '.2f')} | {_fmt(r.age_mae, '.2f')} | "
+                     f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
+                     f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.throughput_ips, '.0f')} | "
+                     f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "
+                     f"{_fmt(r.size_ratio, '.2f')} |")
+    return "\n".join(lines) + "\n"

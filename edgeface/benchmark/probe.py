@@ -1,0 +1,71 @@
+"""Latency probe, run in its own process per row so thread settings and peak memory belong to that row alone.
+
+python -m edgeface.benchmark.probe DESCRIPTOR_JSON INPUT_NPY --threads N --warmup W --runs R
+prints one JSON line: latency mean/p50/p90 in ms, throughput, peak resident memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+
+
+def measure(candidate, images, warmup: int, runs: int) -> dict:
+    """Times `infer` on already prepared input held in memory (preprocessing is not timed)."""
+    import numpy as np
+
+    x = candidate.prepare(images)
+    for _ in range(warmup):
+        candidate.infer(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        candidate.infer(x)
+        times.append((time.perf_counter() - start) * 1000)
+    times = np.array(times)
+    return {"latency_mean_ms": float(times.mean()), "latency_p50_ms": float(np.percentile(times, 50)),
+            "latency_p90_ms": float(np.percentile(times, 90)), "runs": runs, "warmup": warmup,
+            "throughput_ips": float(len(images) * 1000 / times.mean())}
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the current address space; ru_maxrss would also
+    count the parent's memory at fork time, which Linux carries across fork and exec."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("descriptor")
+    parser.add_argument("images")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    import numpy as np
+
+    import edgeface  # noqa: F401
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from edgeface.benchmark.candidates import make_candidate
+
+    candidate = make_candidate(json.loads(args.descriptor), args.threads)
+    result = measure(candidate, np.load(args.images), args.warmup, args.runs)
+    result["peak_memory_mb"] = peak_memory_mb()
+    print("PROBE " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+import json
+import os
+import shutil
+import stat
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import SHARED, require_shared
+from edgeface.benchmark import Row, Settings, benchmark, pick_best
+from edgeface.benchmark.adb import parse_benchmark_model
+from edgeface.cli import main
+from edgeface.export import export
+from edgeface.train.config import TrainConfig
+from edgeface.train.trainer import train
+
+BENCHMARK_MODEL_LOG = """\
+INFO: Num threads: [1]
+INFO: Graph: [/data/local/tmp/edgeface/tiny-tflite-fp32.tflite]
+INFO: Loaded model /data/local/tmp/edgeface/tiny-tflite-fp32.tflite
+INFO: count=12 first=2211 curr=1602 min=1544 max=2211 avg=1650.2 std=170 p5=1544 median=1601 p95=2211
+INFO: count=50 first=1580 curr=1530 min=1490 max=1700 avg=1540.5 std=40 p5=1495 median=1533 p95=1650
+INFO: Inference timings in us: Init: 5120, First inference: 2211, Warmup (avg): 1650.2, Inference (avg): 1540.5
+INFO: Peak memory footprint (MB): init=2.5 overall=7.25
+"""
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
+                            batch_size=16, runs_dir=str(root), name="tiny", verbose=0))
+    results = export(run, ["tflite", "onnx"], ["fp32"], root / "export", log=lambda *_: None)
+    return run, {r.format: r.path for r in results}
+
+
+def settings(**kw):
+    return Settings(**{"data": "synthetic:120", "runs": 5, "warmup": 1, "limit": 24, **kw})
+
+
+def test_two_artifacts_and_a_broken_one(artifacts, tmp_path):
+    _, paths = artifacts
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"TFL3 but not really a model")
+    shutil.copy(paths["tflite"].with_suffix(".json"), tmp_path / "broken.json")
+    payload = benchmark([paths["tflite"], paths["onnx"], broken], settings(), tmp_path / "out", log=lambda *_: None)
+    rows = payload["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok", "validation failed"]
+    assert "broken.tflite" in rows[2]["error"] or "cannot be loaded" in rows[2]["error"]
+    for r in rows[:2]:
+        assert 0.3 <= r["gender_acc"] <= 1 and 0 < r["age_mae"] < 60
+        assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] and r["latency_mean_ms"] > 0
+        assert r["throughput_ips"] > 0 and r["peak_memory_mb"] > 10 and r["size_kb"] > 10
+        assert 0 < r["gzip_kb"] <= r["size_kb"] * 1.01 and r["threads"] == 1 and r["runs"] == 5
+    assert rows[0]["gender_acc"] == rows[1]["gender_acc"]  # same weights, same images, same decisions
+    assert rows[0]["latency_ratio"] == 1.0 and rows[0]["format"] == "tflite" and rows[1]["format"] == "onnx"
+    for name in ("benchmark.json", "benchmark.csv", "pareto.png", "table.md"):
+        assert (tmp_path / "out" / name).stat().st_size > 100
+    assert (tmp_path / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_folder_expands_to_its_formats_and_failed_exports_are_rows(artifacts, tmp_path):
+    run, _ = artifacts
+    payload = benchmark([run], settings(formats=("tflite",), precisions=("fp16", "int8")), tmp_path,
+                        log=lambda *_: None)
+    rows = {(r["format"], r["precision"]): r for r in payload["rows"]}
+    assert rows[("keras", "fp32")]["status"] == "ok" and rows[("tflite", "fp16")]["status"] == "ok"
+    assert rows[("tflite", "int8")]["status"] == "export failed"
+    assert "needs --calibration" in rows[("tflite", "int8")]["error"]
+    assert rows[("keras", "fp32")]["latency_ratio"] == 1.0
+
+
+def test_budget_picks_the_most_accurate_row_that_fits():
+    rows = [Row("a", "tflite", "fp32", gender_acc=0.95, latency_mean_ms=5, size_kb=900),
+            Row("b", "tflite", "int8", gender_acc=0.94, latency_mean_ms=1, size_kb=300),
+            Row("c", "onnx", "int8", status="validation failed", gender_acc=0.99, latency_mean_ms=1, size_kb=10)]
+    assert pick_best(rows).model == "a"
+    assert pick_best(rows, budget_ms=2).model == "b" and pick_best(rows, budget_kb=100) is None
+
+
+def test_parse_benchmark_model_output():
+    parsed = parse_benchmark_model(BENCHMARK_MODEL_LOG)
+    assert parsed["latency_mean_ms"] == pytest.approx(1.5405) and parsed["latency_p50_ms"] == pytest.approx(1.533)
+    assert parsed["runs"] == 50 and parsed["peak_memory_mb"] == 7.25 and parsed["latency_p90_ms"] is None
+
+
+def test_adb_device_rows_with_a_fake_adb(artifacts, tmp_path, monkeypatch):
+    _, paths = artifacts
+    log = tmp_path / "benchmark_model.log"
+    log.write_text(BENCHMARK_MODEL_LOG)
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "bin" / "adb"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\ncase \"$*\" in *benchmark_model*) cat {log};; esac\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    payload = benchmark([paths["tflite"]], settings(device="adb:emulator-5554", threads=2), tmp_path / "out",
+                        log=lambda *_: None)
+    row = payload["rows"][0]
+    assert row["status"] == "ok" and row["where"] == "adb:emulator-5554"
+    assert row["latency_mean_ms"] == pytest.approx(1.5405) and row["peak_memory_mb"] == 7.25
+    recorded = calls.read_text()
+    assert "-s emulator-5554 push" in recorded and "--num_threads=2 --num_runs=5 --warmup_runs=1" in recorded
+
+
+def test_cli_benchmark_errors_and_budget(artifacts, tmp_path):
+    _, paths = artifacts
+    result = CliRunner().invoke(main, ["benchmark", "--data", "synthetic:120"])
+    assert result.exit_code == 2 and "give run folders or artifacts" in result.output
+    result = CliRunner().invoke(main, ["benchmark", str(paths["tflite"]), "--data", "synthetic:120", "--limit", "16",
+                                       "--runs", "3", "--output", str(tmp_path), "--budget-kb", "100000",
+                                       "--device", "usb:1"])
+    assert result.exit_code == 2 and "expected adb:SERIAL" in result.output
+    result = CliRunner().invoke(main, ["benchmark", str(paths["tflite"]), "--data", "synthetic:120", "--limit", "16",
+                                       "--runs", "3", "--output", str(tmp_path), "--budget-kb", "100000"])
+    assert result.exit_code == 0, result.output
+    assert "best under 100000 KB: tiny tflite fp32" in result.output
+
+
+def test_peers_load_and_decode():
+    from edgeface.benchmark.peers import find_peers, load_peer
+    from edgeface.data import load_data
+    from edgeface.data.pipeline import load_images
+
+    peers_dir = require_shared(SHARED / "peers")
+    records = load_data(f"utkface:{require_shared(SHARED / 'data' / 'utkface')}", check=False)["test"][:8]
+    images = load_images([r.path for r in records], 200)
+    found = find_peers(peers_dir)
+    assert len(found) == 6
+    for folder in found:
+        out = load_peer(folder).predict(images)
+        assert out, folder
+        if "prob_male" in out:
+            assert ((0 <= out["prob_male"]) & (out["prob_male"] <= 1)).all()
+        if "age_years" in out:
+            assert ((0 <= out["age_years"]) & (out["age_years"] <= 120)).all()
