@@ -106,7 +106,9 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
         click.echo(format_crossval(run_cv(cfg)))
         return
     run = run_training(cfg, resume=resume)
-    click.echo(f"done: {run} (best model {run / 'best.keras'}, metrics {run / 'metrics.json'})")
+    from edgeface.models import model_file
+
+    click.echo(f"done: {run} (best model {model_file(run)}, metrics {run / 'metrics.json'})")
     if recipe == SMOKE_RECIPE:
         from edgeface.eval import evaluate, format_report
 
@@ -298,3 +300,86 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, w
         click.echo(f"best under {limits}: " + (f"{best.model} {best.format} {best.precision} "
                                               f"({100 * best.gender_acc:.2f}%, {best.latency_mean_ms:.2f} ms, "
                                               f"{best.size_kb:.0f} KB)" if best else "none fits"))
+
+
+def _compression_options(fn):
+    for option in reversed([
+        click.option("--epochs", type=int, help="Fine-tuning epochs."),
+        click.option("--lr", type=float, help="Fine-tuning learning rate (cosine decay, no warm-up)."),
+        click.option("--name", help="New run name (default: PARENT-METHOD)."),
+        click.option("--runs-dir", help="Where the new run goes (default: beside the parent)."),
+        click.option("--limit", type=int, help="Cap every split at N images (quick checks)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _given(**kwargs) -> dict:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+@main.command()
+@click.argument("run")
+@click.option("--method", type=click.Choice(["magnitude", "structured"]), default="magnitude", show_default=True)
+@click.option("--sparsity", type=float, help="magnitude: target fraction of zero weights (default 0.5).")
+@click.option("--schedule", type=click.Choice(["polynomial", "constant"]), help="magnitude: sparsity schedule.")
+@click.option("--prune-first-conv", is_flag=True, help="magnitude: also prune the first convolution.")
+@click.option("--prune-heads", is_flag=True, help="magnitude: also prune the task heads.")
+@click.option("--skip-depthwise", is_flag=True, help="magnitude: leave depthwise convolutions dense.")
+@click.option("--ratio", type=float, help="structured: fraction of filters to remove per group (default 0.3).")
+@click.option("--threshold", type=float, help="structured: keep filters whose norm is at least this fraction of "
+                                              "the group's largest (instead of --ratio).")
+@click.option("--norm", type=click.Choice(["l1", "l2"]), help="structured: filter ranking norm.")
+@click.option("--min-filters", type=int, help="structured: never keep fewer filters than this (default 8).")
+@click.option("--multiple", type=int, help="structured: round kept filter counts up to a multiple (default 8).")
+@click.option("--exclude", multiple=True, help="Layer name to leave untouched (repeatable).")
+@_compression_options
+@user_errors
+def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_depthwise, ratio, threshold, norm,
+          min_filters, multiple, exclude, epochs, lr, name, runs_dir, limit):
+    """Prune a trained run (magnitude or structured), fine-tune, and write a new run that names its parent."""
+    from edgeface.compress import prune_run, structured_prune_run
+
+    common = _given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit)
+    if method == "magnitude":
+        if ratio is not None or threshold is not None or norm or min_filters or multiple:
+            raise EdgefaceError("--ratio/--threshold/--norm/--min-filters/--multiple apply to --method structured")
+        out = prune_run(run, **_given(sparsity=sparsity, schedule=schedule), skip_first_conv=not prune_first_conv,
+                        skip_heads=not prune_heads, skip_depthwise=skip_depthwise, exclude=exclude, **common)
+    else:
+        if sparsity is not None or schedule or prune_first_conv or prune_heads or skip_depthwise:
+            raise EdgefaceError("--sparsity/--schedule/--prune-first-conv/--prune-heads/--skip-depthwise apply to "
+                                "--method magnitude")
+        if threshold is not None and ratio is not None:
+            raise EdgefaceError("give --ratio or --threshold, not both")
+        out = structured_prune_run(run, ratio=None if threshold is not None else (0.3 if ratio is None else ratio),
+                                   threshold=threshold, **_given(norm=norm, min_filters=min_filters, multiple=multiple),
+                                   exclude=exclude, **common)
+    _print_compression(out)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--preserve-sparsity/--no-preserve-sparsity", default=None,
+              help="Keep pruned zeros through QAT (default: on for magnitude-pruned parents).")
+@_compression_options
+@user_errors
+def qat(run, preserve_sparsity, epochs, lr, name, runs_dir, limit):
+    """Quantization-aware training of a run; export the result as int8 directly."""
+    from edgeface.compress import qat_run
+
+    out = qat_run(run, preserve_sparsity=preserve_sparsity,
+                  **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
+    _print_compression(out)
+
+
+def _print_compression(run) -> None:
+    report = json.loads((run / "compression.json").read_text())
+    m, p = report["model"], report["parent_model"]
+    click.echo(f"done: {run}")
+    click.echo(f"  parameters {p['parameters']:,} -> {m['parameters']:,} (non-zero {m['nonzero_parameters']:,}), "
+               f"MACs {p['macs'] / 1e6:.1f}M -> {m['macs'] / 1e6:.1f}M, gzip weights {p['gzip_weights_kb']:.0f} -> "
+               f"{m['gzip_weights_kb']:.0f} KB, kernel sparsity {100 * m['sparsity']['overall_kernel_sparsity']:.1f}%")
+    click.echo(f"  val: parent {report['val_summary']['parent']}; this {report['val_summary']['this']}")
+    for entry in report.get("layers_left_float", []):
+        click.echo(f"  left float: {entry['layer']}: {entry['why']}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.models import model_file
 from edgeface.utils import atomic_path, write_json, write_text
 
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
@@ -175,7 +176,7 @@ def _sources(sources, s: Settings, workdir: Path):
             yield Row(str(source), "?", "?"), lambda p=path: (_ for _ in ()).throw(
                 EdgefaceError(f"{p}: no such run or artifact")), False
             continue
-        is_run = path.is_dir() and (path / "best.keras").is_file()
+        is_run = path.is_dir() and model_file(path).is_file()
         if not is_run:
             yield Row(path.name, "?", "?"), lambda p=path: EdgefaceCandidate(p, s.threads), False
             continue

@@ -75,7 +75,9 @@ class EdgefaceCandidate(Candidate):
 
     def files(self):
         if self.format == "keras":
-            return [self.path / "best.keras" if self.path.is_dir() else self.path]
+            from edgeface.models import model_file
+
+            return [model_file(self.path) if self.path.is_dir() else self.path]
         if self.path.is_dir():
             return [p for p in self.path.rglob("*") if p.is_file()]
         return [self.path]

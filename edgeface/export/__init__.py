@@ -19,7 +19,7 @@ from edgeface.export.card import build_card
 from edgeface.export.formats import CALIBRATED, FORMATS, export_variants
 from edgeface.export.parity import compare, describe_failure
 from edgeface.export.runtimes import KerasRunner, load_runner
-from edgeface.models import load_model
+from edgeface.models import has_quantize_wrappers, load_model
 from edgeface.utils import atomic_path, write_json
 
 __all__ = ["export", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
@@ -106,7 +106,8 @@ def _write_artifact(model, spec, fmt, precision, target: Path, options: ExportOp
             model.export(str(target))
         return {}
     if fmt == "tflite":
-        target.write_bytes(tflite_export.convert(model, precision, calibration, options.io))
+        target.write_bytes(tflite_export.convert(model, precision, calibration, options.io,
+                                                 qat=has_quantize_wrappers(model)))
         return {"io": options.io} if precision == "int8" else {}
     source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
     if fmt == "onnx":
@@ -159,7 +160,8 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, opti
     folder = Path(output_dir) if output_dir else DEFAULT_OUTPUT / run.name
     manifest = None
     calibration = None
-    if any(p in CALIBRATED for _, p in variants):
+    qat = has_quantize_wrappers(model)  # quantization-aware runs carry their own int8 ranges
+    if any(p in CALIBRATED for _, p in variants) and (options.calibration or not qat):
         if not options.calibration:
             raise EdgefaceError("int8 export needs --calibration NAME (a manifest from `edgeface calibrate`, "
                                 "e.g. utkface-train-300)")

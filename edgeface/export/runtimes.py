@@ -5,11 +5,15 @@ zero point, so parity checks and benchmarks compare like with like.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+
+
+_WRAPPER_PREFIX = re.compile(r"^(?:quant_|prune_low_magnitude_)")
 
 
 class Runner:
@@ -18,6 +22,10 @@ class Runner:
     format = ""
 
     def __call__(self, images: np.ndarray) -> dict:
+        # quantization-aware models name their outputs quant_gender, quant_age: report them by task
+        return {_WRAPPER_PREFIX.sub("", k): v for k, v in self.run(images).items()}
+
+    def run(self, images: np.ndarray) -> dict:
         raise NotImplementedError
 
     def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
@@ -31,7 +39,7 @@ class KerasRunner(Runner):
     def __init__(self, model):
         self.model = model
 
-    def __call__(self, images):
+    def run(self, images):
         return {k: np.asarray(v, np.float32) for k, v in self.model(images, training=False).items()}
 
 
@@ -43,7 +51,7 @@ class SavedModelRunner(Runner):
 
         self.fn = tf.saved_model.load(str(path)).signatures["serving_default"]
 
-    def __call__(self, images):
+    def run(self, images):
         return {k: np.asarray(v, np.float32) for k, v in self.fn(image=images).items()}
 
 
@@ -76,7 +84,7 @@ class TFLiteRunner(Runner):
     def input_dtype(self):
         return self.input_details["dtype"]
 
-    def __call__(self, images):
+    def run(self, images):
         x = images.astype(np.float32)
         if self.input_dtype != np.float32:
             x = _quantize(x, self.input_details)
@@ -100,7 +108,7 @@ class ONNXRunner(Runner):
         self.channels_first = len(inp.shape) == 4 and inp.shape[1] == 3 and inp.shape[3] != 3
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, images):
+    def run(self, images):
         x = images.astype(np.float32)
         if self.channels_first:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -97,7 +97,7 @@ class TensorRTRunner(Runner):
             raise RuntimeError(f"CUDA error {err}")
         return value[0] if value else None
 
-    def __call__(self, images):
+    def run(self, images):
         cudart = self.cudart
         x = np.ascontiguousarray(images.transpose(0, 3, 1, 2) if self.channels_first else images, np.float32)
         self.context.set_input_shape(self.input, x.shape)

@@ -12,8 +12,9 @@ IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
 MODEL_CARD_METADATA = "edgeface_model_card"
 
 
-def convert(model, precision: str, calibration=None, io: str = "int8") -> bytes:
-    """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only)."""
+def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False) -> bytes:
+    """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only); a
+    quantization-aware model (qat) brings its own ranges and needs none."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -21,12 +22,14 @@ def convert(model, precision: str, calibration=None, io: str = "int8") -> bytes:
     elif precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif precision == "int8":
-        if not calibration:
+        if not calibration and not qat:
             raise EdgefaceError("int8 TFLite needs a calibration set (--calibration NAME)")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([batch] for batch in tqdm(
-            calibration, desc="calibrating int8", unit="img", leave=False))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if calibration:
+            converter.representative_dataset = lambda: ([batch] for batch in tqdm(
+                calibration, desc="calibrating int8", unit="img", leave=False))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # else quantization-aware: every op already carries fake-quant ranges, no representative set needed
         converter.inference_input_type = IO_TYPES[io]
         converter.inference_output_type = IO_TYPES[io]
     elif precision != "fp32":

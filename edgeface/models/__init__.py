@@ -87,7 +87,7 @@ def create_model(spec: ModelSpec | None = None, **kwargs) -> keras.Model:
     if spec.weights not in ("imagenet", "none"):
         path = Path(spec.weights)
         if path.is_dir():  # a previous run: start from its best model
-            path = path / "best.keras"
+            path = model_file(path)
         if not path.is_file():
             raise EdgefaceError(f"{path}: weights file not found")
         try:
@@ -97,11 +97,36 @@ def create_model(spec: ModelSpec | None = None, **kwargs) -> keras.Model:
     return model
 
 
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+def model_file(run, which: str = "best") -> Path:
+    """A run's saved model: NAME.keras, or NAME.h5 for quantization-aware models (tfmot's quantize wrappers do
+    not round-trip through the .keras format)."""
+    for suffix in MODEL_SUFFIXES:
+        if (Path(run) / f"{which}{suffix}").is_file():
+            return Path(run) / f"{which}{suffix}"
+    return Path(run) / f"{which}.keras"
+
+
+def has_quantize_wrappers(model) -> bool:
+    return any(type(layer).__name__ in ("QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer")
+               for layer in model.layers)
+
+
+def load_keras(path) -> keras.Model:
+    """Loads a .keras file, including models still wrapped for pruning or quantization-aware training."""
+    import tensorflow_model_optimization as tfmot
+
+    with tfmot.quantization.keras.quantize_scope(), tfmot.sparsity.keras.prune_scope():
+        return keras.models.load_model(str(path), compile=False)
+
+
 def load_model(path) -> tuple[keras.Model, ModelSpec]:
     """Loads a saved .keras model (or a run folder's best model) with the spec saved beside it."""
     path = Path(path)
     if path.is_dir():
-        path = path / "best.keras"
+        path = model_file(path)
     if not path.is_file():
         raise EdgefaceError(f"{path}: no such model file (expected a run folder or a .keras file)")
     spec_path = path.parent / SPEC_FILE
@@ -109,7 +134,7 @@ def load_model(path) -> tuple[keras.Model, ModelSpec]:
         raise EdgefaceError(f"{spec_path}: missing; edgeface models are saved with their model.json beside them")
     spec = ModelSpec.from_dict(json.loads(spec_path.read_text()))
     try:
-        model = keras.models.load_model(str(path), compile=False)
+        model = load_keras(path)
     except Exception as err:
         raise EdgefaceError(f"{path}: not a loadable Keras model ({str(err).splitlines()[0][:160]})")
     return model, spec

@@ -62,6 +62,9 @@ class TrainConfig:
     strategy: str = "default"  # default | mirrored | multiworker
     mixed_precision: bool = False
     verbose: int | None = None  # Keras fit verbosity; None = bar on a terminal, a line per epoch otherwise
+    # lineage: runs this one was derived from (nearest first), and what was done to get here
+    parents: list = dataclasses.field(default_factory=list)
+    compression: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         choices = {"optimizer": ("adam", "adamw", "sgd"), "schedule": ("cosine", "plateau", "multistep", "constant"),

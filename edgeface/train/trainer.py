@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 import sys
 import time
 from pathlib import Path
@@ -14,13 +16,14 @@ import tf_keras as keras
 from edgeface.data import load_data, write_splits
 from edgeface.data.pipeline import make_dataset
 from edgeface.errors import EdgefaceError
-from edgeface.models import ModelSpec, create_model
+from edgeface.models import ModelSpec, create_model, has_quantize_wrappers, load_keras, model_file
 from edgeface.models.weights import set_weights_dir
 from edgeface.train.config import TrainConfig
 from edgeface.train.losses import WeightedLoss, base_loss, head_metrics, score
 from edgeface.utils import atomic_path, seed_everything, write_json, write_text
 
 HEAD_LAYER_PREFIXES = ("gender", "age", "head_")
+WRAPPER_PREFIX = re.compile(r"^(val_)?(?:quant_|prune_low_magnitude_)")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -82,6 +85,10 @@ class EpochReport(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        for key in list(logs):  # tfmot wrappers rename outputs (quant_gender, ...): log them by task
+            plain = WRAPPER_PREFIX.sub(r"\1", key)
+            if plain != key:
+                logs[plain] = logs.pop(key)
         train_time = (self.train_end or time.time()) - self.start
         logs["train_images_per_s"] = self.n_train / max(train_time, 1e-9)
         value = score(logs)
@@ -115,7 +122,7 @@ class LossWeightScheduler(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Keeps best.keras (by the monitored value), last.keras and a resumable tf.train checkpoint."""
+    """Keeps the best model (by the monitored value), the last one and a resumable tf.train checkpoint."""
 
     def __init__(self, run: Path, manager: tf.train.CheckpointManager, epoch_var, monitor: str, state: dict):
         super().__init__()
@@ -129,16 +136,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         best = self.state.get("best_value")
         if best is None or (value > best if self.mode_max else value < best):
             self.state.update(best_value=float(value), best_epoch=epoch + 1)
-            save_model(self.model, self.run / "best.keras")
-        save_model(self.model, self.run / "last.keras")
+            save_model(self.model, self.run, "best")
+        save_model(self.model, self.run, "last")
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
         write_json(self.run / "state.json", self.state)
 
 
-def save_model(model, path: Path) -> None:
-    with atomic_path(path) as tmp:
+def save_model(model, run: Path, which: str) -> Path:
+    """Writes run/WHICH.keras (WHICH.h5 for quantization-aware models), atomically."""
+    path = Path(run) / f"{which}{'.h5' if has_quantize_wrappers(model) else '.keras'}"
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
         model.save(str(tmp))
+    return path
 
 
 def _run_folder(cfg: TrainConfig, resume: bool) -> Path:
@@ -170,8 +181,12 @@ def class_weights(records) -> dict:
     return {g: len(records) / (2 * max(c, 1)) for g, c in enumerate(counts)}
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Trains per `cfg`; returns the run folder. With resume=True continues `runs_dir/name` where it stopped."""
+def train(cfg: TrainConfig, resume: bool = False, build_model=None, callbacks=(), finalize=None) -> Path:
+    """Trains per `cfg`; returns the run folder. With resume=True continues `runs_dir/name` where it stopped.
+
+    Compression reuses this loop: `build_model(spec)` supplies the (wrapped) model instead of a fresh one,
+    `callbacks` are added to fit, and `finalize(run)` rewrites the best model (e.g. strips pruning wrappers)
+    before the final validation score."""
     run = _run_folder(cfg, resume)
     if resume:
         saved = json.loads((run / "config.json").read_text())
@@ -214,7 +229,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     state = json.loads((run / "state.json").read_text()) if resume and (run / "state.json").is_file() else {}
 
     with strategy.scope():
-        model = create_model(spec)
+        model = (build_model or create_model)(spec)
         if cfg.bn_momentum is not None:
             for layer in model.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
@@ -251,6 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             keras.callbacks.CSVLogger(str(history_file), append=history_file.exists()),
             keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False, profile_batch=0),
             _EpochsDone(state, run),
+            *callbacks,
         ]
         if cfg.schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(cfg.monitor, factor=cfg.gamma ** 0.5, patience=2))
@@ -262,6 +278,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                   verbose=verbose)
         if any(getattr(c, "stopped_epoch", 0) for c in callbacks):
             break
+    if finalize is not None:
+        finalize(run)
     return finish(run, data, spec, state)
 
 
@@ -285,7 +303,7 @@ def finish(run: Path, data, spec: ModelSpec, state: dict) -> Path:
     from edgeface.eval import evaluate_records
     from edgeface.export.runtimes import KerasRunner
 
-    model = keras.models.load_model(str(run / "best.keras"), compile=False)
+    model = load_keras(model_file(run))
     report = evaluate_records(KerasRunner(model), spec, data["val"], split="val")
     rates = state.get("train_images_per_s", [])
     report.update(best_epoch=state.get("best_epoch"), epochs_done=state.get("epochs_done"),

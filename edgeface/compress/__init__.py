@@ -1,0 +1,129 @@
+"""Compression facade: each function turns a trained run into a new, fine-tuned run that records its parent.
+
+    prune_run(RUN, sparsity=0.5)            magnitude pruning (tfmot), stripped after fine-tuning
+    structured_prune_run(RUN, ratio=0.3)    removes whole filters/channels, rebuilds a slimmer dense model
+    qat_run(RUN)                            quantization-aware training (prune-preserving for pruned parents)
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from edgeface.compress import prune as magnitude
+from edgeface.compress import stats
+from edgeface.compress.qat import quantize_for_training
+from edgeface.compress.structured import prune_channels
+from edgeface.errors import EdgefaceError
+from edgeface.models import load_keras, model_file
+from edgeface.train.config import TrainConfig
+from edgeface.train.trainer import save_model, train
+from edgeface.utils import write_json
+
+__all__ = ["prune_run", "structured_prune_run", "qat_run", "derived_config"]
+
+
+def _parent(run) -> tuple[Path, dict]:
+    run = Path(run)
+    if not (run / "config.json").is_file() or not model_file(run).is_file():
+        raise EdgefaceError(f"{run}: not a finished edgeface run (needs config.json and a best model)")
+    return run, json.loads((run / "config.json").read_text())
+
+
+def derived_config(parent: Path, parent_cfg: dict, suffix: str, compression: dict, epochs: int, lr: float,
+                   name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> TrainConfig:
+    """The parent's recipe, fine-tuning for `epochs` at `lr` (cosine, no warm-up), with the lineage recorded."""
+    cfg = dict(parent_cfg)
+    cfg.update(name=name or f"{parent.name}-{suffix}", runs_dir=runs_dir or str(parent.parent), epochs=epochs,
+               lr=lr, warmup_epochs=0, freeze_epochs=0, schedule="cosine", loss_weight_schedule=[],
+               weights="none", parents=[str(parent)] + list(parent_cfg.get("parents", [])),
+               compression={**compression, "parent": str(parent)})
+    if limit is not None:
+        cfg["limit"] = limit
+    return TrainConfig(**cfg)
+
+
+def _steps(parent: Path, cfg: TrainConfig) -> int:
+    counts = json.loads((parent / "data.json").read_text())["counts"] if (parent / "data.json").is_file() else {}
+    train_n = min(counts.get("train", 1000), cfg.limit or 10 ** 9)
+    return max(1, math.ceil(train_n / cfg.batch_size)) * cfg.epochs
+
+
+def _report(run: Path, parent: Path, extra: dict) -> dict:
+    model = load_keras(model_file(run))
+    parent_model = load_keras(model_file(parent))
+    metrics = {p: json.loads((p / "metrics.json").read_text()).get("summary") for p in (parent, run)}
+    report = {"parent": str(parent), **extra, "model": stats.describe(model), "parent_model": stats.describe(parent_model),
+              "val_summary": {"parent": metrics[parent], "this": metrics[run]}}
+    write_json(run / "compression.json", report)
+    return report
+
+
+def prune_run(run, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 2, lr: float = 1e-4,
+              skip_first_conv: bool = True, skip_heads: bool = True, skip_depthwise: bool = False, exclude=(),
+              name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+    parent, parent_cfg = _parent(run)
+    compression = {"method": "magnitude", "target_sparsity": sparsity, "schedule": schedule,
+                   "skip_first_conv": skip_first_conv, "skip_heads": skip_heads, "skip_depthwise": skip_depthwise,
+                   "exclude": list(exclude)}
+    cfg = derived_config(parent, parent_cfg, f"prune{int(round(sparsity * 100))}", compression, epochs, lr, name,
+                         runs_dir, limit)
+    total = _steps(parent, cfg)
+    end_step, frequency = int(0.7 * total), max(1, min(100, total // 20))
+    chosen = []
+
+    def build(spec):
+        model = load_keras(model_file(parent))
+        chosen[:] = magnitude.prunable_layers(model, skip_first_conv, skip_heads, skip_depthwise, exclude)
+        return magnitude.wrap_for_pruning(model, magnitude.make_schedule(schedule, sparsity, end_step, frequency),
+                                          chosen)
+
+    def finalize(out: Path):
+        for which in ("best", "last"):
+            save_model(magnitude.strip(load_keras(model_file(out, which))), out, which)
+
+    out = train(cfg, build_model=build, callbacks=[magnitude.update_step_callback()], finalize=finalize)
+    _report(out, parent, {"method": "magnitude", "pruned_layers": chosen})
+    return out
+
+
+def structured_prune_run(run, ratio: float | None = 0.3, threshold: float | None = None, norm: str = "l2",
+                         min_filters: int = 8, multiple: int = 8, exclude=(), epochs: int = 2, lr: float = 2e-4,
+                         name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+    parent, parent_cfg = _parent(run)
+    options = dict(ratio=ratio, threshold=threshold, norm=norm, min_filters=min_filters, multiple=multiple,
+                   exclude=tuple(exclude))
+    label = f"struct{int(round(ratio * 100))}" if ratio is not None else f"struct-t{threshold:g}"
+    cfg = derived_config(parent, parent_cfg, label, {"method": "structured", **options, "exclude": list(exclude)},
+                         epochs, lr, name, runs_dir, limit)
+    kept = {}
+
+    def build(spec):
+        slim, counts = prune_channels(load_keras(model_file(parent)), **options)
+        kept.update(counts)
+        return slim
+
+    out = train(cfg, build_model=build)
+    _report(out, parent, {"method": "structured", "filters_kept": kept})
+    return out
+
+
+def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | None = None,
+            name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+    parent, parent_cfg = _parent(run)
+    if preserve_sparsity is None:  # a magnitude-pruned parent keeps its zeros through QAT
+        preserve_sparsity = parent_cfg.get("compression", {}).get("method") == "magnitude"
+    cfg = derived_config(parent, parent_cfg, "qat", {"method": "qat", "preserve_sparsity": preserve_sparsity},
+                         epochs, lr, name, runs_dir, limit)
+    left_float = []
+
+    def build(spec):
+        model, floats = quantize_for_training(load_keras(model_file(parent)), preserve_sparsity)
+        left_float[:] = floats
+        return model
+
+    cfg.bn_momentum = None  # BN is folded into the quantized convolutions
+    out = train(cfg, build_model=build)
+    _report(out, parent, {"method": "qat", "preserve_sparsity": preserve_sparsity,
+                          "layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
+    return out

@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeface.cli import main
+from edgeface.compress import prune_run, qat_run, structured_prune_run
+from edgeface.compress.stats import count_macs, sparsity
+from edgeface.compress.structured import prune_channels
+from edgeface.errors import EdgefaceError
+from edgeface.export import export
+from edgeface.models import create_model, load_model, model_file
+from edgeface.train.config import TrainConfig
+from edgeface.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    return train(TrainConfig(data="synthetic:120", backbone="mobilenet_v2", alpha=0.35, input_size=32,
+                             weights="none", epochs=1, batch_size=16, warmup_epochs=0,
+                             runs_dir=str(tmp_path_factory.mktemp("runs")), name="parent", verbose=0))
+
+
+@pytest.fixture(scope="module")
+def pruned(parent):
+    return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1)
+
+
+def test_magnitude_pruning_reaches_target_and_strips(parent, pruned):
+    model, spec = load_model(pruned)
+    assert not any("prune_low_magnitude" in l.name for l in model.layers)
+    per_layer = sparsity(model)["per_layer"]
+    assert per_layer["block_1_expand"] == pytest.approx(0.5, abs=0.02)
+    assert per_layer["Conv1"] < 0.05 and per_layer["gender"] < 0.05  # first conv and heads skipped
+    config = json.loads((pruned / "config.json").read_text())
+    assert config["parents"] == [str(parent)] and config["compression"]["method"] == "magnitude"
+    report = json.loads((pruned / "compression.json").read_text())
+    assert report["model"]["gzip_weights_kb"] < 0.8 * report["parent_model"]["gzip_weights_kb"]
+
+
+@pytest.mark.parametrize("backbone,kw", [("mobilenet_v2", {"alpha": 0.35}), ("resnet50", {}), ("levi_hassner", {}),
+                                         ("efficientnet_b0", {})])
+def test_structured_pruning_at_ratio_zero_is_exact(backbone, kw):
+    model = create_model(backbone=backbone, input_size=32 if backbone != "levi_hassner" else 64, weights="none", **kw)
+    x = np.random.default_rng(0).uniform(-1, 1, (2,) + model.input_shape[1:]).astype("float32")
+    slim, _ = prune_channels(model, ratio=0.0)
+    for key in ("gender", "age"):
+        np.testing.assert_array_equal(slim(x)[key], model(x)[key])
+
+
+def test_structured_pruning_removes_channels_consistently(parent):
+    run = structured_prune_run(parent, ratio=0.5, epochs=1)
+    model, _ = load_model(run)
+    before, _ = load_model(parent)
+    assert model.count_params() < 0.75 * before.count_params() and count_macs(model) < count_macs(before)
+    kept = json.loads((run / "compression.json").read_text())["filters_kept"]
+    assert all(n % 8 == 0 or n == before.get_layer(name).filters for name, n in kept.items())
+    # residual blocks stay consistent: both inputs of every Add have the same channel count
+    for layer in model.layers:
+        if type(layer).__name__ == "Add":
+            assert len({tuple(s) for s in layer.input_shape}) == 1
+    out = model(np.zeros((1, 32, 32, 3), np.float32))
+    assert out["gender"].shape == (1, 1)
+
+
+def test_structured_options_are_validated(parent):
+    model, _ = load_model(parent)
+    with pytest.raises(EdgefaceError, match="either a ratio or a threshold"):
+        prune_channels(model, ratio=0.3, threshold=0.1)
+    with pytest.raises(EdgefaceError, match="--exclude names no layer"):
+        prune_channels(model, ratio=0.3, exclude=("nope",))
+    slim, counts = prune_channels(model, ratio=0.5, exclude=("block_1_expand",))
+    assert "block_1_expand" not in counts
+
+
+def test_qat_exports_int8_without_calibration(parent, tmp_path):
+    run = qat_run(parent, epochs=1)
+    assert model_file(run).suffix == ".h5"
+    result, = export(run, ["tflite"], ["int8"], tmp_path, log=lambda *_: None)
+    assert result.passed and result.size_bytes > 0
+    card = json.loads(result.card_path.read_text())
+    assert card["input"]["dtype"] == "int8" and card["calibration"] is None
+
+
+def test_prune_preserving_qat_keeps_zeros(pruned):
+    run = qat_run(pruned, epochs=1)
+    report = json.loads((run / "compression.json").read_text())
+    assert report["preserve_sparsity"] is True
+    assert report["model"]["sparsity"]["per_layer"]["block_1_expand"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_cli_prune_flags(parent):
+    result = CliRunner().invoke(main, ["prune", str(parent), "--method", "magnitude", "--ratio", "0.3"])
+    assert result.exit_code == 2 and "apply to --method structured" in result.output
+    result = CliRunner().invoke(main, ["prune", "/no/run"])
+    assert result.exit_code == 2 and "not a finished edgeface run" in result.output
