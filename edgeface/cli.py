@@ -383,3 +383,27 @@ def _print_compression(run) -> None:
     click.echo(f"  val: parent {report['val_summary']['parent']}; this {report['val_summary']['this']}")
     for entry in report.get("layers_left_float", []):
         click.echo(f"  left float: {entry['layer']}: {entry['why']}")
+
+
+@main.command()
+@click.argument("teacher")
+@click.option("--backbone", default="mobilenet_v2", show_default=True, help="Student backbone.")
+@click.option("--alpha", type=float, help="Student width multiplier.")
+@click.option("--input-size", type=int, help="Student input size.")
+@click.option("--weights", help="Student initial weights: imagenet | none | PATH (default: the teacher's setting).")
+@click.option("--weights-dir", help="Folder searched first for ImageNet weight files.")
+@click.option("--temperature", type=float, default=2.0, show_default=True)
+@click.option("--kd-weight", type=float, default=0.5, show_default=True,
+              help="Weight of the teacher (soft) loss; 1 - this weights the labels.")
+@_compression_options
+@user_errors
+def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperature, kd_weight, epochs, lr, name,
+            runs_dir, limit):
+    """Train a lightweight student from a teacher run (knowledge distillation)."""
+    from edgeface.compress import distill_run
+
+    run = distill_run(teacher, backbone=backbone, alpha=alpha, input_size=input_size, weights=weights,
+                      weights_dir=weights_dir, temperature=temperature, kd_weight=kd_weight,
+                      **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
+    summary = json.loads((run / "compression.json").read_text())["val_summary"]
+    click.echo(f"done: {run}\n  val: teacher {summary['teacher']}; student {summary['this']}")

@@ -95,3 +95,25 @@ def test_cli_prune_flags(parent):
     assert result.exit_code == 2 and "apply to --method structured" in result.output
     result = CliRunner().invoke(main, ["prune", "/no/run"])
     assert result.exit_code == 2 and "not a finished edgeface run" in result.output
+
+
+def test_distillation_trains_a_student_from_a_teacher(parent):
+    from edgeface.compress import distill_run
+    run = distill_run(parent, backbone="compact_cnn", input_size=48, weights="none", epochs=1, temperature=3.0)
+    model, spec = load_model(run)
+    assert spec.backbone == "compact_cnn" and model.input_shape == (None, 48, 48, 3)
+    assert not any(l.name == "distiller" for l in model.layers)
+    config = json.loads((run / "config.json").read_text())
+    assert config["compression"]["method"] == "distillation" and config["parents"][0] == str(parent)
+    history = (run / "history.csv").read_text().splitlines()
+    assert "distill_soft_loss" in history[0] and len(history) == 2
+
+
+def test_soft_losses_are_zero_when_student_matches_teacher():
+    import tensorflow as tf
+    from edgeface.compress.distill import soft_loss
+    p = tf.constant([[0.2], [0.9]])
+    same = soft_loss("gender", "regression", p, p, 2.0)
+    other = soft_loss("gender", "regression", p, 1 - p, 2.0)
+    assert float(other) > float(same)
+    assert float(soft_loss("age", "regression", tf.constant([[30.0]]), tf.constant([[30.0]]), 2.0)) == 0.0

@@ -3,6 +3,7 @@
     prune_run(RUN, sparsity=0.5)            magnitude pruning (tfmot), stripped after fine-tuning
     structured_prune_run(RUN, ratio=0.3)    removes whole filters/channels, rebuilds a slimmer dense model
     qat_run(RUN)                            quantization-aware training (prune-preserving for pruned parents)
+    distill_run(TEACHER, backbone=...)      a new student trained on labels and the teacher's soft outputs
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from edgeface.train.config import TrainConfig
 from edgeface.train.trainer import save_model, train
 from edgeface.utils import write_json
 
-__all__ = ["prune_run", "structured_prune_run", "qat_run", "derived_config"]
+__all__ = ["prune_run", "structured_prune_run", "qat_run", "distill_run", "derived_config"]
 
 
 def _parent(run) -> tuple[Path, dict]:
@@ -126,4 +127,41 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
     out = train(cfg, build_model=build)
     _report(out, parent, {"method": "qat", "preserve_sparsity": preserve_sparsity,
                           "layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
+    return out
+
+
+def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = None, input_size: int | None = None,
+                weights: str | None = None, weights_dir: str | None = None, temperature: float = 2.0,
+                kd_weight: float = 0.5, epochs: int | None = None, lr: float | None = None,
+                name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+    """Trains a student with the teacher run's recipe (same data, split, schedule) plus distillation."""
+    from edgeface.compress.distill import Distiller
+    from edgeface.models import ModelSpec, create_model
+
+    teacher, teacher_cfg = _parent(teacher)
+    if not 0 <= kd_weight <= 1 or temperature <= 0:
+        raise EdgefaceError("--kd-weight must be in [0, 1] and --temperature positive")
+    teacher_spec = ModelSpec.from_dict(json.loads((teacher / "model.json").read_text()))
+    cfg = dict(teacher_cfg)
+    cfg.update(backbone=backbone, alpha=alpha, input_size=input_size, name=name or f"{teacher.name}-distill-{backbone}",
+               runs_dir=runs_dir or str(teacher.parent), parents=[str(teacher)] + list(teacher_cfg.get("parents", [])),
+               compression={"method": "distillation", "teacher": str(teacher), "temperature": temperature,
+                            "kd_weight": kd_weight})
+    for key, value in (("weights", weights), ("weights_dir", weights_dir), ("epochs", epochs), ("lr", lr),
+                       ("limit", limit)):
+        if value is not None:
+            cfg[key] = value
+    cfg = TrainConfig(**cfg)
+
+    def build(spec):
+        return Distiller(create_model(spec), load_keras(model_file(teacher)), spec, teacher_spec, kd_weight,
+                         temperature, cfg.loss_weights)
+
+    out = train(cfg, build_model=build)
+    write_json(out / "compression.json", {"method": "distillation", "teacher": str(teacher),
+                                          "temperature": temperature, "kd_weight": kd_weight,
+                                          "val_summary": {"teacher": json.loads((teacher / "metrics.json")
+                                                                                .read_text()).get("summary"),
+                                                          "this": json.loads((out / "metrics.json")
+                                                                             .read_text()).get("summary")}})
     return out

@@ -144,7 +144,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 def save_model(model, run: Path, which: str) -> Path:
-    """Writes run/WHICH.keras (WHICH.h5 for quantization-aware models), atomically."""
+    """Writes run/WHICH.keras (WHICH.h5 for quantization-aware models), atomically. A distillation wrapper
+    is saved as its student."""
+    model = getattr(model, "student", model)
     path = Path(run) / f"{which}{'.h5' if has_quantize_wrappers(model) else '.keras'}"
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
@@ -231,7 +233,7 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, callbacks=()
     with strategy.scope():
         model = (build_model or create_model)(spec)
         if cfg.bn_momentum is not None:
-            for layer in model.layers:
+            for layer in getattr(model, "student", model).layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.momentum = cfg.bn_momentum
         loss_vars = {t: tf.Variable(float(cfg.loss_weights.get(t, 1.0)), trainable=False, name=f"{t}_loss_weight")

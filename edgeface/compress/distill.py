@@ -1,0 +1,86 @@
+"""Knowledge distillation: a trained teacher run guides a new student on the same (augmented) images.
+
+loss = (1 - alpha) * hard loss on the labels + alpha * soft loss against the teacher, where the soft loss is
+T^2-scaled binary cross-entropy between temperature-softened gender probabilities (Hinton et al. 2015), and
+for age the head's own distance to the teacher's output (L1 in years for regression, softened cross-entropy
+for group/ordinal heads). The teacher sees each batch resized and normalized its own way, so teacher and
+student may differ in input size and preprocessing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+EPS = 1e-6
+
+
+def _logit(p):
+    p = tf.clip_by_value(p, EPS, 1 - EPS)
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
+def _pixels(x, config):
+    """Inverse of edgeface.data.pipeline.normalize: network input -> float 0-255 RGB."""
+    x = x * np.asarray(config.std, np.float32) + np.asarray(config.mean, np.float32)
+    return x[..., ::-1] if config.channel_order == "BGR" else x
+
+
+def soft_loss(task: str, age_head: str, teacher_out, student_out, temperature: float):
+    if task == "age" and age_head == "regression":
+        return tf.reduce_mean(tf.abs(teacher_out - student_out))
+    if task == "age" and age_head == "groups":
+        t = tf.nn.softmax(tf.math.log(tf.clip_by_value(teacher_out, EPS, 1.0)) / temperature)
+        s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(student_out, EPS, 1.0)) / temperature)
+        return -tf.reduce_mean(tf.reduce_sum(t * s, -1)) * temperature ** 2
+    t = tf.sigmoid(_logit(teacher_out) / temperature)  # gender, and each ordinal "older than" output
+    s = tf.sigmoid(_logit(student_out) / temperature)
+    return tf.reduce_mean(keras.losses.binary_crossentropy(t, s)) * temperature ** 2
+
+
+class Distiller(keras.Model):
+    """Trains `student` against labels and a frozen `teacher`; predicts (and is saved) as the student."""
+
+    def __init__(self, student, teacher, student_spec, teacher_spec, alpha=0.5, temperature=2.0, loss_weights=None):
+        super().__init__(name="distiller")
+        self.student, self.teacher = student, teacher
+        self.teacher.trainable = False
+        self.student_spec, self.teacher_spec = student_spec, teacher_spec
+        self.alpha, self.temperature = alpha, temperature
+        self.kd_weights = dict(loss_weights or {})
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def _teacher_outputs(self, x):
+        from edgeface.data.pipeline import normalize
+
+        size = self.teacher_spec.input_size
+        pixels = _pixels(x, self.student_spec.config)
+        if size != self.student_spec.input_size:
+            pixels = tf.image.resize(pixels, (size, size), antialias=True)
+        outputs = self.teacher(normalize(pixels, self.teacher_spec.config), training=False)
+        return {k.removeprefix("quant_"): v for k, v in outputs.items()}
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        teacher = self._teacher_outputs(x)
+        with tf.GradientTape() as tape:
+            student = self.student(x, training=True)
+            hard = self.compiled_loss(y, student, sample_weight, regularization_losses=self.student.losses)
+            soft = tf.add_n([self.kd_weights.get(task, 1.0)
+                             * soft_loss(task, self.student_spec.age_head, teacher[task], student[task],
+                                         self.temperature) for task in self.student_spec.tasks])
+            loss = (1 - self.alpha) * hard + self.alpha * soft
+        grads = tape.gradient(loss, self.student.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+        self.compiled_metrics.update_state(y, student, sample_weight)
+        return {"loss": loss, "distill_soft_loss": soft, **{m.name: m.result() for m in self.metrics
+                                                              if m.name != "loss"}}
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        student = self.student(x, training=False)
+        self.compiled_loss(y, student, sample_weight, regularization_losses=self.student.losses)
+        self.compiled_metrics.update_state(y, student, sample_weight)
+        return {m.name: m.result() for m in self.metrics}
