@@ -214,11 +214,13 @@ def _pairs(values, what: str) -> dict:
               help="Input/output type of full-integer int8 TFLite.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option("--nchw", is_flag=True, help="ONNX/TensorRT input as NCHW instead of NHWC.")
-@click.option("--per-channel", is_flag=True, help="ONNX int8: per-channel weight quantization.")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True,
+              help="ONNX int8 weight quantization granularity (per-tensor breaks depthwise convolutions).")
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
               show_default=True, help="ONNX int8 calibration.")
 @click.option("--tolerance", "tolerances", multiple=True,
-              help="Parity tolerance override: atol=, rtol= (float formats), agreement=, mae_shift= (int8).")
+              help="Parity tolerance override: atol= (probabilities), age_atol= (years) for float formats; "
+                   "agreement=, mae_shift= (years) for int8/dynamic.")
 @click.option("--parity-data", help="Dataset spec for parity images (default: the run's own validation split).")
 @click.option("--timing-cache", help="TensorRT timing cache file (read and updated).")
 @user_errors

@@ -83,7 +83,7 @@ def test_int8_needs_a_calibration_manifest(run, tmp_path):
 
 def test_parity_failure_fails_the_export_but_keeps_the_artifact(run, tmp_path):
     with pytest.raises(EdgefaceError, match="parity check failed for tiny-tflite-fp16.tflite"):
-        export(run, ["tflite"], ["fp16"], tmp_path, ExportOptions(tolerances={"atol": 0.0, "rtol": 0.0}),
+        export(run, ["tflite"], ["fp16"], tmp_path, ExportOptions(tolerances={"atol": 0.0, "age_atol": 0.0}),
                log=lambda *_: None)
     card = json.loads((tmp_path / "tiny-tflite-fp16.json").read_text())
     assert card["metrics"]["parity_vs_keras"]["passed"] is False

@@ -1,7 +1,8 @@
 """Markdown table of exported artifacts: size, parity, test-split accuracy, next to the Keras float model.
 
 Usage: python tools/artifact_table.py RUN_FOLDER BENCHMARK_FOLDER
-(BENCHMARK_FOLDER holds NAME.card.json and NAME-utkface-test.json written by tools/export_reference.sh)
+(BENCHMARK_FOLDER holds keras-utkface-test.json, NAME.card.json and NAME-utkface-test.json, all written by
+tools/export_reference.sh)
 """
 import json
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 
 def main(run: Path, folder: Path) -> None:
-    keras = json.loads((run / "eval-utkface-test.json").read_text())
+    keras = json.loads((folder / "keras-utkface-test.json").read_text())
     keras_size = next(run / f"best{s}" for s in (".keras", ".h5") if (run / f"best{s}").is_file()).stat().st_size
     rows = [("Keras (.keras)", "fp32", keras_size, keras, None)]
     for card_file in sorted(folder.glob("*.card.json")):

@@ -83,7 +83,7 @@ def prune_run(run, sparsity: float = 0.5, schedule: str = "polynomial", epochs: 
         for which in ("best", "last"):
             save_model(magnitude.strip(load_keras(model_file(out, which))), out, which)
 
-    out = train(cfg, build_model=build, callbacks=[magnitude.update_step_callback()], finalize=finalize)
+    out = train(cfg, build_model=build, extra_callbacks=[magnitude.update_step_callback()], finalize=finalize)
     _report(out, parent, {"method": "magnitude", "pruned_layers": chosen})
     return out
 

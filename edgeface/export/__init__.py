@@ -34,10 +34,10 @@ class ExportOptions:
     io: str = "int8"  # full-integer TFLite I/O: int8 | uint8 | float
     opset: int = 17
     nchw: bool = False
-    per_channel: bool = False
+    per_channel: bool = True  # per-tensor weights ruin depthwise convolutions (MobileNets) in int8
     calibration_method: str = "minmax"
     tolerances: dict = dataclasses.field(default_factory=dict)
-    parity_images: int = 128
+    parity_images: int = 256
     parity_data: str | None = None  # dataset spec for parity images; default: the run's own data
     trt_batch: tuple = (1, 16, 64)
     timing_cache: str | None = None

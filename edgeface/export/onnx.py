@@ -43,7 +43,7 @@ class _Reader:
         return {self.input_name: np.ascontiguousarray(batch.transpose(0, 3, 1, 2) if self.nchw else batch)}
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration, nchw: bool = False, per_channel: bool = False,
+def quantize_int8(fp32_path: Path, out_path: Path, calibration, nchw: bool = False, per_channel: bool = True,
                   method: str = "minmax") -> None:
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)

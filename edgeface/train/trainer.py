@@ -183,11 +183,11 @@ def class_weights(records) -> dict:
     return {g: len(records) / (2 * max(c, 1)) for g, c in enumerate(counts)}
 
 
-def train(cfg: TrainConfig, resume: bool = False, build_model=None, callbacks=(), finalize=None) -> Path:
+def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callbacks=(), finalize=None) -> Path:
     """Trains per `cfg`; returns the run folder. With resume=True continues `runs_dir/name` where it stopped.
 
     Compression reuses this loop: `build_model(spec)` supplies the (wrapped) model instead of a fresh one,
-    `callbacks` are added to fit, and `finalize(run)` rewrites the best model (e.g. strips pruning wrappers)
+    `extra_callbacks` are added to fit, and `finalize(run)` rewrites the best model (e.g. strips pruning wrappers)
     before the final validation score."""
     run = _run_folder(cfg, resume)
     if resume:
@@ -268,7 +268,7 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, callbacks=()
             keras.callbacks.CSVLogger(str(history_file), append=history_file.exists()),
             keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False, profile_batch=0),
             _EpochsDone(state, run),
-            *callbacks,
+            *extra_callbacks,
         ]
         if cfg.schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(cfg.monitor, factor=cfg.gamma ** 0.5, patience=2))
