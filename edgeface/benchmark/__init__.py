@@ -173,8 +173,7 @@ def _sources(sources, s: Settings, workdir: Path):
     for source in sources:
         path = Path(source)
         if not path.exists():
-            yield Row(str(source), "?", "?"), lambda p=path: (_ for _ in ()).throw(
-                EdgefaceError(f"{p}: no such run or artifact")), False
+            yield Row(str(source), "?", "?"), lambda p=path: _missing(p), False
             continue
         is_run = path.is_dir() and model_file(path).is_file()
         if not is_run:
@@ -199,6 +198,10 @@ def _sources(sources, s: Settings, workdir: Path):
     if s.peers_dir:
         for folder in find_peers(Path(s.peers_dir)):
             yield Row(f"peer:{folder.name}", "?", "fp32"), lambda f=folder: load_peer(f, s.threads), False
+
+
+def _missing(path: Path):
+    raise EdgefaceError(f"{path}: no such run or artifact")
 
 
 def benchmark(sources, settings: Settings, output, log=print) -> dict:

@@ -66,9 +66,9 @@ class EdgefaceCandidate(Candidate):
     def _card(self):
         if self.format == "keras":
             return None
-        card = self.path.with_name(self.path.name.removesuffix(self.path.suffix) + ".json") if self.path.suffix \
-            else self.path.with_name(self.path.name + ".json")
-        return json.loads(card.read_text())
+        from edgeface.export.card import card_path
+
+        return json.loads(card_path(self.path).read_text())
 
     def descriptor(self):
         return {"kind": "edgeface", "path": str(self.path)}

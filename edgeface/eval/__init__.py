@@ -36,11 +36,12 @@ def load_any(path, threads: int | None = None):
     if path.suffix in (".keras", ".h5") or (path.is_dir() and not (path / "saved_model.pb").is_file()):
         model, spec = load_model(path)
         return KerasRunner(model), spec, int(model.count_params())
-    card_path = path.with_name(path.name.removesuffix(path.suffix) + ".json") if path.suffix else \
-        path.with_name(path.name + ".json")
-    if not card_path.is_file():
-        raise EdgefaceError(f"{card_path}: model card missing; exported artifacts are read with the card beside them")
-    card = json.loads(card_path.read_text())
+    from edgeface.export.card import card_path
+
+    card_file = card_path(path)
+    if not card_file.is_file():
+        raise EdgefaceError(f"{card_file}: model card missing; exported artifacts are read with the card beside them")
+    card = json.loads(card_file.read_text())
     return load_runner(path, threads), ModelSpec.from_dict(card["model"]["spec"]), card["model"]["parameters"]
 
 

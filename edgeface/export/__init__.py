@@ -15,7 +15,7 @@ from edgeface.data import load_data
 from edgeface.data.pipeline import load_images, normalize
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
-from edgeface.export.card import build_card
+from edgeface.export.card import build_card, card_path
 from edgeface.export.formats import CALIBRATED, FORMATS, export_variants
 from edgeface.export.parity import compare, describe_failure
 from edgeface.export.runtimes import KerasRunner, load_runner
@@ -196,9 +196,9 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, opti
             _install(staging, path, fmt, card_kwargs)
             card = build_card(artifact=path, **card_kwargs)
             card["model"]["spec"] = spec.to_dict()
-            card_path = path.with_name(path.name.removesuffix(FORMATS[fmt].suffix) + ".json")
-            write_json(card_path, card)
-            result = ExportResult(fmt, precision, path, card_path, parity, card["artifact"]["size_bytes"])
+            card_file = card_path(path)
+            write_json(card_file, card)
+            result = ExportResult(fmt, precision, path, card_file, parity, card["artifact"]["size_bytes"])
             results.append(result)
             status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
             log(f"  {result.size_bytes / 1024:.0f} KiB, {status}")

@@ -18,6 +18,13 @@ PREPROCESSING = ("decode the image as 8-bit RGB; centre-crop to a square; resize
                  "antialiased bilinear interpolation; round to 0-255; then normalize per channel")
 
 
+def card_path(artifact) -> Path:
+    """NAME.json beside NAME.tflite / NAME.onnx / NAME.engine, or beside a SavedModel folder NAME."""
+    artifact = Path(artifact)
+    stem = artifact.name if artifact.is_dir() else artifact.name.removesuffix(artifact.suffix)
+    return artifact.with_name(stem + ".json")
+
+
 def artifact_digest(path: Path) -> tuple[int, str | None]:
     """Size in bytes and sha256 (files) or total size and None (SavedModel folders)."""
     if path.is_dir():
