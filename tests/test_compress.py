@@ -117,3 +117,14 @@ def test_soft_losses_are_zero_when_student_matches_teacher():
     other = soft_loss("gender", "regression", p, 1 - p, 2.0)
     assert float(other) > float(same)
     assert float(soft_loss("age", "regression", tf.constant([[30.0]]), tf.constant([[30.0]]), 2.0)) == 0.0
+
+
+def test_qat_ranges_start_from_the_float_model():
+    """Without calibration tfmot clips activations to [-6, 6]: a 0-100 year age head would be ruined."""
+    from edgeface.compress.qat import calibrate_ranges, quantize_for_training
+    model = create_model(backbone="compact_cnn", input_size=32, weights="none", age_init=40.0)
+    qat, _ = quantize_for_training(model)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) > 20
+    assert calibrate_ranges(qat, model, x) > 0
+    assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) < 1.0

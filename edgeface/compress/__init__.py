@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeface.compress import prune as magnitude
 from edgeface.compress import stats
-from edgeface.compress.qat import quantize_for_training
+from edgeface.compress.qat import calibrate_ranges, quantize_for_training
 from edgeface.compress.structured import prune_channels
 from edgeface.errors import EdgefaceError
 from edgeface.models import load_keras, model_file
@@ -109,6 +109,17 @@ def structured_prune_run(run, ratio: float | None = 0.3, threshold: float | None
     return out
 
 
+def _train_images(parent: Path, spec, seed: int, n: int = 256):
+    """Normalized images from the parent's own training split, to start QAT's activation ranges."""
+    import random
+
+    from edgeface.data.pipeline import load_images, normalize
+
+    paths = (parent / "splits" / "train.txt").read_text().splitlines()
+    paths = random.Random(seed).sample(paths, min(n, len(paths)))
+    return normalize(load_images(paths, spec.input_size), spec.config).astype("float32")
+
+
 def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | None = None,
             name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
     parent, parent_cfg = _parent(run)
@@ -119,8 +130,10 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
     left_float = []
 
     def build(spec):
-        model, floats = quantize_for_training(load_keras(model_file(parent)), preserve_sparsity)
+        float_model = load_keras(model_file(parent))
+        model, floats = quantize_for_training(float_model, preserve_sparsity)
         left_float[:] = floats
+        calibrate_ranges(model, float_model, _train_images(parent, spec, cfg.seed))
         return model
 
     cfg.bn_momentum = None  # BN is folded into the quantized convolutions

@@ -30,3 +30,40 @@ def quantize_for_training(model, preserve_sparsity: bool = False):
 
     annotated = keras.models.clone_model(model, clone_function=annotate)
     return (quantize.quantize_apply(annotated, scheme) if scheme else quantize.quantize_apply(annotated)), left_float
+
+
+def calibrate_ranges(qat_model, float_model, images) -> int:
+    """Starts every activation quantizer at the range the float model really produces on `images`.
+
+    tfmot starts activation ranges at [-6, 6] and moves them by an exponential average (decay 0.999): an age
+    regression head (0-100 years) would be clipped to 6 for thousands of steps. Returns how many ranges were set.
+    """
+    import numpy as np
+
+    targets = []  # (min variable, max variable, float layer name or None for the model input)
+    for wrapper in qat_model.layers:
+        inner = getattr(wrapper, "layer", None)
+        for variable in wrapper.weights:
+            name = variable.name.split("/")[-1]
+            if name == "quantize_layer_min:0":
+                targets.append((variable, _partner(wrapper, variable), None))
+            elif name in ("post_activation_min:0", "output_min:0") and inner is not None:
+                targets.append((variable, _partner(wrapper, variable), inner.name))
+    layers = sorted({t[2] for t in targets if t[2] is not None and t[2] in {l.name for l in float_model.layers}})
+    probe = keras.Model(float_model.input, [float_model.get_layer(n).output for n in layers])
+    outputs = probe.predict(images, verbose=0, batch_size=64)
+    observed = {n: (float(np.min(o)), float(np.max(o))) for n, o in zip(layers, outputs)}
+    observed[None] = (float(np.min(images)), float(np.max(images)))
+    count = 0
+    for low, high, layer in targets:
+        if layer in observed:
+            lo, hi = observed[layer]
+            low.assign(min(lo, 0.0))
+            high.assign(max(hi, 0.0))
+            count += 1
+    return count
+
+
+def _partner(wrapper, min_variable):
+    wanted = min_variable.name.replace("_min:0", "_max:0")
+    return next(v for v in wrapper.weights if v.name == wanted)
