@@ -18,10 +18,10 @@ class AugmentConfig:
     """Training-time augmentation. Angles in degrees; zoom/shear/translate as fractions; 0 turns a step off."""
 
     flip: bool = True
-    rotation: float = 5.0
-    zoom: float = 0.05
+    rotation: float = 10.0
+    zoom: float = 0.1
     shear: float = 0.0
-    translate: float = 0.03
+    translate: float = 0.05
     brightness: float = 0.15
     contrast: float = 0.15
     randaugment: int = 0  # number of RandAugment ops per image (Cubuk et al. 2020); 0 = off
