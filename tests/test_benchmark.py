@@ -1,9 +1,7 @@
-import json
 import os
 import shutil
 import stat
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

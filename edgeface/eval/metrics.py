@@ -14,7 +14,7 @@ def gender_metrics(true: np.ndarray, prob_male: np.ndarray) -> dict:
         return {}
     cm = np.zeros((2, 2), int)  # rows: true female/male; cols: predicted female/male
     np.add.at(cm, (true, pred), 1)
-    tp, fp, fn = cm[1, 1], cm[0, 1], cm[1, 0]
+    tp, fp = cm[1, 1], cm[0, 1]
     recall_m = tp / max(cm[1].sum(), 1)
     recall_f = cm[0, 0] / max(cm[0].sum(), 1)
     precision = tp / max(tp + fp, 1)
