@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from edgeface.models import task_key
+
 EPS = 1e-6
 
 
@@ -60,7 +62,7 @@ class Distiller(keras.Model):
         if size != self.student_spec.input_size:
             pixels = tf.image.resize(pixels, (size, size), antialias=True)
         outputs = self.teacher(normalize(pixels, self.teacher_spec.config), training=False)
-        return {k.removeprefix("quant_"): v for k, v in outputs.items()}
+        return {task_key(k): v for k, v in outputs.items()}
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

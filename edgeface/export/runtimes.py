@@ -5,15 +5,11 @@ zero point, so parity checks and benchmarks compare like with like.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-
-
-_WRAPPER_PREFIX = re.compile(r"^(?:quant_|prune_low_magnitude_)")
 
 
 class Runner:
@@ -23,7 +19,9 @@ class Runner:
 
     def __call__(self, images: np.ndarray) -> dict:
         # quantization-aware models name their outputs quant_gender, quant_age: report them by task
-        return {_WRAPPER_PREFIX.sub("", k): v for k, v in self.run(images).items()}
+        from edgeface.models import task_key
+
+        return {task_key(k): v for k, v in self.run(images).items()}
 
     def run(self, images: np.ndarray) -> dict:
         raise NotImplementedError

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import edgeface  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -98,6 +99,12 @@ def create_model(spec: ModelSpec | None = None, **kwargs) -> keras.Model:
 
 
 MODEL_SUFFIXES = (".keras", ".h5")
+_WRAPPER_PREFIX = re.compile(r"^(val_)?(?:quant_|prune_low_magnitude_)")
+
+
+def task_key(name: str) -> str:
+    """tfmot wrappers rename outputs and their logs (quant_gender, val_quant_age_mae): the name by task."""
+    return _WRAPPER_PREFIX.sub(r"\1", name)
 
 
 def model_file(run, which: str = "best") -> Path:

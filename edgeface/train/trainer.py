@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 import sys
 import time
@@ -16,14 +15,13 @@ import tf_keras as keras
 from edgeface.data import load_data, write_splits
 from edgeface.data.pipeline import make_dataset
 from edgeface.errors import EdgefaceError
-from edgeface.models import ModelSpec, create_model, has_quantize_wrappers, load_keras, model_file
+from edgeface.models import ModelSpec, create_model, has_quantize_wrappers, load_keras, model_file, task_key
 from edgeface.models.weights import set_weights_dir
 from edgeface.train.config import TrainConfig
 from edgeface.train.losses import WeightedLoss, base_loss, head_metrics, score
 from edgeface.utils import atomic_path, seed_everything, write_json, write_text
 
 HEAD_LAYER_PREFIXES = ("gender", "age", "head_")
-WRAPPER_PREFIX = re.compile(r"^(val_)?(?:quant_|prune_low_magnitude_)")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -86,7 +84,7 @@ class EpochReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         for key in list(logs):  # tfmot wrappers rename outputs (quant_gender, ...): log them by task
-            plain = WRAPPER_PREFIX.sub(r"\1", key)
+            plain = task_key(key)
             if plain != key:
                 logs[plain] = logs.pop(key)
         train_time = (self.train_end or time.time()) - self.start
