@@ -47,40 +47,59 @@ def _data_options(fn):
     return fn
 
 
+def _recipe_options(fn):
+    """The config file, built-in recipe and flag overrides that train and tune share."""
+    for option in reversed([
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
+        click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
+                     help="Built-in recipe; without --data and --config the smoke recipe runs on synthetic faces."),
+        _data_options,
+        click.option("--name", help="Run folder name under --runs-dir (default: BACKBONE-SIZE, numbered if taken)."),
+        click.option("--runs-dir", help="Parent folder of run folders (default: runs)."),
+        click.option("--backbone", help="Registered backbone (see `edgeface backbones`)."),
+        click.option("--input-size", type=int, help="Square input size in pixels."),
+        click.option("--alpha", type=float, help="Width multiplier (MobileNets)."),
+        click.option("--tasks", help="Comma-separated heads: gender,age."),
+        click.option("--age-head", type=click.Choice(["regression", "groups", "ordinal"])),
+        click.option("--weights", help="imagenet | none | PATH to a weights file."),
+        click.option("--weights-dir", help="Folder searched first for ImageNet weight files."),
+        click.option("--epochs", type=int),
+        click.option("--batch-size", type=int),
+        click.option("--lr", type=float),
+        click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"])),
+        click.option("--schedule", type=click.Choice(["cosine", "plateau", "multistep", "constant"])),
+        click.option("--freeze-epochs", type=int, help="Phase 1: epochs with the backbone frozen."),
+        click.option("--unfreeze-from", type=int, help="Phase 2: backbone layers from this index on train."),
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"])),
+        click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute (GPUs)."),
+        click.option("--dedup/--no-dedup", default=None, help="Drop byte-identical duplicate images."),
+        click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
+                                                                 "--set augment.mixup=0.2."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _overrides(recipe, flags, assignments, tasks) -> dict:
+    from edgeface.recipes import recipe_overrides
+    from edgeface.train.config import parse_assignments
+
+    overrides = {**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None},
+                 **parse_assignments(assignments)}
+    if tasks:
+        overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
+    return overrides
+
+
 @main.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file.")
-@click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
-              help="Built-in recipe; without --data and --config the smoke recipe runs on synthetic faces.")
-@_data_options
-@click.option("--name", help="Run folder name under --runs-dir (default: BACKBONE-SIZE, numbered if taken).")
-@click.option("--runs-dir", help="Parent folder of run folders (default: runs).")
-@click.option("--backbone", help="Registered backbone (see `edgeface backbones`).")
-@click.option("--input-size", type=int, help="Square input size in pixels.")
-@click.option("--alpha", type=float, help="Width multiplier (MobileNets).")
-@click.option("--tasks", help="Comma-separated heads: gender,age.")
-@click.option("--age-head", type=click.Choice(["regression", "groups", "ordinal"]))
-@click.option("--weights", help="imagenet | none | PATH to a weights file.")
-@click.option("--weights-dir", help="Folder searched first for ImageNet weight files.")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float)
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
-@click.option("--schedule", type=click.Choice(["cosine", "plateau", "multistep", "constant"]))
-@click.option("--freeze-epochs", type=int, help="Phase 1: epochs with the backbone frozen.")
-@click.option("--unfreeze-from", type=int, help="Phase 2: backbone layers from this index on train.")
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]))
-@click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute (GPUs).")
-@click.option("--dedup/--no-dedup", default=None, help="Drop byte-identical duplicate images.")
-@click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
-                                                          "--set augment.mixup=0.2.")
+@_recipe_options
 @click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped.")
 @click.option("--cross-validate", is_flag=True, help="Adience 5-fold protocol: a run per held-out fold, "
                                                       "then mean ± std (finished folds are kept on re-run).")
 @user_errors
 def train(config_file, recipe, resume, cross_validate, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
-    from edgeface.recipes import recipe_overrides
-    from edgeface.train.config import TrainConfig, parse_assignments
+    from edgeface.train.config import TrainConfig
     from edgeface.train.trainer import train as run_training
 
     if recipe is None and not config_file and not flags["data"] and not resume:
@@ -88,10 +107,7 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
     if recipe == SMOKE_RECIPE:
         click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
                    "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
-    overrides = {**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None},
-                 **parse_assignments(assignments)}
-    if tasks:
-        overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
+    overrides = _overrides(recipe, flags, assignments, tasks)
     if resume:
         if not flags["name"]:
             raise EdgefaceError("--resume needs --name of the run to continue")
@@ -116,6 +132,28 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
         click.echo("*** smoke run finished: numbers above are on synthetic faces ***")
 
 
+@main.command()
+@_recipe_options
+@click.option("--max-epochs", type=int, default=12, show_default=True, help="Hyperband: most epochs one trial gets.")
+@click.option("--factor", type=int, default=3, show_default=True, help="Hyperband: reduction factor per round.")
+@click.option("--iterations", type=int, default=1, show_default=True, help="Hyperband iterations (brackets sweeps).")
+@click.option("--top", type=int, default=10, show_default=True, help="Ranked trials to print.")
+@user_errors
+def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations, top, **flags):
+    """Hyperband search over LR, batch size, dropout, head width and age-loss weight, on the validation split."""
+    from edgeface.train.config import TrainConfig
+    from edgeface.train.tune import tune as run_search
+
+    if not flags["data"] and not config_file:
+        raise EdgefaceError("tune needs --data (or --config): it scores trials on that dataset's validation split")
+    cfg = TrainConfig.load(config_file, {**_overrides(recipe or "default", flags, assignments, tasks), "verbose": 0})
+    result = run_search(cfg, max_epochs=max_epochs, factor=factor, iterations=iterations,
+                        log=lambda line: click.echo(line))
+    click.echo(result["table"])
+    click.echo(f"ranked trials: {result['folder']}/tune.json; best recipe: edgeface train --config "
+               f"{result['best_config']} --name NAME")
+
+
 @main.command("eval")
 @click.argument("model", type=click.Path(exists=False))
 @_data_options
@@ -136,19 +174,27 @@ def eval_command(model, data, fold, limit, seed, split, output, as_json):
 
 @main.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("--model", "model_path", required=True, help="Run folder or .keras model.")
+@click.option("--model", "model_path", default=None,
+              help="Run folder, .keras model or exported artifact (default: the bundled int8 model).")
+@click.option("--detect", is_flag=True, help="Images are full photos: find the faces (OpenCV) and predict each.")
 @click.option("--json", "as_json", is_flag=True)
 @user_errors
-def predict(images, model_path, as_json):
-    """Gender (with probability) and age for face crops."""
+def predict(images, model_path, detect, as_json):
+    """Gender (with probability) and age for face crops, or for every face in photos with --detect."""
+    from edgeface.bundled import bundled_model
     from edgeface.eval import predict as run_predict
 
-    rows = run_predict(model_path, images)
+    rows = run_predict(model_path or bundled_model(), images, detect=detect)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        parts = [row["image"]]
+        if row.get("faces") == 0:
+            click.echo(f"{row['image']}  no face found (the detector wants a frontal face of at least 40 px; "
+                       "pass a face crop without --detect)")
+            continue
+        parts = [row["image"]] + ([f"face {row['face'] + 1} at x,y,w,h={','.join(map(str, row['box']))}"]
+                                  if "box" in row else [])
         if "gender" in row:
             parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
         if "age" in row:

@@ -5,6 +5,7 @@ import os
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -84,3 +85,14 @@ def adience_folder(tmp_path) -> Path:
             face_image(tmp_path / "aligned" / f"u{k}" / f"landmark_aligned_face.{i}.img{i}.jpg", 10 * k + i)
         (tmp_path / f"fold_{k}_data.txt").write_text("".join(lines))
     return tmp_path
+
+
+def photo_with_chip(tmp_path: Path, index=1, left=230, top=90, side=160):
+    """A 'photo': the index-th UTKFace test chip scaled to `side` px inside a larger frame (edges replicated)."""
+    folder = require_shared(UTKFACE)
+    name = (folder / "splits" / "test.txt").read_text().split()[index]
+    chip = np.asarray(Image.open(folder / "UTKFace" / name).convert("RGB").resize((side, side)))
+    photo = np.pad(chip, ((top, 400 - top - side), (left, 640 - left - side), (0, 0)), mode="edge")
+    path = tmp_path / f"photo{index}.jpg"
+    Image.fromarray(photo).save(path, quality=95)
+    return path, (left, top, side)

@@ -1,10 +1,12 @@
 """The CLI: user mistakes give one 'error: ...' line and exit code 2, never a traceback."""
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
-from conftest import face_image
+from conftest import face_image, photo_with_chip
 from edgeface.cli import main
 
 
@@ -60,9 +62,11 @@ def test_backbones_lists_the_registry():
     (["train", "--config", "/no/config.yaml"], "/no/config.yaml: config file not found"),
     (["eval", "/no/run", "--data", "synthetic:40"], "/no/run: no such model file, run folder or exported"),
     (["eval", "/tmp", "--data", "synthetic:40"], "/tmp/best.keras: no such model file"),
+    (["tune", "--backbone", "compact_cnn"], "tune needs --data"),
+    (["tune", "--data", "synthetic:40", "--factor", "1"], "--max-epochs and --factor must be at least 2"),
 ])
 def test_user_mistakes_are_one_line_errors(args, fragment, tmp_path):
-    code, output = run(*args, *(["--runs-dir", tmp_path] if args[0] == "train" and "--resume" not in args else []))
+    code, output = run(*args, *(["--runs-dir", tmp_path] if args[0] in ("train", "tune") and "--resume" not in args else []))
     assert_user_error(code, output, fragment)
 
 
@@ -86,3 +90,15 @@ def test_predict_corrupt_image(trained_run, tmp_path):
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     code, output = run("predict", bad, "--model", trained_run)
     assert_user_error(code, output, "broken.jpg: unreadable image")
+
+
+def test_cli_predict_detect(trained_run, tmp_path):
+    path, _ = photo_with_chip(tmp_path)
+    code, output = run("predict", path, "--model", trained_run, "--detect", "--json")
+    rows = json.loads(output)
+    assert code == 0 and len(rows) == 1 and rows[0]["face"] == 0 and len(rows[0]["box"]) == 4
+    assert rows[0]["gender"] in ("male", "female")
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(wall)
+    code, output = run("predict", wall, "--model", trained_run, "--detect")
+    assert code == 0 and "no face found" in output

@@ -81,6 +81,10 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
     assert result.passed and result.size_bytes > 0
     card = json.loads(result.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
+    everything = export(run, "all", "all", tmp_path / "all", log=lambda *_: None)  # `all` = what applies
+    assert [(r.format, r.precision) for r in everything] == [("tflite", "int8")]
+    with pytest.raises(EdgefaceError, match="exports as tflite int8 only, not onnx int8"):
+        export(run, ["onnx"], ["int8"], tmp_path, log=lambda *_: None)
 
 
 def test_prune_preserving_qat_keeps_zeros(pruned):

@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import ROOT, UTKFACE, require_shared
 from edgeface.eval import evaluate
@@ -56,6 +57,18 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     rows = history(run)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
+
+
+def test_weight_average_is_what_validates_and_ships(tmp_path):
+    run = train(TrainConfig(**TINY, epochs=2, ema=0.9, runs_dir=str(tmp_path)))
+    best = json.loads((run / "state.json").read_text())["best_epoch"]
+    logged = float(history(run)[best - 1]["val_age_mae"])
+    metrics = json.loads((run / "metrics.json").read_text())  # best.keras scored afresh on val
+    assert metrics["age"]["mae"] == pytest.approx(logged, abs=1e-3)
+    raw = create_model(backbone="compact_cnn", input_size=32, weights="none")  # the resumable checkpoint's
+    tf.train.Checkpoint(model=raw).restore(tf.train.latest_checkpoint(str(run / "ckpt" / "phase0"))).expect_partial()
+    shipped, _ = load_model(run / "last.keras")
+    assert not np.allclose(raw.get_layer("age").get_weights()[0], shipped.get_layer("age").get_weights()[0])
 
 
 def test_two_phase_transfer_and_group_heads(tmp_path):
@@ -119,3 +132,20 @@ def test_adience_cross_validation_reports_mean_and_std(adience_folder, tmp_path)
     assert set(result["summary"]) >= {"gender_accuracy", "age_group_accuracy", "age_group_one_off_accuracy"}
     assert "±" in format_crossval(result) and (tmp_path / "cv" / "crossval.json").is_file()
     assert all((tmp_path / "cv" / f"fold{k}" / "best.keras").is_file() for k in range(5))
+
+
+def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
+    from edgeface.train.tune import tune
+
+    cfg = TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="search")
+    result = tune(cfg, max_epochs=2, factor=2, log=lambda *_: None)
+    trials = result["trials"]
+    assert len(trials) >= 3 and [t["rank"] for t in trials] == list(range(1, len(trials) + 1))
+    scores = [t["val_score"] for t in trials]
+    assert scores == sorted(scores) and all(0 <= t["val_gender_accuracy"] <= 1 for t in trials)
+    assert {"lr", "batch_size", "dropout", "head_units", "age_loss_weight"} <= set(trials[0]["hyperparameters"])
+    best = TrainConfig.load(result["best_config"])  # the winning recipe, ready for `edgeface train --config`
+    assert best.lr == pytest.approx(trials[0]["hyperparameters"]["lr"]) and best.epochs == 3
+    assert best.loss_weights["age"] == pytest.approx(trials[0]["hyperparameters"]["age_loss_weight"])
+    again = tune(cfg, max_epochs=2, factor=2, log=lambda *_: None)  # finished search: nothing re-runs
+    assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in trials]

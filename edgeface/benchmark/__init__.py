@@ -167,6 +167,7 @@ def _sources(sources, s: Settings, workdir: Path):
     from edgeface.benchmark.candidates import EdgefaceCandidate
     from edgeface.benchmark.peers import find_peers, load_peer
     from edgeface.export import ExportOptions, artifact_path, export, export_variants
+    from edgeface.export.formats import qat_variants
     from edgeface.export.tensorrt import cuda_available
 
     gpu = cuda_available()[0]
@@ -180,7 +181,14 @@ def _sources(sources, s: Settings, workdir: Path):
             yield Row(path.name, "?", "?"), lambda p=path: EdgefaceCandidate(p, s.threads), False
             continue
         yield Row(path.name, "keras", "fp32"), lambda p=path: EdgefaceCandidate(p, s.threads), False
-        for fmt, precision in export_variants(s.formats, s.precisions, gpu):
+        variants = export_variants(s.formats, s.precisions, gpu)
+        if _quantization_aware(path):
+            try:
+                variants = qat_variants(variants, s.formats, s.precisions)
+            except EdgefaceError as err:
+                yield Row(path.name, "?", "?"), lambda e=err: _raise(e), True
+                continue
+        for fmt, precision in variants:
             def make(p=path, fmt=fmt, precision=precision):
                 folder = workdir / p.name
                 try:
@@ -202,6 +210,15 @@ def _sources(sources, s: Settings, workdir: Path):
 
 def _missing(path: Path):
     raise EdgefaceError(f"{path}: no such run or artifact")
+
+
+def _raise(err: Exception):
+    raise err
+
+
+def _quantization_aware(run: Path) -> bool:
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    return config.get("compression", {}).get("method") == "qat"
 
 
 def benchmark(sources, settings: Settings, output, log=print) -> dict:

@@ -32,7 +32,11 @@ class AugmentConfig:
 # ---- preprocessing shared by every consumer ------------------------------------------------------------
 def decode_and_resize(path, size: int):
     """File -> uint8 (size, size, 3): decode, centre-crop to square, antialiased bilinear resize."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return square_resize(tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), size)
+
+
+def square_resize(image, size: int):
+    """uint8 RGB (H, W, 3) -> (size, size, 3): centre-crop to square, antialiased bilinear resize."""
     shape = tf.shape(image)
     side = tf.minimum(shape[0], shape[1])
     image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side)

@@ -141,8 +141,10 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def predict(model_path, images) -> list:
-    """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact."""
+def predict(model_path, images, detect: bool = False) -> list:
+    """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact. With
+    `detect`, images are full photos: every face found is cropped like the training chips and predicted, and a
+    photo without a face gets a row that says so."""
     runner, spec, _ = load_any(model_path)
     paths = [Path(p) for p in images]
     for p in paths:
@@ -154,17 +156,35 @@ def predict(model_path, images) -> list:
         problem = check_image(str(p))
         if problem:
             raise EdgefaceError(f"{p}: {problem}")
-    batch = normalize(load_images(paths, spec.input_size), spec.config)
-    pred = decode_outputs(runner.predict(batch.astype(np.float32)), spec)
-    results = []
-    for i, p in enumerate(paths):
-        row = {"image": str(p)}
-        if "prob_male" in pred:
-            prob = float(pred["prob_male"][i])
-            row.update(gender=GENDER_LABELS[int(prob >= 0.5)], prob_male=prob)
-        if "age_years" in pred:
-            if spec.numeric_age:
-                row["age"] = float(pred["age_years"][i])
-            row["age_group"] = age_band_label(pred["age_group"][i])
-        results.append(row)
-    return results
+    if detect:
+        rows, crops = _detect(paths, spec.input_size)
+    else:
+        rows, crops = [{"image": str(p)} for p in paths], load_images(paths, spec.input_size)
+    faces = [row for row in rows if row.get("faces", 1)]
+    if faces:
+        pred = decode_outputs(runner.predict(normalize(crops, spec.config).astype(np.float32)), spec)
+        for i, row in enumerate(faces):
+            if "prob_male" in pred:
+                prob = float(pred["prob_male"][i])
+                row.update(gender=GENDER_LABELS[int(prob >= 0.5)], prob_male=prob)
+            if "age_years" in pred:
+                if spec.numeric_age:
+                    row["age"] = float(pred["age_years"][i])
+                row["age_group"] = age_band_label(pred["age_group"][i])
+    return rows
+
+
+def _detect(paths, size: int):
+    """A row per detected face (image, face index, box) and their crops; a faces=0 row for a photo without."""
+    from edgeface.data.pipeline import square_resize
+    from edgeface.detect import detect_faces
+
+    rows, crops = [], []
+    for p in paths:
+        found = detect_faces(p)
+        if not found:
+            rows.append({"image": str(p), "faces": 0})
+        for index, face in enumerate(found):
+            rows.append({"image": str(p), "face": index, "box": list(face.box)})
+            crops.append(square_resize(face.crop, size).numpy())
+    return rows, np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)

@@ -16,7 +16,7 @@ from edgeface.data.pipeline import load_images, normalize
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.card import build_card, card_path
-from edgeface.export.formats import CALIBRATED, FORMATS, export_variants
+from edgeface.export.formats import CALIBRATED, FORMATS, export_variants, qat_variants
 from edgeface.export.parity import compare, describe_failure
 from edgeface.export.runtimes import KerasRunner, load_runner
 from edgeface.models import has_quantize_wrappers, load_model
@@ -161,6 +161,8 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, opti
     manifest = None
     calibration = None
     qat = has_quantize_wrappers(model)  # quantization-aware runs carry their own int8 ranges
+    if qat:
+        variants = qat_variants(variants, formats, precisions)
     if any(p in CALIBRATED for _, p in variants) and (options.calibration or not qat):
         if not options.calibration:
             raise EdgefaceError("int8 export needs --calibration NAME (a manifest from `edgeface calibrate`, "

@@ -32,17 +32,36 @@ FORMATS = {
 CALIBRATED = {"int8"}
 
 
+# A quantization-aware run carries its own int8 ranges in fake-quant wrappers, which only the TFLite converter
+# turns into an integer model; its float twin is the parent run.
+QAT_VARIANTS = {("tflite", "int8")}
+
+
+def _is_all(value) -> bool:
+    return value in (None, "all", ("all",))
+
+
+def qat_variants(variants: list, formats=None, precisions=None) -> list[tuple[str, str]]:
+    """The variants a quantization-aware run can export to: what `all` covers, or an error for an explicit ask."""
+    kept = [v for v in variants if v in QAT_VARIANTS]
+    dropped = [f"{f} {p}" for f, p in variants if (f, p) not in QAT_VARIANTS]
+    if not kept or (dropped and not (_is_all(formats) and _is_all(precisions))):
+        raise EdgefaceError(f"a quantization-aware run exports as tflite int8 only, not {', '.join(dropped)}; "
+                            "export its parent run for float formats")
+    return kept
+
+
 def export_variants(formats=None, precisions=None, gpu: bool = False) -> list[tuple[str, str]]:
     """(format, precision) pairs from the table, filtered; "all" or None means every one."""
-    names = list(FORMATS) if formats in (None, "all", ("all",)) else list(formats)
+    names = list(FORMATS) if _is_all(formats) else list(formats)
     pairs = []
     for name in names:
         if name not in FORMATS:
             raise EdgefaceError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
         fmt = FORMATS[name]
-        if fmt.needs_gpu and not gpu and formats in (None, "all", ("all",)):
+        if fmt.needs_gpu and not gpu and _is_all(formats):
             continue
-        wanted = fmt.precisions if precisions in (None, "all", ("all",)) else precisions
+        wanted = fmt.precisions if _is_all(precisions) else precisions
         for precision in wanted:
             if precision not in fmt.precisions:
                 raise EdgefaceError(f"format {name} has no {precision} precision (has {', '.join(fmt.precisions)})")

@@ -44,6 +44,7 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 1e-4
     momentum: float = 0.9
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights (decay per step); validate/save it
     schedule: str = "cosine"  # cosine | plateau | multistep | constant
     warmup_epochs: float = 1.0
     milestones: list = dataclasses.field(default_factory=lambda: [0.6, 0.85])  # multistep, fractions of epochs
@@ -75,6 +76,8 @@ class TrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise EdgefaceError(f"{key} {getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise EdgefaceError(f"ema {self.ema} must be in [0, 1): the per-step decay of the weight average")
         if self.epochs < 1 or self.batch_size < 1:
             raise EdgefaceError("epochs and batch_size must be at least 1")
         if self.freeze_epochs >= self.epochs and self.freeze_epochs:

@@ -61,11 +61,33 @@ def learning_rate(cfg: TrainConfig, peak: float, epochs: int, steps_per_epoch: i
 
 
 def make_optimizer(cfg: TrainConfig, lr):
+    ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema else {}
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, **ema)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
-    return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay, **ema)
+    return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, **ema)
+
+
+class AverageWeights(keras.callbacks.Callback):
+    """With `ema` set, the optimizer keeps a moving average of the weights; this swaps it into the model while
+    validating and saving best/last models, so the epoch is chosen on the weights that ship, while training
+    (and the resumable checkpoint) keep the raw ones."""
+
+    def swap(self):
+        optimizer = self.model.optimizer
+        averages = optimizer._model_variables_moving_average  # tf-keras keeps no public handle on them
+        for var in self.model.trainable_variables:
+            average = averages[optimizer._index_dict[optimizer._var_key(var)]]
+            raw = tf.identity(var)
+            var.assign(average)
+            average.assign(raw)
+
+    def on_test_begin(self, logs=None):
+        self.swap()
+
+    def on_test_end(self, logs=None):
+        self.swap()
 
 
 class EpochReport(keras.callbacks.Callback):
@@ -122,20 +144,26 @@ class LossWeightScheduler(keras.callbacks.Callback):
 class RunCheckpoint(keras.callbacks.Callback):
     """Keeps the best model (by the monitored value), the last one and a resumable tf.train checkpoint."""
 
-    def __init__(self, run: Path, manager: tf.train.CheckpointManager, epoch_var, monitor: str, state: dict):
+    def __init__(self, run: Path, manager: tf.train.CheckpointManager, epoch_var, monitor: str, state: dict,
+                 average: AverageWeights | None = None):
         super().__init__()
         self.run, self.manager, self.epoch_var, self.monitor, self.state = run, manager, epoch_var, monitor, state
         self.mode_max = "accuracy" in monitor
+        self.average = average
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
             raise EdgefaceError(f"monitor {self.monitor!r} is not among the logged values: {', '.join(logs)}")
         best = self.state.get("best_value")
+        if self.average:
+            self.average.swap()
         if best is None or (value > best if self.mode_max else value < best):
             self.state.update(best_value=float(value), best_epoch=epoch + 1)
             save_model(self.model, self.run, "best")
         save_model(self.model, self.run, "last")
+        if self.average:
+            self.average.swap()
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
         write_json(self.run / "state.json", self.state)
@@ -181,6 +209,37 @@ def class_weights(records) -> dict:
     return {g: len(records) / (2 * max(c, 1)) for g, c in enumerate(counts)}
 
 
+def model_spec(cfg: TrainConfig, data) -> ModelSpec:
+    """The model a config asks for; the age bias starts at the training split's mean age."""
+    return ModelSpec(backbone=cfg.backbone, input_size=cfg.input_size, alpha=cfg.alpha, tasks=tuple(cfg.tasks),
+                     age_head=cfg.age_head, numeric_age=data.numeric_age, weights=cfg.weights, dropout=cfg.dropout,
+                     head_units=cfg.head_units,
+                     age_init=float(np.mean([r.age for r in data["train"] if r.age is not None] or [33.0])))
+
+
+def set_bn_momentum(model, momentum: float | None) -> None:
+    if momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = momentum
+
+
+def loss_weight_variables(cfg: TrainConfig, spec: ModelSpec) -> dict:
+    return {t: tf.Variable(float(cfg.loss_weights.get(t, 1.0)), trainable=False, name=f"{t}_loss_weight")
+            for t in spec.tasks}
+
+
+def compile_model(model, cfg: TrainConfig, spec: ModelSpec, lr, loss_vars: dict):
+    """Compiles with the config's optimizer, per-task weighted losses and head metrics; returns the optimizer."""
+    optimizer = make_optimizer(cfg, lr)
+    losses = {t: WeightedLoss(base_loss(t, spec.age_head, cfg.age_loss, cfg.label_smoothing), loss_vars[t])
+              for t in spec.tasks}
+    # weighted: a missing label (sample weight 0) must not count in the metrics either
+    model.compile(optimizer=optimizer, loss=losses,
+                  weighted_metrics={t: head_metrics(t, spec.age_head, spec.numeric_age) for t in spec.tasks})
+    return optimizer
+
+
 def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callbacks=(), finalize=None) -> Path:
     """Trains per `cfg`; returns the run folder. With resume=True continues `runs_dir/name` where it stopped.
 
@@ -199,10 +258,7 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
     for task in cfg.tasks:
         if not data.has_labels(task):
             raise EdgefaceError(f"{cfg.data}: the training split has no {task} labels; drop it with --tasks")
-    spec = ModelSpec(backbone=cfg.backbone, input_size=cfg.input_size, alpha=cfg.alpha, tasks=tuple(cfg.tasks),
-                     age_head=cfg.age_head, numeric_age=data.numeric_age, weights=cfg.weights, dropout=cfg.dropout,
-                     head_units=cfg.head_units,
-                     age_init=float(np.mean([r.age for r in data["train"] if r.age is not None] or [33.0])))
+    spec = model_spec(cfg, data)
     if not resume:
         write_json(run / "config.json", cfg.to_dict())
         write_text(run / "config.yaml", yaml_dump(cfg.to_dict()))
@@ -230,12 +286,8 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
 
     with strategy.scope():
         model = (build_model or create_model)(spec)
-        if cfg.bn_momentum is not None:
-            for layer in getattr(model, "student", model).layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = cfg.bn_momentum
-        loss_vars = {t: tf.Variable(float(cfg.loss_weights.get(t, 1.0)), trainable=False, name=f"{t}_loss_weight")
-                     for t in spec.tasks}
+        set_bn_momentum(getattr(model, "student", model), cfg.bn_momentum)
+        loss_vars = loss_weight_variables(cfg, spec)
     history_file = run / "history.csv"
     for index, (start, end, trainable, lr_scale) in enumerate(phases):
         done = state.get("epochs_done", 0)
@@ -243,12 +295,8 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
             continue
         with strategy.scope():
             _set_trainable(model, 10 ** 9 if trainable == "frozen" else trainable)
-            optimizer = make_optimizer(cfg, learning_rate(cfg, cfg.lr * lr_scale, end - start, steps))
-            losses = {t: WeightedLoss(base_loss(t, spec.age_head, cfg.age_loss, cfg.label_smoothing), loss_vars[t])
-                      for t in spec.tasks}
-            # weighted: a missing label (sample weight 0) must not count in the metrics either
-            model.compile(optimizer=optimizer, loss=losses,
-                          weighted_metrics={t: head_metrics(t, spec.age_head, spec.numeric_age) for t in spec.tasks})
+            optimizer = compile_model(model, cfg, spec, learning_rate(cfg, cfg.lr * lr_scale, end - start, steps),
+                                      loss_vars)
             epoch_var = tf.Variable(start, trainable=False, dtype=tf.int64, name="epoch")
             ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
             manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / f"phase{index}"), max_to_keep=2)
@@ -259,10 +307,12 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
                 print(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}", flush=True)
             elif resume and done > start:
                 raise EdgefaceError(f"{run}: no checkpoint for phase {index}; cannot resume at epoch {done}")
+        average = AverageWeights() if cfg.ema else None
         callbacks = [
             LossWeightScheduler(loss_vars, cfg.loss_weights, cfg.loss_weight_schedule),
             EpochReport(len(data["train"]), cfg.epochs),
-            RunCheckpoint(run, manager, epoch_var, cfg.monitor, state),
+            *([average] if average else []),
+            RunCheckpoint(run, manager, epoch_var, cfg.monitor, state, average),
             keras.callbacks.CSVLogger(str(history_file), append=history_file.exists()),
             keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False, profile_batch=0),
             _EpochsDone(state, run),
