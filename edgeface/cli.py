@@ -377,21 +377,24 @@ def _given(**kwargs) -> dict:
 @click.option("--ratio", type=float, help="structured: fraction of filters to remove per group (default 0.3).")
 @click.option("--threshold", type=float, help="structured: keep filters whose norm is at least this fraction of "
                                               "the group's largest (instead of --ratio).")
-@click.option("--norm", type=click.Choice(["l1", "l2"]), help="structured: filter ranking norm.")
+@click.option("--norm", type=click.Choice(["l1", "l2"]), help="structured: norm of the weights that rank channels.")
+@click.option("--prune-residual", is_flag=True, help="structured: also shrink residual streams (channels joined "
+                                                      "by Add), which every later block reads.")
 @click.option("--min-filters", type=int, help="structured: never keep fewer filters than this (default 8).")
 @click.option("--multiple", type=int, help="structured: round kept filter counts up to a multiple (default 8).")
 @click.option("--exclude", multiple=True, help="Layer name to leave untouched (repeatable).")
 @_compression_options
 @user_errors
 def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_depthwise, ratio, threshold, norm,
-          min_filters, multiple, exclude, epochs, lr, name, runs_dir, limit):
+          prune_residual, min_filters, multiple, exclude, epochs, lr, name, runs_dir, limit):
     """Prune a trained run (magnitude or structured), fine-tune, and write a new run that names its parent."""
     from edgeface.compress import prune_run, structured_prune_run
 
     common = _given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit)
     if method == "magnitude":
-        if ratio is not None or threshold is not None or norm or min_filters or multiple:
-            raise EdgefaceError("--ratio/--threshold/--norm/--min-filters/--multiple apply to --method structured")
+        if ratio is not None or threshold is not None or norm or min_filters or multiple or prune_residual:
+            raise EdgefaceError("--ratio/--threshold/--norm/--min-filters/--multiple/--prune-residual apply to "
+                                "--method structured")
         out = prune_run(run, **_given(sparsity=sparsity, schedule=schedule), skip_first_conv=not prune_first_conv,
                         skip_heads=not prune_heads, skip_depthwise=skip_depthwise, exclude=exclude, **common)
     else:
@@ -402,7 +405,7 @@ def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_d
             raise EdgefaceError("give --ratio or --threshold, not both")
         out = structured_prune_run(run, ratio=None if threshold is not None else (0.3 if ratio is None else ratio),
                                    threshold=threshold, **_given(norm=norm, min_filters=min_filters, multiple=multiple),
-                                   exclude=exclude, **common)
+                                   prune_residual=prune_residual, exclude=exclude, **common)
     _print_compression(out)
 
 

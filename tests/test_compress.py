@@ -64,6 +64,26 @@ def test_structured_pruning_removes_channels_consistently(parent):
     assert out["gender"].shape == (1, 1)
 
 
+def test_pruned_constant_channel_is_folded_into_its_reader():
+    """A channel that never varies carries no information but shifts what reads it: with calibration images it
+    ranks last and its mean moves into the next layer's bias, so the slim model computes the same outputs."""
+    import tf_keras as keras
+
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Conv2D(4, 1, activation="relu", name="a")(inputs)
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 1, name="b")(hidden))
+    model = keras.Model(inputs, {"out": keras.layers.Dense(1, name="out")(features)})
+    kernel, bias = model.get_layer("a").get_weights()
+    kernel[..., 3], bias[3] = 0.0, 0.7  # channel 3 is constantly 0.7
+    model.get_layer("a").set_weights([kernel, bias])
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+    slim, counts = prune_channels(model, ratio=0.25, multiple=1, min_filters=1, images=x, exclude=("b",))
+    assert counts["a"] == 3
+    np.testing.assert_allclose(slim(x)["out"], model(x)["out"], atol=1e-5)
+    blind, _ = prune_channels(model, ratio=0.25, multiple=1, min_filters=1, exclude=("b",))
+    assert not np.allclose(blind(x)["out"], model(x)["out"], atol=1e-3)
+
+
 def test_structured_options_are_validated(parent):
     model, _ = load_model(parent)
     with pytest.raises(EdgefaceError, match="either a ratio or a threshold"):
@@ -81,6 +101,11 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
     assert result.passed and result.size_bytes > 0
     card = json.loads(result.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
+    assert all(out["quantization"]["scale"] > 0 for out in card["outputs"])  # an app must dequantize them
+    from ai_edge_litert.interpreter import Interpreter
+
+    outputs = Interpreter(str(result.path)).get_signature_list()["serving_default"]["outputs"]
+    assert sorted(outputs) == ["age", "gender"]  # named as the card names them, not quant_age/quant_gender
     everything = export(run, "all", "all", tmp_path / "all", log=lambda *_: None)  # `all` = what applies
     assert [(r.format, r.precision) for r in everything] == [("tflite", "int8")]
     with pytest.raises(EdgefaceError, match="exports as tflite int8 only, not onnx int8"):

@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from edgeface.compress import prune as magnitude
 from edgeface.compress import stats
 from edgeface.compress.qat import calibrate_ranges, quantize_for_training
@@ -54,7 +56,9 @@ def _report(run: Path, parent: Path, extra: dict) -> dict:
     model = load_keras(model_file(run))
     parent_model = load_keras(model_file(parent))
     metrics = {p: json.loads((p / "metrics.json").read_text()).get("summary") for p in (parent, run)}
-    report = {"parent": str(parent), **extra, "model": stats.describe(model), "parent_model": stats.describe(parent_model),
+    config = json.loads((run / "config.json").read_text())
+    report = {**config["compression"], **extra, "fine_tune": {"epochs": config["epochs"], "lr": config["lr"]},
+              "model": stats.describe(model), "parent_model": stats.describe(parent_model),
               "val_summary": {"parent": metrics[parent], "this": metrics[run]}}
     write_json(run / "compression.json", report)
     return report
@@ -88,19 +92,34 @@ def prune_run(run, sparsity: float = 0.5, schedule: str = "polynomial", epochs: 
     return out
 
 
+def _calibration_images(cfg, spec, n: int):
+    """n training images (stratified by gender x age band, seeded), normalized for the model; None if n is 0."""
+    if not n:
+        return None
+    from edgeface.data import load_data, stratified_subset
+    from edgeface.data.pipeline import load_images, normalize
+
+    train = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit, verbose=False)["train"]
+    chosen = stratified_subset(train, min(n, len(train)), seed=cfg.seed)
+    return normalize(load_images([r.path for r in chosen], spec.input_size), spec.config).astype(np.float32)
+
+
 def structured_prune_run(run, ratio: float | None = 0.3, threshold: float | None = None, norm: str = "l2",
-                         min_filters: int = 8, multiple: int = 8, exclude=(), epochs: int = 2, lr: float = 2e-4,
-                         name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+                         min_filters: int = 8, multiple: int = 8, exclude=(), prune_residual: bool = False,
+                         calibration_images: int = 256, epochs: int = 2, lr: float = 2e-4, name: str | None = None,
+                         runs_dir: str | None = None, limit: int | None = None) -> Path:
     parent, parent_cfg = _parent(run)
     options = dict(ratio=ratio, threshold=threshold, norm=norm, min_filters=min_filters, multiple=multiple,
-                   exclude=tuple(exclude))
+                   exclude=tuple(exclude), prune_residual=prune_residual)
     label = f"struct{int(round(ratio * 100))}" if ratio is not None else f"struct-t{threshold:g}"
-    cfg = derived_config(parent, parent_cfg, label, {"method": "structured", **options, "exclude": list(exclude)},
+    cfg = derived_config(parent, parent_cfg, label, {"method": "structured", **options, "exclude": list(exclude),
+                                                     "calibration_images": calibration_images},
                          epochs, lr, name, runs_dir, limit)
     kept = {}
 
     def build(spec):
-        slim, counts = prune_channels(load_keras(model_file(parent)), **options)
+        slim, counts = prune_channels(load_keras(model_file(parent)), **options,
+                                      images=_calibration_images(cfg, spec, calibration_images))
         kept.update(counts)
         return slim
 

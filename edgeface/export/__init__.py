@@ -19,7 +19,7 @@ from edgeface.export.card import build_card, card_path
 from edgeface.export.formats import CALIBRATED, FORMATS, export_variants, qat_variants
 from edgeface.export.parity import compare, describe_failure
 from edgeface.export.runtimes import KerasRunner, load_runner
-from edgeface.models import has_quantize_wrappers, load_model
+from edgeface.models import has_quantize_wrappers, load_model, task_key
 from edgeface.utils import atomic_path, write_json
 
 __all__ = ["export", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
@@ -93,7 +93,9 @@ def _tflite_io(runner) -> dict:
     out_dtype = {np.dtype(d["dtype"]).name for d in runner.outputs.values()}.pop()
     return {"input_dtype": dtype, "input_quantization": qparams(runner.input_details),
             "output_dtype": out_dtype,
-            "output_quantization": {k: qparams(d) for k, d in runner.outputs.items()} if out_dtype != "float32"
+            # keyed by task: a QAT model's signature names its outputs quant_gender, quant_age
+            "output_quantization": {task_key(k): qparams(d) for k, d in runner.outputs.items()}
+            if out_dtype != "float32"
             else None}
 
 

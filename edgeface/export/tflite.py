@@ -15,7 +15,7 @@ MODEL_CARD_METADATA = "edgeface_model_card"
 def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False) -> bytes:
     """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only); a
     quantization-aware model (qat) brings its own ranges and needs none."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _named_by_task(model) if qat else tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -35,6 +35,18 @@ def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool
     elif precision != "fp32":
         raise EdgefaceError(f"TFLite has no {precision} precision")
     return converter.convert()
+
+
+def _named_by_task(model):
+    """A converter whose signature names the outputs by task (gender, age), as the model card does; tfmot's
+    quantize wrappers would otherwise name them quant_gender, quant_age."""
+    from edgeface.models import task_key
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="image")])
+    def serve(image):
+        return {task_key(name): value for name, value in model(image, training=False).items()}
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
 
 
 def embed_model_card(flatbuffer: bytes, card: dict) -> bytes:

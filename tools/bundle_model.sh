@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled model (edgeface/bundled/): the int8 TFLite export of a QAT run with its model card, and
+# the fp32 ONNX export of that run's float parent (its twin for desktop/server runtimes), then scores both once
+# on the UTKFace test split (JSON in benchmarks/bundled/).
+# Usage: tools/bundle_model.sh QAT_RUN_FOLDER
+set -euo pipefail
+RUN=${1:?usage: tools/bundle_model.sh QAT_RUN_FOLDER}
+DATA=${DATA:-utkface:../shared/data/utkface}
+PARENT=$(python -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.json'))['parents'][0])" "$RUN")
+OUT=edgeface/bundled
+rm -f "$OUT"/*.tflite "$OUT"/*.onnx "$OUT"/*.json
+edgeface export "$RUN" --format tflite --precision int8 --output "$OUT"
+edgeface export "$PARENT" --format onnx --precision fp32 --output "$OUT"
+mkdir -p benchmarks/bundled
+for artifact in "$OUT"/*.tflite "$OUT"/*.onnx; do
+  base=$(basename "$artifact"); base=${base%.*}
+  edgeface eval "$artifact" --data "$DATA" --split test --output "benchmarks/bundled/$base-utkface-test.json" | sed -n 2p
+  cp "$OUT/$base.json" "benchmarks/bundled/$base.card.json"
+done
