@@ -13,6 +13,19 @@ def load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def describe(comp: dict) -> str:
+    """magnitude 50%, structured 30% of filters, qat (sparsity kept), with the fine-tuning epochs."""
+    label = comp["method"]
+    if comp.get("target_sparsity") is not None:
+        label += f" {comp['target_sparsity']:.0%} sparsity"
+    if comp.get("ratio") is not None:
+        label += f" {comp['ratio']:.0%} of filters"
+    if comp.get("preserve_sparsity"):
+        label += " (sparsity kept)"
+    tune = comp.get("fine_tune")
+    return label + (f", {tune['epochs']} ep" if tune else "")
+
+
 def main(folder, parent):
     folder = Path(folder)
     base = load(folder / f"{parent}-utkface-test.json")
@@ -31,8 +44,7 @@ def main(folder, parent):
             if test is None:
                 continue
             acc, mae, m = test["gender"]["accuracy"], test["age"]["mae"], comp["model"]
-            method = comp["method"] + (f" {comp['ratio']:.0%} of filters" if "ratio" in comp else "") \
-                + (f" {comp['target_sparsity']:.0%}" if "target_sparsity" in comp else "")
+            method = describe(comp)
             print(f"| {name} | {method} | {scored} | {100 * acc:.2f}% | {100 * (acc - acc0):+.2f} | {mae:.2f} | "
                   f"{mae - mae0:+.2f} | {m['parameters']:,} ({m['nonzero_parameters']:,}) | {m['macs'] / 1e6:.1f}M | "
                   f"{m['gzip_weights_kb']:.0f} |")
