@@ -102,3 +102,15 @@ def test_cli_predict_detect(trained_run, tmp_path):
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(wall)
     code, output = run("predict", wall, "--model", trained_run, "--detect")
     assert code == 0 and "no face found" in output
+
+
+def test_predict_uses_the_bundled_model_by_default(tmp_path):
+    from edgeface.bundled import bundled_model
+
+    model = bundled_model()
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert model.stat().st_size <= 1_000_000 and card["input"]["dtype"] == "int8"
+    assert {o["name"] for o in card["outputs"]} == {"gender", "age"}
+    code, output = run("predict", face_image(tmp_path / "face.png", 0, size=128), "--json")
+    rows = json.loads(output)
+    assert code == 0 and rows[0]["gender"] in ("male", "female") and 0 <= rows[0]["age"] <= 120
