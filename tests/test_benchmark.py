@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import stat
@@ -9,6 +10,7 @@ from conftest import SHARED, require_shared
 from edgeface.benchmark import Row, Settings, benchmark, pick_best
 from edgeface.benchmark.adb import parse_benchmark_model
 from edgeface.cli import main
+from edgeface.errors import EdgefaceError
 from edgeface.export import export
 from edgeface.train.config import TrainConfig
 from edgeface.train.trainer import train
@@ -133,3 +135,21 @@ def test_peers_load_and_decode():
             assert ((0 <= out["prob_male"]) & (out["prob_male"] <= 1)).all()
         if "age_years" in out:
             assert ((0 <= out["age_years"]) & (out["age_years"] <= 120)).all()
+
+
+def test_a_quantization_aware_run_benchmarks_as_int8_tflite_only(tmp_path):
+    """A QAT run in a table that asks for TFLite and ONNX at fp32 and int8 gets its Keras row and its int8 TFLite
+    row; the other cells do not apply to it (its float twin is the parent run)."""
+    from edgeface.benchmark import _sources
+
+    run = tmp_path / "tiny-qat"
+    run.mkdir()
+    (run / "best.h5").write_bytes(b"")
+    (run / "config.json").write_text(json.dumps({"compression": {"method": "qat"}}))
+    settings = Settings(data="synthetic:40", formats=("tflite", "onnx"), precisions=("fp32", "int8"))
+    rows = [(row.format, row.precision) for row, _, _ in _sources([run], settings, tmp_path / "work")]
+    assert rows == [("keras", "fp32"), ("tflite", "int8")]
+    only_onnx = Settings(data="synthetic:40", formats=("onnx",), precisions=("fp32",))
+    (row, make, _), = list(_sources([run], only_onnx, tmp_path / "work"))[1:]
+    with pytest.raises(EdgefaceError, match="exports as tflite int8 only"):
+        make()
