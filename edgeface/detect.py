@@ -4,6 +4,7 @@ UTKFace's aligned chips are, so the model sees what it was trained on."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ class Face:
     crop: np.ndarray  # uint8 RGB square crop framed like a UTKFace chip
 
 
+@functools.lru_cache(maxsize=1)
 def _cascade():
+    """The detector, loaded once per process (its XML is ~1 MB)."""
     import cv2
 
     path = Path(cv2.data.haarcascades) / CASCADE
@@ -35,13 +38,12 @@ def _cascade():
     return detector
 
 
-def find_boxes(rgb: np.ndarray, detector=None, min_size: int = MIN_FACE_PX) -> list[tuple]:
+def find_boxes(rgb: np.ndarray, min_size: int = MIN_FACE_PX) -> list[tuple]:
     """Detector boxes (x, y, w, h), largest first."""
     import cv2
 
     gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    boxes = (detector or _cascade()).detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                                      minSize=(min_size, min_size))
+    boxes = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
     return sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: -b[2] * b[3])
 
 
@@ -68,5 +70,4 @@ def detect_faces(path) -> list[Face]:
             rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (UnidentifiedImageError, OSError) as err:
         raise EdgefaceError(f"{path}: not a readable image ({err.__class__.__name__})")
-    detector = _cascade()
-    return [Face(box, chip_crop(rgb, box)) for box in find_boxes(rgb, detector)]
+    return [Face(box, chip_crop(rgb, box)) for box in find_boxes(rgb)]

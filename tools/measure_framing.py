@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgeface.detect import _cascade, find_boxes
+from edgeface.detect import find_boxes
 
 
 def main(folder="../shared/data/utkface", n="400"):
     folder = Path(folder)
     names = sorted((folder / "splits" / "train.txt").read_text().split())
     random.Random(0).shuffle(names)
-    detector, found = _cascade(), []
+    found = []
     for name in names[:int(n)]:
         chip = np.asarray(Image.open(folder / "UTKFace" / name).convert("RGB"))
         side, pad = chip.shape[1], chip.shape[1] // 2
-        boxes = find_boxes(np.pad(chip, ((pad, pad), (pad, pad), (0, 0)), mode="edge"), detector)
+        boxes = find_boxes(np.pad(chip, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
         if boxes:
             x, y, w, h = boxes[0]
             found.append(((0.5 * side - (x - pad + w / 2)) / side, (0.5 * side - (y - pad + h / 2)) / side,

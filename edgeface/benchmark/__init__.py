@@ -167,7 +167,7 @@ def _sources(sources, s: Settings, workdir: Path):
     from edgeface.benchmark.candidates import EdgefaceCandidate
     from edgeface.benchmark.peers import find_peers, load_peer
     from edgeface.export import ExportOptions, artifact_path, export, export_variants
-    from edgeface.export.formats import QAT_VARIANTS, qat_variants
+    from edgeface.export.formats import qat_variants
     from edgeface.export.tensorrt import cuda_available
 
     gpu = cuda_available()[0]
@@ -184,7 +184,7 @@ def _sources(sources, s: Settings, workdir: Path):
         variants = export_variants(s.formats, s.precisions, gpu)
         if _quantization_aware(path):  # the benchmark takes what applies, the rest of the table stays as asked
             try:
-                variants = qat_variants([v for v in variants if v in QAT_VARIANTS] or variants)
+                variants = qat_variants(variants, explicit=False)
             except EdgefaceError as err:
                 yield Row(path.name, "?", "?"), lambda e=err: _raise(e), True
                 continue

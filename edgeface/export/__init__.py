@@ -16,7 +16,7 @@ from edgeface.data.pipeline import load_images, normalize
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.card import build_card, card_path
-from edgeface.export.formats import CALIBRATED, FORMATS, export_variants, qat_variants
+from edgeface.export.formats import CALIBRATED, FORMATS, export_variants, is_all, qat_variants
 from edgeface.export.parity import compare, describe_failure
 from edgeface.export.runtimes import KerasRunner, load_runner
 from edgeface.models import has_quantize_wrappers, load_model, task_key
@@ -164,7 +164,7 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, opti
     calibration = None
     qat = has_quantize_wrappers(model)  # quantization-aware runs carry their own int8 ranges
     if qat:
-        variants = qat_variants(variants, formats, precisions)
+        variants = qat_variants(variants, explicit=not (is_all(formats) and is_all(precisions)))
     if any(p in CALIBRATED for _, p in variants) and (options.calibration or not qat):
         if not options.calibration:
             raise EdgefaceError("int8 export needs --calibration NAME (a manifest from `edgeface calibrate`, "

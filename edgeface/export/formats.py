@@ -37,15 +37,16 @@ CALIBRATED = {"int8"}
 QAT_VARIANTS = {("tflite", "int8")}
 
 
-def _is_all(value) -> bool:
+def is_all(value) -> bool:
     return value in (None, "all", ("all",))
 
 
-def qat_variants(variants: list, formats=None, precisions=None) -> list[tuple[str, str]]:
-    """The variants a quantization-aware run can export to: what `all` covers, or an error for an explicit ask."""
+def qat_variants(variants: list, explicit: bool) -> list[tuple[str, str]]:
+    """The variants a quantization-aware run can export to, out of those asked for; an error when none is, or
+    when an `explicit` ask (not `all`) names one it cannot."""
     kept = [v for v in variants if v in QAT_VARIANTS]
     dropped = [f"{f} {p}" for f, p in variants if (f, p) not in QAT_VARIANTS]
-    if not kept or (dropped and not (_is_all(formats) and _is_all(precisions))):
+    if not kept or (dropped and explicit):
         raise EdgefaceError(f"a quantization-aware run exports as tflite int8 only, not {', '.join(dropped)}; "
                             "export its parent run for float formats")
     return kept
@@ -53,15 +54,15 @@ def qat_variants(variants: list, formats=None, precisions=None) -> list[tuple[st
 
 def export_variants(formats=None, precisions=None, gpu: bool = False) -> list[tuple[str, str]]:
     """(format, precision) pairs from the table, filtered; "all" or None means every one."""
-    names = list(FORMATS) if _is_all(formats) else list(formats)
+    names = list(FORMATS) if is_all(formats) else list(formats)
     pairs = []
     for name in names:
         if name not in FORMATS:
             raise EdgefaceError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
         fmt = FORMATS[name]
-        if fmt.needs_gpu and not gpu and _is_all(formats):
+        if fmt.needs_gpu and not gpu and is_all(formats):
             continue
-        wanted = fmt.precisions if _is_all(precisions) else precisions
+        wanted = fmt.precisions if is_all(precisions) else precisions
         for precision in wanted:
             if precision not in fmt.precisions:
                 raise EdgefaceError(f"format {name} has no {precision} precision (has {', '.join(fmt.precisions)})")
