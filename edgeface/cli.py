@@ -60,7 +60,7 @@ def _recipe_options(fn):
         click.option("--input-size", type=int, help="Square input size in pixels."),
         click.option("--alpha", type=float, help="Width multiplier (MobileNets)."),
         click.option("--tasks", help="Comma-separated heads: gender,age."),
-        click.option("--age-head", type=click.Choice(["regression", "groups", "ordinal"])),
+        click.option("--age-head", type=click.Choice(["regression", "distribution", "groups", "ordinal"])),
         click.option("--weights", help="imagenet | none | PATH to a weights file."),
         click.option("--weights-dir", help="Folder searched first for ImageNet weight files."),
         click.option("--epochs", type=int),

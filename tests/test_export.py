@@ -64,6 +64,20 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     assert embedded["artifact"]["file"] == int8.path.name and embedded["artifact"]["size_bytes"] == int8.size_bytes
 
 
+def test_age_distribution_head_exports_with_its_decoding_on_the_card(manifest, tmp_path):
+    run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
+                            batch_size=16, runs_dir=str(tmp_path), name="dist", age_head="distribution", verbose=0))
+    results = export(run, ["tflite"], ["dynamic", "int8"], tmp_path / "out", ExportOptions(calibration=str(manifest)),
+                     log=lambda *_: None)
+    for r in results:
+        assert r.passed, (r.path, r.parity)
+        age = json.loads(r.card_path.read_text())["outputs"]
+        age = next(o for o in age if o["name"] == "age")
+        assert age["shape"] == [-1, 101] and "sum(k * output[k])" in age["decode"]
+        x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+        assert load_runner(r.path)(x)["age"].shape == (2, 101)
+
+
 def test_uint8_io_and_nchw_onnx(run, manifest, tmp_path):
     tfl, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest), io="uint8"),
                   log=lambda *_: None)

@@ -88,3 +88,22 @@ def test_age_groups_and_ordinal_decoding():
     assert list(decoded["years"]) == [0, 1, 37, 100, 100]
     groups = decode_age(np.eye(8)[[2, 7]], "groups", numeric_age=False)
     assert list(groups["group"]) == [2, 7]
+
+
+def test_age_distribution_loss_is_lowest_at_the_true_age_and_decodes_to_its_mean():
+    import tensorflow as tf
+    from edgeface.train.losses import AgeDistributionLoss, ExpectedAgeMAE
+    ages = np.arange(101, dtype=np.float32)
+
+    def peaked(center):
+        p = np.exp(-0.5 * ((ages - center) / 2.0) ** 2)
+        return (p / p.sum())[None].astype(np.float32)
+
+    loss = AgeDistributionLoss()
+    y = tf.constant([[30.0]])
+    at, near, far = (float(loss(y, tf.constant(peaked(c)))) for c in (30, 33, 60))
+    assert at < 1e-3 < near < far
+    assert decode_age(peaked(30) * 0.5, "distribution", numeric_age=True)["years"][0] == pytest.approx(30, abs=1e-3)
+    mae = ExpectedAgeMAE()
+    mae.update_state(y, tf.constant(peaked(33)))
+    assert float(mae.result()) == pytest.approx(3.0, abs=1e-3)

@@ -79,6 +79,13 @@ def test_two_phase_transfer_and_group_heads(tmp_path):
     assert "mae" in metrics["age"]
 
 
+def test_distribution_age_head_trains_and_scores_in_years(tmp_path):
+    run = train(TrainConfig(**TINY, epochs=1, age_head="distribution", runs_dir=str(tmp_path)))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 < metrics["age"]["mae"] < 100
+    assert float(history(run)[0]["val_age_mae"]) == pytest.approx(metrics["age"]["mae"], abs=1e-3)
+
+
 def test_freezing_keeps_heads_trainable():
     from edgeface.models import create_model
     model = create_model(backbone="compact_cnn", input_size=32, weights="none")

@@ -3,7 +3,7 @@
 loss = (1 - alpha) * hard loss on the labels + alpha * soft loss against the teacher, where the soft loss is
 T^2-scaled binary cross-entropy between temperature-softened gender probabilities (Hinton et al. 2015), and
 for age the head's own distance to the teacher's output (L1 in years for regression, softened cross-entropy
-for group/ordinal heads). The teacher sees each batch resized and normalized its own way, so teacher and
+for distribution/group/ordinal heads). The teacher sees each batch resized and normalized its own way, so teacher and
 student may differ in input size and preprocessing.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _pixels(x, config):
 def soft_loss(task: str, age_head: str, teacher_out, student_out, temperature: float):
     if task == "age" and age_head == "regression":
         return tf.reduce_mean(tf.abs(teacher_out - student_out))
-    if task == "age" and age_head == "groups":
+    if task == "age" and age_head in ("groups", "distribution"):
         t = tf.nn.softmax(tf.math.log(tf.clip_by_value(teacher_out, EPS, 1.0)) / temperature)
         s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(student_out, EPS, 1.0)) / temperature)
         return -tf.reduce_mean(tf.reduce_sum(t * s, -1)) * temperature ** 2

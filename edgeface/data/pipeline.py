@@ -8,7 +8,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from edgeface.models.heads import AGE_GROUPS, ordinal_units, ordinal_targets
+from edgeface.models.heads import AGE_GROUPS, NUMERIC_AGE_HEADS, ordinal_units, ordinal_targets
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -81,7 +81,7 @@ def encode_targets(records, spec, class_weight: dict | None = None):
         group = np.array([-1 if r.age_group is None else r.age_group for r in records], np.int64)
         years = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
         known = (group >= 0) if not spec.numeric_age else ~np.isnan(years)
-        if spec.age_head == "regression":
+        if spec.age_head in NUMERIC_AGE_HEADS:  # the distribution loss builds its target from the years
             t = np.nan_to_num(years).reshape(n, 1)
         elif spec.age_head == "groups":
             t = np.eye(len(AGE_GROUPS), dtype=np.float32)[np.maximum(group, 0)]

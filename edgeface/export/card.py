@@ -11,7 +11,7 @@ import jsonschema
 import edgeface
 from edgeface.data import GENDER_LABELS
 from edgeface.errors import EdgefaceError
-from edgeface.models.heads import AGE_GROUP_LABELS, ORDINAL_MAX_YEARS
+from edgeface.models.heads import AGE_GROUP_LABELS, DISTRIBUTION_YEARS, ORDINAL_MAX_YEARS
 
 SCHEMA = json.loads((Path(__file__).parent / "model_card.schema.json").read_text())
 PREPROCESSING = ("decode the image as 8-bit RGB; centre-crop to a square; resize to {size}x{size} with "
@@ -35,6 +35,9 @@ def artifact_digest(path: Path) -> tuple[int, str | None]:
 def age_output(spec, dtype: str, quantization) -> dict:
     if spec.age_head == "regression":
         meaning, decode, shape = "estimated age in years", "age = output[0]", [-1, 1]
+    elif spec.age_head == "distribution":
+        meaning = f"probability of each age in years: output[k] = P(age = k), k = 0..{DISTRIBUTION_YEARS - 1}"
+        decode, shape = "age in years = sum(k * output[k]) / sum(output)", [-1, DISTRIBUTION_YEARS]
     elif spec.age_head == "groups":
         meaning = "probabilities of the 8 Adience age groups (labels.age_groups)"
         decode, shape = "group = argmax(output)", [-1, len(AGE_GROUP_LABELS)]

@@ -11,7 +11,7 @@ import tf_keras as keras
 
 from edgeface.errors import EdgefaceError
 from edgeface.models import backbones  # noqa: F401  (registers the backbones)
-from edgeface.models.heads import AGE_HEADS, build_heads
+from edgeface.models.heads import AGE_HEADS, NUMERIC_AGE_HEADS, build_heads
 from edgeface.models.registry import BackboneConfig, get_backbone_config, get_builder, list_backbones
 
 __all__ = ["ModelSpec", "create_model", "load_model", "list_backbones", "get_backbone_config", "BackboneConfig"]
@@ -52,8 +52,8 @@ class ModelSpec:
             raise EdgefaceError(f"tasks must be gender and/or age, got {', '.join(self.tasks) or 'none'}")
         if self.age_head not in AGE_HEADS:
             raise EdgefaceError(f"unknown age head {self.age_head!r}; choose one of {', '.join(AGE_HEADS)}")
-        if self.age_head == "regression" and not self.numeric_age and "age" in self.tasks:
-            raise EdgefaceError("age regression needs numeric ages; these labels are age groups: "
+        if self.age_head in NUMERIC_AGE_HEADS and not self.numeric_age and "age" in self.tasks:
+            raise EdgefaceError(f"age head {self.age_head} needs numeric ages; these labels are age groups: "
                                 "use --age-head groups or ordinal")
 
     @property

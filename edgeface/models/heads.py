@@ -11,8 +11,19 @@ from edgeface.errors import EdgefaceError
 AGE_GROUPS = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
 AGE_GROUP_LABELS = tuple(f"{lo}-{hi}" for lo, hi in AGE_GROUPS)
 _GROUP_UPPER_EDGES = np.array([3, 7, 14, 23, 36, 46, 57])  # age > edge[k] means group > k
-AGE_HEADS = ("regression", "groups", "ordinal")
+AGE_HEADS = ("regression", "distribution", "groups", "ordinal")
+NUMERIC_AGE_HEADS = ("regression", "distribution")  # heads that need ages in years
 ORDINAL_MAX_YEARS = 100  # ordinal over years: outputs k = 1..100 answer "age >= k"
+# distribution head (DLDL-v2, Gao et al. 2018): softmax over ages 0..100 in years, trained towards a Gaussian
+# of this width around the true age plus L1 on its expectation; the deployed age is that expectation.
+DISTRIBUTION_YEARS = 101
+DISTRIBUTION_SIGMA = 2.0
+
+
+def distribution_expectation(probs: np.ndarray) -> np.ndarray:
+    """Expected age; renormalized so a quantized softmax that no longer sums to 1 is not biased."""
+    probs = np.asarray(probs, dtype=np.float32)
+    return (probs * np.arange(DISTRIBUTION_YEARS, dtype=np.float32)).sum(-1) / np.maximum(probs.sum(-1), 1e-6)
 
 
 def age_to_group(age) -> np.ndarray:
@@ -42,6 +53,9 @@ def decode_age(raw: np.ndarray, age_head: str, numeric_age: bool) -> dict:
     if age_head == "regression":
         years = raw.reshape(-1)
         return {"years": years, "group": age_to_group(years)}
+    if age_head == "distribution":
+        years = distribution_expectation(raw)
+        return {"years": years, "group": age_to_group(years)}
     if age_head == "groups":
         group = raw.argmax(-1).astype(np.int32)
         return {"years": group_midpoint(group), "group": group, "numeric": False}
@@ -69,6 +83,8 @@ def build_heads(features, tasks, age_head, numeric_age, dropout, head_units, age
         if age_head == "regression":
             out = layers.Dense(1, name="age", dtype="float32",
                                bias_initializer=keras.initializers.Constant(age_init))
+        elif age_head == "distribution":
+            out = layers.Dense(DISTRIBUTION_YEARS, activation="softmax", name="age", dtype="float32")
         elif age_head == "groups":
             out = layers.Dense(len(AGE_GROUPS), activation="softmax", name="age", dtype="float32")
         elif age_head == "ordinal":

@@ -4,6 +4,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from edgeface.models.heads import DISTRIBUTION_SIGMA, DISTRIBUTION_YEARS
+
 
 class WeightedLoss(keras.losses.Loss):
     """base_loss * weight, where weight is a variable the LossWeightScheduler callback updates."""
@@ -19,12 +21,48 @@ class WeightedLoss(keras.losses.Loss):
         return self.weight * self.base.call(y_true, y_pred)
 
 
+def _expectation(probs):
+    return tf.reduce_sum(probs * tf.range(DISTRIBUTION_YEARS, dtype=probs.dtype), -1, keepdims=True)
+
+
+class AgeDistributionLoss(keras.losses.Loss):
+    """DLDL-v2: KL(Gaussian around the true age || predicted distribution) + L1 of the expected age.
+
+    The KL term teaches that neighbouring ages look alike (a 30-year-old face says little about 30 vs 31);
+    the L1 term aligns the expectation, which is what gets deployed, with the label.
+    """
+
+    def __init__(self, sigma: float = DISTRIBUTION_SIGMA, name="age_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.sigma = sigma
+
+    def call(self, y_true, y_pred):
+        ages = tf.range(DISTRIBUTION_YEARS, dtype=y_pred.dtype)
+        target = tf.exp(-0.5 * tf.square((ages - y_true) / self.sigma))  # y_true (batch, 1) broadcasts
+        target = target / tf.reduce_sum(target, -1, keepdims=True)
+        probs = tf.clip_by_value(y_pred, 1e-7, 1.0)
+        kl = tf.reduce_sum(target * (tf.math.log(tf.maximum(target, 1e-12)) - tf.math.log(probs)), -1)
+        return kl + tf.abs(_expectation(y_pred) - y_true)[:, 0]
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+class ExpectedAgeMAE(keras.metrics.Mean):
+    """MAE in years of the distribution head's expected age."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(tf.abs(_expectation(y_pred) - y_true)[:, 0], sample_weight)
+
+
 def base_loss(task: str, age_head: str, age_loss: str, label_smoothing: float):
     if task == "gender":
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing, name="gender_loss")
     if age_head == "regression":
         return {"mae": keras.losses.MeanAbsoluteError, "huber": lambda name: keras.losses.Huber(3.0, name=name),
                 "mse": keras.losses.MeanSquaredError}[age_loss](name="age_loss")
+    if age_head == "distribution":
+        return AgeDistributionLoss()
     if age_head == "groups":
         return keras.losses.CategoricalCrossentropy(name="age_loss")
     return keras.losses.BinaryCrossentropy(name="age_loss")  # ordinal: one BCE per "older than k" output
@@ -51,6 +89,8 @@ def head_metrics(task: str, age_head: str, numeric_age: bool) -> list:
         return [keras.metrics.BinaryAccuracy(name="accuracy")]
     if age_head == "regression":
         return [keras.metrics.MeanAbsoluteError(name="mae")]
+    if age_head == "distribution":
+        return [ExpectedAgeMAE(name="mae")]
     if age_head == "groups":
         return [keras.metrics.CategoricalAccuracy(name="accuracy")]
     return [OrdinalMAE(name="mae")] if numeric_age else [OrdinalAccuracy(name="accuracy")]
