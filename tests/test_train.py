@@ -150,9 +150,13 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     assert len(trials) >= 3 and [t["rank"] for t in trials] == list(range(1, len(trials) + 1))
     scores = [t["val_score"] for t in trials]
     assert scores == sorted(scores) and all(0 <= t["val_gender_accuracy"] <= 1 for t in trials)
-    assert {"lr", "batch_size", "dropout", "head_units", "age_loss_weight"} <= set(trials[0]["hyperparameters"])
+    assert {"lr", "batch_size", "dropout", "head_units", "age_loss_weight", "label_smoothing", "geometric_jitter",
+            "age_head"} <= set(trials[0]["hyperparameters"])
     best = TrainConfig.load(result["best_config"])  # the winning recipe, ready for `edgeface train --config`
     assert best.lr == pytest.approx(trials[0]["hyperparameters"]["lr"]) and best.epochs == 3
     assert best.loss_weights["age"] == pytest.approx(trials[0]["hyperparameters"]["age_loss_weight"])
+    assert best.age_head == trials[0]["hyperparameters"]["age_head"]
+    jitter = trials[0]["hyperparameters"]["geometric_jitter"]
+    assert best.augment["rotation"] == pytest.approx(cfg.augment["rotation"] * jitter)
     again = tune(cfg, max_epochs=2, factor=2, log=lambda *_: None)  # finished search: nothing re-runs
     assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in trials]

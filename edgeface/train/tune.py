@@ -1,5 +1,6 @@
 """`edgeface tune`: a Hyperband search (KerasTuner) over the recipe's learning rate, batch size, dropout, head
-width and age-loss weight, scored on the validation split only (the test split is never loaded).
+width, age-loss weight, label smoothing, geometric augmentation strength and age head (regression vs
+distribution vs ordinal), scored on the validation split only (the test split is never loaded).
 
 KerasTuner's Keras-model tuners reject tf-keras models (keras-team/keras-tuner#1039: it always imports Keras 3),
 so trials run through our own training step inside `run_trial`, while KerasTuner's Hyperband oracle chooses the
@@ -17,18 +18,28 @@ from edgeface.train.config import TrainConfig
 OBJECTIVE = "val_score"  # gender error % + age MAE on the validation split, lower is better
 
 
-def define_space(hp, cfg: TrainConfig) -> dict:
+GEOMETRIC = ("rotation", "zoom", "shear", "translate")  # scaled together by one searched factor
+
+
+def define_space(hp, cfg: TrainConfig, numeric_age: bool) -> dict:
     """The searched hyperparameters as TrainConfig changes."""
     age_weight = hp.Float("age_loss_weight", 0.03, 1.0, sampling="log")
-    return {"lr": hp.Float("lr", 1e-4, 3e-3, sampling="log"),
-            "batch_size": hp.Choice("batch_size", [32, 64, 128]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
-            "head_units": hp.Choice("head_units", [0, 128, 256]),
-            "loss_weights": {**cfg.loss_weights, "age": age_weight}}
+    jitter = hp.Choice("geometric_jitter", [0.0, 0.5, 1.0])
+    changes = {"lr": hp.Float("lr", 1e-4, 3e-3, sampling="log"),
+               "batch_size": hp.Choice("batch_size", [32, 64, 128]),
+               "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
+               "head_units": hp.Choice("head_units", [0, 128, 256]),
+               "label_smoothing": hp.Choice("label_smoothing", [0.0, 0.05, 0.1]),
+               "augment": {**cfg.augment, **{k: cfg.augment[k] * jitter for k in GEOMETRIC}},
+               "loss_weights": {**cfg.loss_weights, "age": age_weight}}
+    if "age" in cfg.tasks:
+        heads = ["regression", "distribution", "ordinal"] if numeric_age else ["groups", "ordinal"]
+        changes["age_head"] = hp.Choice("age_head", heads)
+    return changes
 
 
-def trial_config(cfg: TrainConfig, hp) -> TrainConfig:
-    return dataclasses.replace(cfg, **define_space(hp, cfg))
+def trial_config(cfg: TrainConfig, hp, numeric_age: bool) -> TrainConfig:
+    return dataclasses.replace(cfg, **define_space(hp, cfg, numeric_age))
 
 
 def _tuner_class():
@@ -57,7 +68,7 @@ def run_one_trial(tuner, trial) -> dict:
     from edgeface.utils import seed_everything
 
     hp = trial.hyperparameters
-    cfg = trial_config(tuner.cfg, hp)
+    cfg = trial_config(tuner.cfg, hp, tuner.data.numeric_age)
     seed_everything(cfg.seed)
     data = tuner.data
     spec = model_spec(cfg, data)
@@ -108,10 +119,11 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit)
     if not data["val"]:
         raise EdgefaceError(f"{cfg.data}: no validation split to score trials on")
-    log(f"tune {folder}: Hyperband over lr, batch size, dropout, head width, age loss weight; up to {max_epochs} "
+    log(f"tune {folder}: Hyperband over lr, batch size, dropout, head width, age loss weight, label smoothing, "
+        f"geometric augmentation, age head; up to {max_epochs} "
         f"epochs a trial, factor {factor}; scored on val ({len(data['val'])} images), test never read")
     space = kt.HyperParameters()
-    define_space(space, cfg)
+    define_space(space, cfg, data.numeric_age)
     tuner = _tuner_class()(cfg, data, log, hyperparameters=space, objective=kt.Objective(OBJECTIVE, "min"),
                            max_epochs=max_epochs,
                            factor=factor, hyperband_iterations=iterations, seed=cfg.seed, directory=cfg.runs_dir,
@@ -127,7 +139,7 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
                        "hyperparameters": {k: v for k, v in values.items() if not k.startswith("tuner/")}})
     if not ranked:
         raise EdgefaceError(f"{folder}: the search finished no trial")
-    best_cfg = trial_config(cfg, tuner.oracle.get_best_trials(1)[0].hyperparameters)
+    best_cfg = trial_config(cfg, tuner.oracle.get_best_trials(1)[0].hyperparameters, data.numeric_age)
     best_cfg = dataclasses.replace(best_cfg, name=None)
     result = {"folder": str(folder), "objective": f"{OBJECTIVE} (min) on val", "max_epochs": max_epochs,
               "factor": factor, "iterations": iterations, "base_config": cfg.to_dict(), "trials": ranked,
