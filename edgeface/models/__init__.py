@@ -53,7 +53,7 @@ class ModelSpec:
         if self.age_head not in AGE_HEADS:
             raise EdgefaceError(f"unknown age head {self.age_head!r}; choose one of {', '.join(AGE_HEADS)}")
         if self.age_head in NUMERIC_AGE_HEADS and not self.numeric_age and "age" in self.tasks:
-            raise EdgefaceError(f"age head {self.age_head} needs numeric ages; these labels are age groups: "
+            raise EdgefaceError(f"age {self.age_head} needs numeric ages; these labels are age groups: "
                                 "use --age-head groups or ordinal")
 
     @property
