@@ -446,15 +446,17 @@ def _print_compression(run) -> None:
 @click.option("--temperature", type=float, default=2.0, show_default=True)
 @click.option("--kd-weight", type=float, default=0.5, show_default=True,
               help="Weight of the teacher (soft) loss; 1 - this weights the labels.")
+@click.option("--age-head", type=click.Choice(["regression", "distribution"]),
+              help="Student age head when it differs from the teacher's (both in years).")
 @_compression_options
 @user_errors
-def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperature, kd_weight, epochs, lr, name,
-            runs_dir, limit):
+def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperature, kd_weight, age_head, epochs, lr,
+            name, runs_dir, limit):
     """Train a lightweight student from a teacher run (knowledge distillation)."""
     from edgeface.compress import distill_run
 
     run = distill_run(teacher, backbone=backbone, alpha=alpha, input_size=input_size, weights=weights,
                       weights_dir=weights_dir, temperature=temperature, kd_weight=kd_weight,
-                      **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
+                      **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit, age_head=age_head))
     summary = json.loads((run / "compression.json").read_text())["val_summary"]
     click.echo(f"done: {run}\n  val: teacher {summary['teacher']}; student {summary['this']}")

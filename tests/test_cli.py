@@ -77,12 +77,12 @@ def test_wrong_label_format_names_file_and_line(tmp_path):
     assert_user_error(code, output, "m.csv:2: wrong label format: age 'thirty'")
 
 
-def test_regression_head_on_group_labels_is_refused(tmp_path):
+def test_default_age_head_on_group_labels_is_refused_with_the_alternatives(tmp_path):
     face_image(tmp_path / "a.png", 0)
     (tmp_path / "m.csv").write_text("path,gender,age\n" + "a.png,m,\"(25, 32)\"\n" * 10)
     code, output = run("train", "--data", f"csv:{tmp_path / 'm.csv'}", "--runs-dir", tmp_path, "--weights", "none",
                        "--backbone", "compact_cnn")
-    assert_user_error(code, output, "age regression needs numeric ages")
+    assert_user_error(code, output, "age distribution needs numeric ages; these labels are age groups: use --age-head")
 
 
 def test_predict_corrupt_image(trained_run, tmp_path):

@@ -128,9 +128,11 @@ def test_cli_prune_flags(parent):
 
 def test_distillation_trains_a_student_from_a_teacher(parent):
     from edgeface.compress import distill_run
-    run = distill_run(parent, backbone="compact_cnn", input_size=48, weights="none", epochs=1, temperature=3.0)
+    run = distill_run(parent, backbone="compact_cnn", input_size=48, weights="none", epochs=1, temperature=3.0,
+                      age_head="regression")  # the parent has the default distribution head
     model, spec = load_model(run)
     assert spec.backbone == "compact_cnn" and model.input_shape == (None, 48, 48, 3)
+    assert spec.age_head == "regression" and model(np.zeros((2, 48, 48, 3), np.float32))["age"].shape == (2, 1)
     assert not any(l.name == "distiller" for l in model.layers)
     config = json.loads((run / "config.json").read_text())
     assert config["compression"]["method"] == "distillation" and config["parents"][0] == str(parent)
@@ -146,6 +148,18 @@ def test_soft_losses_are_zero_when_student_matches_teacher():
     other = soft_loss("gender", "regression", p, 1 - p, 2.0)
     assert float(other) > float(same)
     assert float(soft_loss("age", "regression", tf.constant([[30.0]]), tf.constant([[30.0]]), 2.0)) == 0.0
+
+
+def test_student_age_head_may_switch_between_numeric_heads_only():
+    import tensorflow as tf
+    from edgeface.compress.distill import _as_student_age, check_age_heads
+    from edgeface.train.losses import expected_age
+    peaked = tf.one_hot([30], 101)
+    assert float(_as_student_age(peaked, "distribution", "regression")[0, 0]) == pytest.approx(30.0)
+    spread = _as_student_age(tf.constant([[42.0]]), "regression", "distribution")
+    assert spread.shape == (1, 101) and float(expected_age(spread)[0, 0]) == pytest.approx(42.0, abs=1e-3)
+    with pytest.raises(EdgefaceError, match="cannot distill a groups age head into a regression one"):
+        check_age_heads("groups", "regression")
 
 
 def test_qat_ranges_start_from_the_float_model():

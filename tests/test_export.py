@@ -48,9 +48,11 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     for r in results:
         assert r.passed, (r.path, r.parity)
         out = load_runner(r.path)(x)
-        assert out["gender"].shape == (3, 1) and out["age"].shape == (3, 1)
+        assert out["gender"].shape == (3, 1) and out["age"].shape == (3, 101)  # the default age head
         card = json.loads(r.card_path.read_text())
         validate_card(card)
+        age = next(o for o in card["outputs"] if o["name"] == "age")
+        assert age["shape"] == [-1, 101] and "sum(k * output[k])" in age["decode"]
         assert card["artifact"]["size_bytes"] == r.size_bytes and card["metrics"]["parity_vs_keras"]["passed"]
         assert card["model"]["spec"]["backbone"] == "compact_cnn"
         assert (card["calibration"] is not None) == (r.precision == "int8")
@@ -64,18 +66,18 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     assert embedded["artifact"]["file"] == int8.path.name and embedded["artifact"]["size_bytes"] == int8.size_bytes
 
 
-def test_age_distribution_head_exports_with_its_decoding_on_the_card(manifest, tmp_path):
+def test_age_regression_head_exports_with_its_decoding_on_the_card(manifest, tmp_path):
     run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
-                            batch_size=16, runs_dir=str(tmp_path), name="dist", age_head="distribution", verbose=0))
+                            batch_size=16, runs_dir=str(tmp_path), name="reg", age_head="regression", verbose=0))
     results = export(run, ["tflite"], ["dynamic", "int8"], tmp_path / "out", ExportOptions(calibration=str(manifest)),
                      log=lambda *_: None)
     for r in results:
         assert r.passed, (r.path, r.parity)
         age = json.loads(r.card_path.read_text())["outputs"]
         age = next(o for o in age if o["name"] == "age")
-        assert age["shape"] == [-1, 101] and "sum(k * output[k])" in age["decode"]
+        assert age["shape"] == [-1, 1] and age["decode"] == "age = output[0]"
         x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
-        assert load_runner(r.path)(x)["age"].shape == (2, 101)
+        assert load_runner(r.path)(x)["age"].shape == (2, 1)
 
 
 def test_uint8_io_and_nchw_onnx(run, manifest, tmp_path):

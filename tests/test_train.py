@@ -33,7 +33,7 @@ def test_train_writes_a_complete_run(tmp_path):
     assert metrics["train_images_per_s"] > 0 and metrics["parameters"] > 0
     model, spec = load_model(run)
     assert spec.backbone == "compact_cnn" and model.input_shape == (None, 32, 32, 3)
-    warm = create_model(backbone="compact_cnn", input_size=32, weights=str(run))  # --weights RUN_FOLDER
+    warm = create_model(backbone="compact_cnn", input_size=32, age_head="distribution", weights=str(run))
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(warm(x)["age"], model(x)["age"], atol=1e-6)
     again = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
@@ -65,7 +65,8 @@ def test_weight_average_is_what_validates_and_ships(tmp_path):
     logged = float(history(run)[best - 1]["val_age_mae"])
     metrics = json.loads((run / "metrics.json").read_text())  # best.keras scored afresh on val
     assert metrics["age"]["mae"] == pytest.approx(logged, abs=1e-3)
-    raw = create_model(backbone="compact_cnn", input_size=32, weights="none")  # the resumable checkpoint's
+    # the resumable checkpoint's raw weights
+    raw = create_model(backbone="compact_cnn", input_size=32, age_head="distribution", weights="none")
     tf.train.Checkpoint(model=raw).restore(tf.train.latest_checkpoint(str(run / "ckpt" / "phase0"))).expect_partial()
     shipped, _ = load_model(run / "last.keras")
     assert not np.allclose(raw.get_layer("age").get_weights()[0], shipped.get_layer("age").get_weights()[0])

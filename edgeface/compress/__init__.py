@@ -165,9 +165,10 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
 def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = None, input_size: int | None = None,
                 weights: str | None = None, weights_dir: str | None = None, temperature: float = 2.0,
                 kd_weight: float = 0.5, epochs: int | None = None, lr: float | None = None,
-                name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+                name: str | None = None, runs_dir: str | None = None, limit: int | None = None,
+                age_head: str | None = None) -> Path:
     """Trains a student with the teacher run's recipe (same data, split, schedule) plus distillation."""
-    from edgeface.compress.distill import Distiller
+    from edgeface.compress.distill import Distiller, check_age_heads
     from edgeface.models import ModelSpec, create_model
 
     teacher, teacher_cfg = _parent(teacher)
@@ -180,10 +181,11 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
                compression={"method": "distillation", "teacher": str(teacher), "temperature": temperature,
                             "kd_weight": kd_weight})
     for key, value in (("weights", weights), ("weights_dir", weights_dir), ("epochs", epochs), ("lr", lr),
-                       ("limit", limit)):
+                       ("limit", limit), ("age_head", age_head)):
         if value is not None:
             cfg[key] = value
     cfg = TrainConfig(**cfg)
+    check_age_heads(teacher_spec.age_head, cfg.age_head)
 
     def build(spec):
         return Distiller(create_model(spec), load_keras(model_file(teacher)), spec, teacher_spec, kd_weight,

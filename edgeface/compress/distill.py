@@ -3,7 +3,9 @@
 loss = (1 - alpha) * hard loss on the labels + alpha * soft loss against the teacher, where the soft loss is
 T^2-scaled binary cross-entropy between temperature-softened gender probabilities (Hinton et al. 2015), and
 for age the head's own distance to the teacher's output (L1 in years for regression, softened cross-entropy
-for distribution/group/ordinal heads). The teacher sees each batch resized and normalized its own way, so teacher and
+for distribution/group/ordinal heads). A student may use another numeric age head than its teacher (say a
+regression student under a distribution teacher, to stay small): the teacher's age is then converted to the
+student's form (expected years, or a Gaussian around the teacher's years). The teacher sees each batch resized and normalized its own way, so teacher and
 student may differ in input size and preprocessing.
 """
 from __future__ import annotations
@@ -12,7 +14,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from edgeface.errors import EdgefaceError
 from edgeface.models import task_key
+from edgeface.models.heads import NUMERIC_AGE_HEADS
+from edgeface.train.losses import expected_age, gaussian_age_target
 
 EPS = 1e-6
 
@@ -40,6 +45,20 @@ def soft_loss(task: str, age_head: str, teacher_out, student_out, temperature: f
     return tf.reduce_mean(keras.losses.binary_crossentropy(t, s)) * temperature ** 2
 
 
+def check_age_heads(teacher_head: str, student_head: str):
+    if teacher_head != student_head and not {teacher_head, student_head} <= set(NUMERIC_AGE_HEADS):
+        raise EdgefaceError(f"cannot distill a {teacher_head} age head into a {student_head} one; a student may "
+                            f"switch only between {' and '.join(NUMERIC_AGE_HEADS)} (ages in years)")
+
+
+def _as_student_age(age, teacher_head: str, student_head: str):
+    if teacher_head == student_head:
+        return age
+    if student_head == "regression":
+        return expected_age(age)
+    return gaussian_age_target(age)
+
+
 class Distiller(keras.Model):
     """Trains `student` against labels and a frozen `teacher`; predicts (and is saved) as the student."""
 
@@ -48,6 +67,7 @@ class Distiller(keras.Model):
         self.student, self.teacher = student, teacher
         self.teacher.trainable = False
         self.student_spec, self.teacher_spec = student_spec, teacher_spec
+        check_age_heads(teacher_spec.age_head, student_spec.age_head)
         self.alpha, self.temperature = alpha, temperature
         self.kd_weights = dict(loss_weights or {})
 
@@ -61,8 +81,11 @@ class Distiller(keras.Model):
         pixels = _pixels(x, self.student_spec.config)
         if size != self.student_spec.input_size:
             pixels = tf.image.resize(pixels, (size, size), antialias=True)
-        outputs = self.teacher(normalize(pixels, self.teacher_spec.config), training=False)
-        return {task_key(k): v for k, v in outputs.items()}
+        outputs = {task_key(k): v for k, v in self.teacher(normalize(pixels, self.teacher_spec.config),
+                                                            training=False).items()}
+        if "age" in outputs:
+            outputs["age"] = _as_student_age(outputs["age"], self.teacher_spec.age_head, self.student_spec.age_head)
+        return outputs
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

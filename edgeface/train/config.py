@@ -14,10 +14,11 @@ from edgeface.errors import EdgefaceError
 @dataclasses.dataclass
 class TrainConfig:
     """The default recipe (UTKFace, MobileNetV2 1.0 @128, ImageNet): AdamW (5e-4) + warm-up/cosine, 12 epochs,
-    flip/rotate/zoom/shift/brightness/contrast, gender label smoothing, L1 age loss weighted 0.1, and batch-norm
-    momentum 0.99 so the moving statistics keep up with fine-tuned weights (Keras MobileNets ship 0.999).
-    Chosen on the validation split over a variant with 15 epochs, age weight 0.3 and lighter jitter
-    (BENCHMARKS.md, section 1); it does not yet reach the 94.5% / 4.6 target."""
+    flip/rotate/zoom/shift/brightness/contrast, gender label smoothing, age as a distribution over 0..100 years
+    (DLDL-v2: KL to a Gaussian around the label + L1 on its expectation) weighted 0.1, and batch-norm momentum
+    0.99 so the moving statistics keep up with fine-tuned weights (Keras MobileNets ship 0.999).
+    Each choice was made on the validation split (BENCHMARKS.md, section 1); it does not yet reach the
+    94.5% / 4.6 test target."""
 
     data: str = "synthetic"
     name: str | None = None
@@ -31,7 +32,7 @@ class TrainConfig:
     input_size: int | None = 128
     alpha: float | None = None
     tasks: list = dataclasses.field(default_factory=lambda: ["gender", "age"])
-    age_head: str = "regression"
+    age_head: str = "distribution"  # needs ages in years; group labels: groups | ordinal
     weights: str = "imagenet"
     weights_dir: str | None = None
     dropout: float = 0.2

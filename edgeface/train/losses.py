@@ -21,8 +21,16 @@ class WeightedLoss(keras.losses.Loss):
         return self.weight * self.base.call(y_true, y_pred)
 
 
-def _expectation(probs):
+def expected_age(probs):
+    """(batch, 101) distribution -> (batch, 1) years."""
     return tf.reduce_sum(probs * tf.range(DISTRIBUTION_YEARS, dtype=probs.dtype), -1, keepdims=True)
+
+
+def gaussian_age_target(years, sigma: float = DISTRIBUTION_SIGMA):
+    """(batch, 1) years -> (batch, 101) Gaussian label distribution (DLDL)."""
+    ages = tf.range(DISTRIBUTION_YEARS, dtype=years.dtype)
+    target = tf.exp(-0.5 * tf.square((ages - years) / sigma))
+    return target / tf.reduce_sum(target, -1, keepdims=True)
 
 
 class AgeDistributionLoss(keras.losses.Loss):
@@ -37,12 +45,10 @@ class AgeDistributionLoss(keras.losses.Loss):
         self.sigma = sigma
 
     def call(self, y_true, y_pred):
-        ages = tf.range(DISTRIBUTION_YEARS, dtype=y_pred.dtype)
-        target = tf.exp(-0.5 * tf.square((ages - y_true) / self.sigma))  # y_true (batch, 1) broadcasts
-        target = target / tf.reduce_sum(target, -1, keepdims=True)
+        target = gaussian_age_target(tf.cast(y_true, y_pred.dtype), self.sigma)
         probs = tf.clip_by_value(y_pred, 1e-7, 1.0)
         kl = tf.reduce_sum(target * (tf.math.log(tf.maximum(target, 1e-12)) - tf.math.log(probs)), -1)
-        return kl + tf.abs(_expectation(y_pred) - y_true)[:, 0]
+        return kl + tf.abs(expected_age(y_pred) - y_true)[:, 0]
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma}
@@ -52,7 +58,7 @@ class ExpectedAgeMAE(keras.metrics.Mean):
     """MAE in years of the distribution head's expected age."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(tf.abs(_expectation(y_pred) - y_true)[:, 0], sample_weight)
+        return super().update_state(tf.abs(expected_age(y_pred) - y_true)[:, 0], sample_weight)
 
 
 def base_loss(task: str, age_head: str, age_loss: str, label_smoothing: float):
