@@ -185,7 +185,7 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
         if value is not None:
             cfg[key] = value
     cfg = TrainConfig(**cfg)
-    check_age_heads(teacher_spec.age_head, cfg.age_head)
+    check_age_heads(teacher_spec.age_head, cfg.age_head)  # before the run folder is made
 
     def build(spec):
         return Distiller(create_model(spec), load_keras(model_file(teacher)), spec, teacher_spec, kd_weight,

@@ -5,8 +5,8 @@ T^2-scaled binary cross-entropy between temperature-softened gender probabilitie
 for age the head's own distance to the teacher's output (L1 in years for regression, softened cross-entropy
 for distribution/group/ordinal heads). A student may use another numeric age head than its teacher (say a
 regression student under a distribution teacher, to stay small): the teacher's age is then converted to the
-student's form (expected years, or a Gaussian around the teacher's years). The teacher sees each batch resized and normalized its own way, so teacher and
-student may differ in input size and preprocessing.
+student's form (expected years, or a Gaussian around the teacher's years). The teacher sees each batch resized
+and normalized its own way, so teacher and student may differ in input size and preprocessing.
 """
 from __future__ import annotations
 
@@ -67,7 +67,6 @@ class Distiller(keras.Model):
         self.student, self.teacher = student, teacher
         self.teacher.trainable = False
         self.student_spec, self.teacher_spec = student_spec, teacher_spec
-        check_age_heads(teacher_spec.age_head, student_spec.age_head)
         self.alpha, self.temperature = alpha, temperature
         self.kd_weights = dict(loss_weights or {})
 
