@@ -362,6 +362,16 @@ def _compression_options(fn):
     return fn
 
 
+def _distillation_options(fn):
+    for option in reversed([
+        click.option("--temperature", type=float, help="Softening of the teacher's outputs (default 2)."),
+        click.option("--kd-weight", type=float,
+                     help="Weight of the teacher (soft) loss; 1 - this weights the labels (default 0.5)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 def _given(**kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
@@ -413,14 +423,19 @@ def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_d
 @click.argument("run")
 @click.option("--preserve-sparsity/--no-preserve-sparsity", default=None,
               help="Keep pruned zeros through QAT (default: on for magnitude-pruned parents).")
+@click.option("--teacher", help="A trained run whose soft outputs the quantized model also learns.")
+@_distillation_options
 @_compression_options
 @user_errors
-def qat(run, preserve_sparsity, epochs, lr, name, runs_dir, limit):
+def qat(run, preserve_sparsity, teacher, temperature, kd_weight, epochs, lr, name, runs_dir, limit):
     """Quantization-aware training of a run; export the result as int8 directly."""
     from edgeface.compress import qat_run
 
-    out = qat_run(run, preserve_sparsity=preserve_sparsity,
-                  **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
+    if teacher is None and (temperature is not None or kd_weight is not None):
+        raise EdgefaceError("--temperature/--kd-weight apply with --teacher")
+    out = qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher,
+                  **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs, lr=lr, name=name,
+                           runs_dir=runs_dir, limit=limit))
     _print_compression(out)
 
 
@@ -443,11 +458,9 @@ def _print_compression(run) -> None:
 @click.option("--input-size", type=int, help="Student input size.")
 @click.option("--weights", help="Student initial weights: imagenet | none | PATH (default: the teacher's setting).")
 @click.option("--weights-dir", help="Folder searched first for ImageNet weight files.")
-@click.option("--temperature", type=float, default=2.0, show_default=True)
-@click.option("--kd-weight", type=float, default=0.5, show_default=True,
-              help="Weight of the teacher (soft) loss; 1 - this weights the labels.")
 @click.option("--age-head", type=click.Choice(["regression", "distribution"]),
               help="Student age head when it differs from the teacher's (both in years).")
+@_distillation_options
 @_compression_options
 @user_errors
 def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperature, kd_weight, age_head, epochs, lr,
@@ -456,7 +469,8 @@ def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperat
     from edgeface.compress import distill_run
 
     run = distill_run(teacher, backbone=backbone, alpha=alpha, input_size=input_size, weights=weights,
-                      weights_dir=weights_dir, temperature=temperature, kd_weight=kd_weight,
-                      **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit, age_head=age_head))
+                      weights_dir=weights_dir, **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs,
+                                                        lr=lr, name=name, runs_dir=runs_dir, limit=limit,
+                                                        age_head=age_head))
     summary = json.loads((run / "compression.json").read_text())["val_summary"]
     click.echo(f"done: {run}\n  val: teacher {summary['teacher']}; student {summary['this']}")

@@ -119,6 +119,24 @@ def test_prune_preserving_qat_keeps_zeros(pruned):
     assert report["model"]["sparsity"]["per_layer"]["block_1_expand"] == pytest.approx(0.5, abs=0.02)
 
 
+def test_qat_with_a_teacher_learns_its_soft_outputs(parent):
+    run = qat_run(parent, epochs=1, teacher=parent, kd_weight=0.7, name="parent-qatkd")
+    assert model_file(run).suffix == ".h5"  # saved as the quantized student, not the distillation wrapper
+    model, _ = load_model(run)
+    assert not any(l.name == "distiller" for l in model.layers)
+    report = json.loads((run / "compression.json").read_text())
+    assert report["method"] == "qat" and report["teacher"] == str(parent) and report["kd_weight"] == 0.7
+    assert "distill_soft_loss" in (run / "history.csv").read_text().splitlines()[0]
+
+
+def test_qat_refuses_what_tfmot_cannot_rebuild(parent):
+    from edgeface.compress.qat import quantize_for_training
+    with pytest.raises(EdgefaceError, match="cannot make this network quantization-aware.*post-training int8"):
+        quantize_for_training(create_model(backbone="mobilenet_v3_small", input_size=32, weights="none"))
+    result = CliRunner().invoke(main, ["qat", str(parent), "--kd-weight", "0.3"])
+    assert result.exit_code == 2 and "apply with --teacher" in result.output
+
+
 def test_cli_prune_flags(parent):
     result = CliRunner().invoke(main, ["prune", str(parent), "--method", "magnitude", "--ratio", "0.3"])
     assert result.exit_code == 2 and "apply to --method structured" in result.output

@@ -2,7 +2,8 @@
 
     prune_run(RUN, sparsity=0.5)            magnitude pruning (tfmot), stripped after fine-tuning
     structured_prune_run(RUN, ratio=0.3)    removes whole filters/channels, rebuilds a slimmer dense model
-    qat_run(RUN)                            quantization-aware training (prune-preserving for pruned parents)
+    qat_run(RUN, teacher=None)              quantization-aware training (prune-preserving for pruned parents),
+                                            optionally distilled from a teacher run
     distill_run(TEACHER, backbone=...)      a new student trained on labels and the teacher's soft outputs
 """
 from __future__ import annotations
@@ -140,12 +141,26 @@ def _train_images(parent: Path, spec, seed: int, n: int = 256):
 
 
 def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | None = None,
+            teacher=None, temperature: float = 2.0, kd_weight: float = 0.5,
             name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
+    """With a teacher run, the quantized model also learns the teacher's soft outputs: this recovers much of
+    the accuracy that int8 costs a small student (it learned from that teacher in float)."""
     parent, parent_cfg = _parent(run)
     if preserve_sparsity is None:  # a magnitude-pruned parent keeps its zeros through QAT
         preserve_sparsity = parent_cfg.get("compression", {}).get("method") == "magnitude"
-    cfg = derived_config(parent, parent_cfg, "qat", {"method": "qat", "preserve_sparsity": preserve_sparsity},
-                         epochs, lr, name, runs_dir, limit)
+    compression = {"method": "qat", "preserve_sparsity": preserve_sparsity}
+    if teacher is not None:
+        teacher, teacher_spec = _teacher(teacher, temperature, kd_weight)
+        compression.update(teacher=str(teacher), temperature=temperature, kd_weight=kd_weight)
+    cfg = derived_config(parent, parent_cfg, "qat", compression, epochs, lr, name, runs_dir, limit)
+    if teacher is not None:
+        from edgeface.compress.distill import check_age_heads
+
+        check_age_heads(teacher_spec.age_head, cfg.age_head)
+    try:  # before the run folder is made
+        quantize_for_training(load_keras(model_file(parent)), preserve_sparsity)
+    except EdgefaceError as err:
+        raise EdgefaceError(f"{model_file(parent)}: {err}") from None
     left_float = []
 
     def build(spec):
@@ -153,13 +168,27 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
         model, floats = quantize_for_training(float_model, preserve_sparsity)
         left_float[:] = floats
         calibrate_ranges(model, float_model, _train_images(parent, spec, cfg.seed))
-        return model
+        if teacher is None:
+            return model
+        from edgeface.compress.distill import Distiller
+
+        return Distiller(model, load_keras(model_file(teacher)), spec, teacher_spec, kd_weight, temperature,
+                         cfg.loss_weights)
 
     cfg.bn_momentum = None  # BN is folded into the quantized convolutions
     out = train(cfg, build_model=build)
-    _report(out, parent, {"method": "qat", "preserve_sparsity": preserve_sparsity,
-                          "layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
+    _report(out, parent, {**compression, "layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
     return out
+
+
+def _teacher(run, temperature: float, kd_weight: float):
+    """(teacher run folder, its ModelSpec), after checking the distillation settings."""
+    from edgeface.models import ModelSpec
+
+    if not 0 <= kd_weight <= 1 or temperature <= 0:
+        raise EdgefaceError("--kd-weight must be in [0, 1] and --temperature positive")
+    teacher, _ = _parent(run)
+    return teacher, ModelSpec.from_dict(json.loads((teacher / "model.json").read_text()))
 
 
 def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = None, input_size: int | None = None,
@@ -169,12 +198,10 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
                 age_head: str | None = None) -> Path:
     """Trains a student with the teacher run's recipe (same data, split, schedule) plus distillation."""
     from edgeface.compress.distill import Distiller, check_age_heads
-    from edgeface.models import ModelSpec, create_model
+    from edgeface.models import create_model
 
-    teacher, teacher_cfg = _parent(teacher)
-    if not 0 <= kd_weight <= 1 or temperature <= 0:
-        raise EdgefaceError("--kd-weight must be in [0, 1] and --temperature positive")
-    teacher_spec = ModelSpec.from_dict(json.loads((teacher / "model.json").read_text()))
+    teacher, teacher_spec = _teacher(teacher, temperature, kd_weight)
+    teacher_cfg = json.loads((teacher / "config.json").read_text())
     cfg = dict(teacher_cfg)
     cfg.update(backbone=backbone, alpha=alpha, input_size=input_size, name=name or f"{teacher.name}-distill-{backbone}",
                runs_dir=runs_dir or str(teacher.parent), parents=[str(teacher)] + list(teacher_cfg.get("parents", [])),

@@ -4,6 +4,8 @@ from __future__ import annotations
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from edgeface.errors import EdgefaceError
+
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
     default_8bit_quantize_registry as registry)
 
@@ -12,7 +14,17 @@ quantize = tfmot.quantization.keras
 
 def quantize_for_training(model, preserve_sparsity: bool = False):
     """Returns (QAT model, [(layer, why it stays float)]). preserve_sparsity keeps pruned weights at zero
-    (tfmot's prune-preserving scheme), for a magnitude-pruned parent."""
+    (tfmot's prune-preserving scheme), for a magnitude-pruned parent. Raises EdgefaceError where tfmot cannot
+    rebuild the network at all (e.g. MobileNetV3's hard-swish written as `x + 3` TFOpLambda ops)."""
+    try:
+        return _quantize(model, preserve_sparsity)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise EdgefaceError(f"tfmot cannot make this network quantization-aware ({str(err).splitlines()[0]}); "
+                            "export the float run with post-training int8 instead (edgeface export RUN --format "
+                            "tflite --precision int8)") from err
+
+
+def _quantize(model, preserve_sparsity: bool):
     scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity else None
     try:
         annotated = quantize.quantize_annotate_model(model)
