@@ -189,3 +189,18 @@ def test_qat_ranges_start_from_the_float_model():
     assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) > 20
     assert calibrate_ranges(qat, model, x) > 0
     assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) < 1.0
+
+
+def test_qat_quantizes_depthwise_kernels_per_channel():
+    """tfmot alone gives a depthwise kernel one range for all channels: one large channel erases the rest."""
+    import tf_keras as keras
+    from edgeface.compress.qat import DepthwiseWeightsQuantizer, quantize_for_training
+    model = create_model(backbone="mobilenet_v1", alpha=0.25, input_size=32, weights="none")
+    qat, _ = quantize_for_training(model)
+    ranges = {v.name: v.shape for v in qat.weights if v.name.endswith("depthwise_kernel_min:0")}
+    assert ranges["quant_conv_dw_1/depthwise_kernel_min:0"] == (model.get_layer("conv_dw_1").depthwise_kernel.shape[2],)
+    kernel = np.random.default_rng(0).uniform(-0.3, 0.3, (3, 3, 8, 1)).astype("float32")
+    kernel[..., 0, :] *= 200  # one channel reaching ~60, as in a trained MobileNet v1
+    quantizer = DepthwiseWeightsQuantizer()
+    fake = quantizer(kernel, True, quantizer.build(kernel.shape, "k", keras.layers.Layer()))
+    assert np.abs(fake.numpy() - kernel)[..., 1:, :].max() < 0.3 / 127 * 0.51  # small channels keep their own step

@@ -125,7 +125,9 @@ def load_keras(path) -> keras.Model:
     """Loads a .keras file, including models still wrapped for pruning or quantization-aware training."""
     import tensorflow_model_optimization as tfmot
 
-    with tfmot.quantization.keras.quantize_scope(), tfmot.sparsity.keras.prune_scope():
+    from edgeface.compress.qat import CUSTOM_OBJECTS
+
+    with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS), tfmot.sparsity.keras.prune_scope():
         return keras.models.load_model(str(path), compile=False)
 
 
