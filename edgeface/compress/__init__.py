@@ -143,8 +143,8 @@ def _train_images(parent: Path, spec, seed: int, n: int = 256):
 def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | None = None,
             teacher=None, temperature: float = 2.0, kd_weight: float = 0.5,
             name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
-    """With a teacher run, the quantized model also learns the teacher's soft outputs: this recovers much of
-    the accuracy that int8 costs a small student (it learned from that teacher in float)."""
+    """With a teacher run the quantized model also learns the teacher's soft outputs, as a student distilled
+    from it did in float (for the bundled model this beat labels-only QAT on val, BENCHMARKS.md section 5)."""
     parent, parent_cfg = _parent(run)
     if preserve_sparsity is None:  # a magnitude-pruned parent keeps its zeros through QAT
         preserve_sparsity = parent_cfg.get("compression", {}).get("method") == "magnitude"
