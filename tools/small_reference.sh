@@ -2,7 +2,8 @@
 # The small-model zoo for the <= 1 MB / <= 1 ms int8 target, each trained with the default recipe at its listed
 # input size on the canonical UTKFace split, then one epoch of QAT, exported as int8 TFLite (MobileNetV3, which
 # tfmot cannot make quantization-aware, gets post-training int8 with the utkface-train-300 calibration set,
-# scored even when its parity check fails). Each run and its int8 artifact are scored once on the UTKFace test split (JSON in benchmarks/small/). Finished runs are skipped.
+# scored even when its parity check fails). Each run and its int8 artifact are scored once on the UTKFace test
+# split (JSON in benchmarks/small/). Finished runs are skipped.
 # MobileNet v1 starts from the offline ImageNet weights (WEIGHTS_DIR); the networks that have no offline
 # weights here (MobileNetV2 0.5, MobileNetV3-Small, EfficientNet-B0, Levi-Hassner, the compact CNN) train from
 # scratch. mnv1-050-128-kd is the 0.5 student distilled from the recipe-v3 MobileNetV2 teacher (TEACHER), with a
