@@ -35,49 +35,52 @@ def main():
     """edgeface: face gender/age models from training to small, verified edge artifacts."""
 
 
-def _data_options(fn):
-    for option in reversed([
-        click.option("--data", help="Dataset: utkface:PATH, adience:PATH, celeba:PATH, fairface:PATH, csv:FILE, "
-                                    "or synthetic[:N]."),
-        click.option("--fold", type=int, help="Adience: hold out this fold (0-4)."),
-        click.option("--limit", type=int, help="Cap every split at N images (stratified) for quick runs."),
-        click.option("--seed", type=int, help="Seed for splits, shuffling and augmentation."),
-    ]):
-        fn = option(fn)
-    return fn
+def _option_group(*options):
+    """One decorator for options several commands share, in the order --help lists them."""
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
 
 
-def _recipe_options(fn):
-    """The config file, built-in recipe and flag overrides that train and tune share."""
-    for option in reversed([
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
-        click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
-                     help="Built-in recipe; without --data and --config the smoke recipe runs on synthetic faces."),
-        _data_options,
-        click.option("--name", help="Run folder name under --runs-dir (default: BACKBONE-SIZE, numbered if taken)."),
-        click.option("--runs-dir", help="Parent folder of run folders (default: runs)."),
-        click.option("--backbone", help="Registered backbone (see `edgeface backbones`)."),
-        click.option("--input-size", type=int, help="Square input size in pixels."),
-        click.option("--alpha", type=float, help="Width multiplier (MobileNets)."),
-        click.option("--tasks", help="Comma-separated heads: gender,age."),
-        click.option("--age-head", type=click.Choice(["regression", "distribution", "groups", "ordinal"])),
-        click.option("--weights", help="imagenet | none | PATH to a weights file."),
-        click.option("--weights-dir", help="Folder searched first for ImageNet weight files."),
-        click.option("--epochs", type=int),
-        click.option("--batch-size", type=int),
-        click.option("--lr", type=float),
-        click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"])),
-        click.option("--schedule", type=click.Choice(["cosine", "plateau", "multistep", "constant"])),
-        click.option("--freeze-epochs", type=int, help="Phase 1: epochs with the backbone frozen."),
-        click.option("--unfreeze-from", type=int, help="Phase 2: backbone layers from this index on train."),
-        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"])),
-        click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute (GPUs)."),
-        click.option("--dedup/--no-dedup", default=None, help="Drop byte-identical duplicate images."),
-        click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
-                                                                 "--set augment.mixup=0.2."),
-    ]):
-        fn = option(fn)
-    return fn
+_data_options = _option_group(
+    click.option("--data", help="Dataset: utkface:PATH, adience:PATH, celeba:PATH, fairface:PATH, csv:FILE, "
+                                "or synthetic[:N]."),
+    click.option("--fold", type=int, help="Adience: hold out this fold (0-4)."),
+    click.option("--limit", type=int, help="Cap every split at N images (stratified) for quick runs."),
+    click.option("--seed", type=int, help="Seed for splits, shuffling and augmentation."),
+)
+
+
+# The config file, built-in recipe and flag overrides that train and tune share.
+_recipe_options = _option_group(
+    click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
+    click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
+                 help="Built-in recipe; without --data and --config the smoke recipe runs on synthetic faces."),
+    _data_options,
+    click.option("--name", help="Run folder name under --runs-dir (default: BACKBONE-SIZE, numbered if taken)."),
+    click.option("--runs-dir", help="Parent folder of run folders (default: runs)."),
+    click.option("--backbone", help="Registered backbone (see `edgeface backbones`)."),
+    click.option("--input-size", type=int, help="Square input size in pixels."),
+    click.option("--alpha", type=float, help="Width multiplier (MobileNets)."),
+    click.option("--tasks", help="Comma-separated heads: gender,age."),
+    click.option("--age-head", type=click.Choice(["regression", "distribution", "groups", "ordinal"])),
+    click.option("--weights", help="imagenet | none | PATH to a weights file."),
+    click.option("--weights-dir", help="Folder searched first for ImageNet weight files."),
+    click.option("--epochs", type=int),
+    click.option("--batch-size", type=int),
+    click.option("--lr", type=float),
+    click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"])),
+    click.option("--schedule", type=click.Choice(["cosine", "plateau", "multistep", "constant"])),
+    click.option("--freeze-epochs", type=int, help="Phase 1: epochs with the backbone frozen."),
+    click.option("--unfreeze-from", type=int, help="Phase 2: backbone layers from this index on train."),
+    click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"])),
+    click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute (GPUs)."),
+    click.option("--dedup/--no-dedup", default=None, help="Drop byte-identical duplicate images."),
+    click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
+                                                             "--set augment.mixup=0.2."),
+)
 
 
 def _overrides(recipe, flags, assignments, tasks) -> dict:
@@ -350,26 +353,18 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, w
                                               f"{best.size_kb:.0f} KB)" if best else "none fits"))
 
 
-def _compression_options(fn):
-    for option in reversed([
-        click.option("--epochs", type=int, help="Fine-tuning epochs."),
-        click.option("--lr", type=float, help="Fine-tuning learning rate (cosine decay, no warm-up)."),
-        click.option("--name", help="New run name (default: PARENT-METHOD)."),
-        click.option("--runs-dir", help="Where the new run goes (default: beside the parent)."),
-        click.option("--limit", type=int, help="Cap every split at N images (quick checks)."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def _distillation_options(fn):
-    for option in reversed([
-        click.option("--temperature", type=float, help="Softening of the teacher's outputs (default 2)."),
-        click.option("--kd-weight", type=float,
-                     help="Weight of the teacher (soft) loss; 1 - this weights the labels (default 0.5)."),
-    ]):
-        fn = option(fn)
-    return fn
+_compression_options = _option_group(
+    click.option("--epochs", type=int, help="Fine-tuning epochs."),
+    click.option("--lr", type=float, help="Fine-tuning learning rate (cosine decay, no warm-up)."),
+    click.option("--name", help="New run name (default: PARENT-METHOD)."),
+    click.option("--runs-dir", help="Where the new run goes (default: beside the parent)."),
+    click.option("--limit", type=int, help="Cap every split at N images (quick checks)."),
+)
+_distillation_options = _option_group(
+    click.option("--temperature", type=float, help="Softening of the teacher's outputs (default 2)."),
+    click.option("--kd-weight", type=float,
+                 help="Weight of the teacher (soft) loss; 1 - this weights the labels (default 0.5)."),
+)
 
 
 def _given(**kwargs) -> dict:

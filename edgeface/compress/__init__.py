@@ -150,7 +150,7 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
         preserve_sparsity = parent_cfg.get("compression", {}).get("method") == "magnitude"
     compression = {"method": "qat", "preserve_sparsity": preserve_sparsity}
     if teacher is not None:
-        teacher, teacher_spec = _teacher(teacher, temperature, kd_weight)
+        teacher, _, teacher_spec = _teacher(teacher, temperature, kd_weight)
         compression.update(teacher=str(teacher), temperature=temperature, kd_weight=kd_weight)
     cfg = derived_config(parent, parent_cfg, "qat", compression, epochs, lr, name, runs_dir, limit)
     if teacher is not None:
@@ -182,13 +182,13 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
 
 
 def _teacher(run, temperature: float, kd_weight: float):
-    """(teacher run folder, its ModelSpec), after checking the distillation settings."""
+    """(teacher run folder, its config, its ModelSpec), after checking the distillation settings."""
     from edgeface.models import ModelSpec
 
     if not 0 <= kd_weight <= 1 or temperature <= 0:
         raise EdgefaceError("--kd-weight must be in [0, 1] and --temperature positive")
-    teacher, _ = _parent(run)
-    return teacher, ModelSpec.from_dict(json.loads((teacher / "model.json").read_text()))
+    teacher, teacher_cfg = _parent(run)
+    return teacher, teacher_cfg, ModelSpec.from_dict(json.loads((teacher / "model.json").read_text()))
 
 
 def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = None, input_size: int | None = None,
@@ -200,8 +200,7 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
     from edgeface.compress.distill import Distiller, check_age_heads
     from edgeface.models import create_model
 
-    teacher, teacher_spec = _teacher(teacher, temperature, kd_weight)
-    teacher_cfg = json.loads((teacher / "config.json").read_text())
+    teacher, teacher_cfg, teacher_spec = _teacher(teacher, temperature, kd_weight)
     cfg = dict(teacher_cfg)
     cfg.update(backbone=backbone, alpha=alpha, input_size=input_size, name=name or f"{teacher.name}-distill-{backbone}",
                runs_dir=runs_dir or str(teacher.parent), parents=[str(teacher)] + list(teacher_cfg.get("parents", [])),
