@@ -102,6 +102,7 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
     card = json.loads(result.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
     assert all(out["quantization"]["scale"] > 0 for out in card["outputs"])  # an app must dequantize them
+    assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # conv-BN-ReLU folds to integer-only
     from ai_edge_litert.interpreter import Interpreter
 
     outputs = Interpreter(str(result.path)).get_signature_list()["serving_default"]["outputs"]
@@ -110,6 +111,17 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
     assert [(r.format, r.precision) for r in everything] == [("tflite", "int8")]
     with pytest.raises(EdgefaceError, match="exports as tflite int8 only, not onnx int8"):
         export(run, ["onnx"], ["int8"], tmp_path, log=lambda *_: None)
+
+
+def test_int8_export_warns_when_weights_stay_float(tmp_path):
+    """BN after ReLU cannot fold into the convolution, so the converter keeps those convolutions float32."""
+    run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
+                            batch_size=16, runs_dir=str(tmp_path), name="compact", verbose=0))
+    lines = []
+    result, = export(qat_run(run, epochs=1), ["tflite"], ["int8"], tmp_path / "out", log=lines.append)
+    weights = json.loads(result.card_path.read_text())["artifact"]["options"]["weights"]
+    assert weights["float32_share"] > 0.5 and "block4_conv" in weights["largest_float32"][0]
+    assert any("of the weight bytes stayed float32" in line for line in lines)
 
 
 def test_prune_preserving_qat_keeps_zeros(pruned):

@@ -62,6 +62,7 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     card = json.loads(int8.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["input"]["quantization"]["scale"] > 0
     assert card["calibration"]["manifest"] == str(manifest)
+    assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # full-integer: every weight int8
     embedded = read_model_card(int8.path.read_bytes())
     assert embedded["artifact"]["file"] == int8.path.name and embedded["artifact"]["size_bytes"] == int8.size_bytes
 

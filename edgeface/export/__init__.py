@@ -24,6 +24,7 @@ from edgeface.utils import atomic_path, write_json
 
 __all__ = ["export", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
 DEFAULT_OUTPUT = Path("export")
+FLOAT_SHARE_WARNING = 0.05  # of an int8 / dynamic-range TFLite file's weight bytes
 
 
 @dataclasses.dataclass
@@ -108,9 +109,12 @@ def _write_artifact(model, spec, fmt, precision, target: Path, options: ExportOp
             model.export(str(target))
         return {}
     if fmt == "tflite":
-        target.write_bytes(tflite_export.convert(model, precision, calibration, options.io,
-                                                 qat=has_quantize_wrappers(model)))
-        return {"io": options.io} if precision == "int8" else {}
+        flatbuffer = tflite_export.convert(model, precision, calibration, options.io, qat=has_quantize_wrappers(model))
+        target.write_bytes(flatbuffer)
+        if precision not in ("int8", "dynamic"):
+            return {}
+        return {**({"io": options.io} if precision == "int8" else {}),
+                "weights": tflite_export.weight_census(flatbuffer)}
     source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
     if fmt == "onnx":
         shutil.copyfile(source, target)
@@ -206,6 +210,11 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, opti
             results.append(result)
             status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
             log(f"  {result.size_bytes / 1024:.0f} KiB, {status}")
+            if fmt_options.get("weights", {}).get("float32_share", 0) > FLOAT_SHARE_WARNING:
+                weights = fmt_options["weights"]
+                log(f"  warning: {100 * weights['float32_share']:.0f}% of the weight bytes stayed float32 (largest: "
+                    f"{', '.join(weights['largest_float32'])}); integer-only delegates (NNAPI, Edge TPU, Hexagon) "
+                    "will not run those layers")
             if not parity["passed"]:
                 failures.append(f"{path.name}: {describe_failure(parity)}")
     if failures:

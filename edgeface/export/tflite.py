@@ -81,3 +81,30 @@ def read_model_card(flatbuffer: bytes) -> dict | None:
         if entry.Name().decode() == MODEL_CARD_METADATA:
             return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
     return None
+
+
+def weight_census(flatbuffer: bytes) -> dict:
+    """Bytes of constant tensors by element type, and the largest float32 ones: an "int8" file may keep layers
+    float (a batch norm the converter cannot fold, say), which costs size and falls off integer-only delegates."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    by_type, floats, seen = {}, [], set()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            if tensor.Buffer() in seen:
+                continue
+            nbytes = model.Buffers(tensor.Buffer()).DataLength()
+            if not nbytes:
+                continue
+            seen.add(tensor.Buffer())
+            kind = names.get(tensor.Type(), str(tensor.Type())).lower()
+            by_type[kind] = by_type.get(kind, 0) + nbytes
+            if kind == "float32":
+                floats.append((nbytes, tensor.Name().decode().split(";")[0]))
+    total = sum(by_type.values())
+    return {"bytes_by_type": by_type, "float32_share": round(by_type.get("float32", 0) / total, 4) if total else 0.0,
+            "largest_float32": [name for _, name in sorted(floats, reverse=True)[:3]]}
