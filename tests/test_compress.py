@@ -9,7 +9,7 @@ from edgeface.compress import prune_run, qat_run, structured_prune_run
 from edgeface.compress.stats import count_macs, sparsity
 from edgeface.compress.structured import prune_channels
 from edgeface.errors import EdgefaceError
-from edgeface.export import export
+from edgeface.export import ExportOptions, export
 from edgeface.models import create_model, load_model, model_file
 from edgeface.train.config import TrainConfig
 from edgeface.train.trainer import train
@@ -113,15 +113,18 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
         export(run, ["onnx"], ["int8"], tmp_path, log=lambda *_: None)
 
 
-def test_int8_export_warns_when_weights_stay_float(tmp_path):
-    """BN after ReLU cannot fold into the convolution, so the converter keeps those convolutions float32."""
-    run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
-                            batch_size=16, runs_dir=str(tmp_path), name="compact", verbose=0))
+@pytest.mark.parametrize("backbone", ["compact_cnn", "levi_hassner"])
+def test_qat_of_the_plain_cnns_exports_integer_only(backbone, tmp_path):
+    """Their BN sits before the ReLU so that it folds into the int8 convolution (after it, the converter kept
+    97% of the compact CNN's weight bytes float32)."""
+    run = train(TrainConfig(data="synthetic:120", backbone=backbone, input_size=32, weights="none", epochs=1,
+                            batch_size=16, runs_dir=str(tmp_path), name=backbone, verbose=0))
     lines = []
-    result, = export(qat_run(run, epochs=1), ["tflite"], ["int8"], tmp_path / "out", log=lines.append)
-    weights = json.loads(result.card_path.read_text())["artifact"]["options"]["weights"]
-    assert weights["float32_share"] > 0.5 and "block4_conv" in weights["largest_float32"][0]
-    assert any("of the weight bytes stayed float32" in line for line in lines)
+    # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
+    result, = export(qat_run(run, epochs=1), ["tflite"], ["int8"], tmp_path / "out",
+                     ExportOptions(tolerances={"mae_shift": 2.0}), log=lines.append)
+    assert json.loads(result.card_path.read_text())["artifact"]["options"]["weights"]["float32_share"] == 0
+    assert not any("stayed float32" in line for line in lines)
 
 
 def test_prune_preserving_qat_keeps_zeros(pruned):

@@ -11,7 +11,7 @@ from edgeface.export.calibration import create_manifest, read_manifest
 from edgeface.export.card import validate_card
 from edgeface.export.runtimes import load_runner
 from edgeface.export.tensorrt import cuda_available
-from edgeface.export.tflite import read_model_card
+from edgeface.export.tflite import float_weights_warning, read_model_card, weight_census
 from edgeface.train.config import TrainConfig
 from edgeface.train.trainer import train
 
@@ -65,6 +65,30 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # full-integer: every weight int8
     embedded = read_model_card(int8.path.read_bytes())
     assert embedded["artifact"]["file"] == int8.path.name and embedded["artifact"]["size_bytes"] == int8.size_bytes
+
+
+def test_weight_census_finds_layers_left_float():
+    """A BN after a ReLU cannot fold into the convolution before it and stays a float op: in a quantization-aware
+    model the converter then keeps the next convolution's weights float32, which the census and the export
+    warning must show."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from edgeface.compress.qat import quantize_for_training
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(64, 3, activation="relu", name="conv_relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, name="conv_plain")(x))
+    model, left_float = quantize_for_training(keras.Model(inputs, keras.layers.Dense(1)(x)), False)
+    assert left_float  # the batch norm
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    census = weight_census(converter.convert())
+    assert census["bytes_by_type"]["int8"] > 0 and census["float32_share"] > 0.5
+    assert "conv_plain" in census["largest_float32"][0]
+    assert "stayed float32" in float_weights_warning(census)
+    assert float_weights_warning({**census, "float32_share": 0.0}) is None
 
 
 def test_age_regression_head_exports_with_its_decoding_on_the_card(manifest, tmp_path):

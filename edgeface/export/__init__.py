@@ -19,12 +19,12 @@ from edgeface.export.card import build_card, card_path
 from edgeface.export.formats import CALIBRATED, FORMATS, export_variants, is_all, qat_variants
 from edgeface.export.parity import compare, describe_failure
 from edgeface.export.runtimes import KerasRunner, load_runner
+from edgeface.export.tflite import float_weights_warning
 from edgeface.models import has_quantize_wrappers, load_model, task_key
 from edgeface.utils import atomic_path, write_json
 
 __all__ = ["export", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
 DEFAULT_OUTPUT = Path("export")
-FLOAT_SHARE_WARNING = 0.05  # of an int8 / dynamic-range TFLite file's weight bytes
 
 
 @dataclasses.dataclass
@@ -210,11 +210,9 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, opti
             results.append(result)
             status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
             log(f"  {result.size_bytes / 1024:.0f} KiB, {status}")
-            if fmt_options.get("weights", {}).get("float32_share", 0) > FLOAT_SHARE_WARNING:
-                weights = fmt_options["weights"]
-                log(f"  warning: {100 * weights['float32_share']:.0f}% of the weight bytes stayed float32 (largest: "
-                    f"{', '.join(weights['largest_float32'])}); integer-only delegates (NNAPI, Edge TPU, Hexagon) "
-                    "will not run those layers")
+            warning = "weights" in fmt_options and float_weights_warning(fmt_options["weights"])
+            if warning:
+                log(f"  {warning}")
             if not parity["passed"]:
                 failures.append(f"{path.name}: {describe_failure(parity)}")
     if failures:

@@ -10,6 +10,7 @@ from edgeface.errors import EdgefaceError
 
 IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
 MODEL_CARD_METADATA = "edgeface_model_card"
+FLOAT_SHARE_WARNING = 0.05  # of a quantized file's weight bytes
 
 
 def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False) -> bytes:
@@ -108,3 +109,11 @@ def weight_census(flatbuffer: bytes) -> dict:
     total = sum(by_type.values())
     return {"bytes_by_type": by_type, "float32_share": round(by_type.get("float32", 0) / total, 4) if total else 0.0,
             "largest_float32": [name for _, name in sorted(floats, reverse=True)[:3]]}
+
+
+def float_weights_warning(census: dict) -> str | None:
+    if census["float32_share"] <= FLOAT_SHARE_WARNING:
+        return None
+    return (f"warning: {100 * census['float32_share']:.0f}% of the weight bytes stayed float32 (largest: "
+            f"{', '.join(census['largest_float32'])}); integer-only delegates (NNAPI, Edge TPU, Hexagon) will not "
+            "run those layers")

@@ -90,15 +90,19 @@ layers = keras.layers
 @register_backbone(BackboneConfig(
     name="levi_hassner", family="lightweight", default_input_size=128, min_input_size=32,
     max_input_size=256, mean=INCEPTION, std=INCEPTION,
-    description="Levi & Hassner 2015: 3 conv + 2 FC(512) with dropout; batch norm stands in for LRN, "
-                "which edge runtimes rarely accelerate"))
+    description="Levi & Hassner 2015: 3 conv + 2 FC(512) with dropout; batch norm before the ReLU stands in "
+                "for LRN, which edge runtimes rarely accelerate"))
 def levi_hassner(inputs, alpha=None, weights=None):
+    # conv-BN-ReLU (not the paper's conv-ReLU-pool-norm order) so that int8 conversion folds each BN into its
+    # convolution; a BN after the ReLU stays a float op and the next convolution keeps float32 weights in a
+    # quantization-aware file
     x = inputs
     for i, (filters, kernel, stride) in enumerate(((96, 7, 4), (256, 5, 1), (384, 3, 1)), start=1):
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i}")(x)
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=i == 3, name=f"conv{i}")(x)
         if i < 3:
             x = layers.BatchNormalization(momentum=0.9, name=f"norm{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     for i in (1, 2):
         x = layers.Dense(512, activation="relu", name=f"fc{i}")(x)
@@ -108,12 +112,13 @@ def levi_hassner(inputs, alpha=None, weights=None):
 
 @register_backbone(BackboneConfig(
     name="compact_cnn", family="lightweight", default_input_size=96, min_input_size=32, max_input_size=256,
-    mean=INCEPTION, std=INCEPTION, description="Four conv-relu-bn-pool blocks (16, 32, 64, 128 filters), GAP"))
+    mean=INCEPTION, std=INCEPTION, description="Four conv-BN-ReLU-pool blocks (16, 32, 64, 128 filters), GAP"))
 def compact_cnn(inputs, alpha=None, weights=None):
     x = inputs
-    for i, filters in enumerate((16, 32, 64, 128), start=1):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_conv")(x)
+    for i, filters in enumerate((16, 32, 64, 128), start=1):  # BN before ReLU folds into the int8 convolution
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
+        x = layers.ReLU(name=f"block{i}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
     return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
