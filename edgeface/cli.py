@@ -418,7 +418,8 @@ def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_d
 @click.argument("run")
 @click.option("--preserve-sparsity/--no-preserve-sparsity", default=None,
               help="Keep pruned zeros through QAT (default: on for magnitude-pruned parents).")
-@click.option("--teacher", help="A trained run whose soft outputs the quantized model also learns.")
+@click.option("--teacher", multiple=True,
+              help="A trained run whose soft outputs the quantized model also learns (repeat for an ensemble).")
 @_distillation_options
 @_compression_options
 @user_errors
@@ -426,9 +427,9 @@ def qat(run, preserve_sparsity, teacher, temperature, kd_weight, epochs, lr, nam
     """Quantization-aware training of a run; export the result as int8 directly."""
     from edgeface.compress import qat_run
 
-    if teacher is None and (temperature is not None or kd_weight is not None):
+    if not teacher and (temperature is not None or kd_weight is not None):
         raise EdgefaceError("--temperature/--kd-weight apply with --teacher")
-    out = qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher,
+    out = qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher or None,
                   **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs, lr=lr, name=name,
                            runs_dir=runs_dir, limit=limit))
     _print_compression(out)
@@ -447,7 +448,7 @@ def _print_compression(run) -> None:
 
 
 @main.command()
-@click.argument("teacher")
+@click.argument("teacher", nargs=-1, required=True)
 @click.option("--backbone", default="mobilenet_v2", show_default=True, help="Student backbone.")
 @click.option("--alpha", type=float, help="Student width multiplier.")
 @click.option("--input-size", type=int, help="Student input size.")
@@ -460,7 +461,7 @@ def _print_compression(run) -> None:
 @user_errors
 def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperature, kd_weight, age_head, epochs, lr,
             name, runs_dir, limit):
-    """Train a lightweight student from a teacher run (knowledge distillation)."""
+    """Train a lightweight student from a teacher run, or an ensemble of runs (knowledge distillation)."""
     from edgeface.compress import distill_run
 
     run = distill_run(teacher, backbone=backbone, alpha=alpha, input_size=input_size, weights=weights,

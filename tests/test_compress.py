@@ -173,6 +173,29 @@ def test_distillation_trains_a_student_from_a_teacher(parent):
     assert "distill_soft_loss" in history[0] and len(history) == 2
 
 
+def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path):
+    from edgeface.compress.distill import Distiller
+    other = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=48, weights="none", epochs=1,
+                              batch_size=16, age_head="regression", runs_dir=str(tmp_path), name="other", verbose=0))
+    (t1, s1), (t2, s2) = load_model(parent), load_model(other)  # 32 px distribution head; 48 px regression head
+    student = create_model(backbone="compact_cnn", input_size=40, weights="none", age_head="regression")
+    _, spec = load_model(other)
+    spec.input_size = 40
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 40, 40, 3)).astype(np.float32)
+    alone = [Distiller(student, [t], spec, [s])._teacher_outputs(x) for t, s in ((t1, s1), (t2, s2))]
+    both = Distiller(student, [t1, t2], spec, [s1, s2])._teacher_outputs(x)
+    for task in ("gender", "age"):
+        assert both[task].shape == (4, 1)
+        np.testing.assert_allclose(both[task], (alone[0][task] + alone[1][task]) / 2, rtol=1e-5)
+    result = CliRunner().invoke(main, ["distill", str(parent), str(other), "--backbone", "compact_cnn",
+                                       "--input-size", "40", "--weights", "none", "--epochs", "1",
+                                       "--age-head", "regression", "--name", "ensemble-student"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((parent.parent / "ensemble-student" / "config.json").read_text())
+    assert config["compression"]["teacher"] == [str(parent), str(other)] and config["parents"][:2] == [
+        str(parent), str(other)]
+
+
 def test_soft_losses_are_zero_when_student_matches_teacher():
     import tensorflow as tf
     from edgeface.compress.distill import soft_loss

@@ -3,8 +3,9 @@
     prune_run(RUN, sparsity=0.5)            magnitude pruning (tfmot), stripped after fine-tuning
     structured_prune_run(RUN, ratio=0.3)    removes whole filters/channels, rebuilds a slimmer dense model
     qat_run(RUN, teacher=None)              quantization-aware training (prune-preserving for pruned parents),
-                                            optionally distilled from a teacher run
-    distill_run(TEACHER, backbone=...)      a new student trained on labels and the teacher's soft outputs
+                                            optionally distilled from a teacher run or an ensemble of runs
+    distill_run(TEACHER, backbone=...)      a new student trained on labels and the soft outputs of a teacher
+                                            run (or the averaged outputs of several)
 """
 from __future__ import annotations
 
@@ -143,20 +144,19 @@ def _train_images(parent: Path, spec, seed: int, n: int = 256):
 def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | None = None,
             teacher=None, temperature: float = 2.0, kd_weight: float = 0.5,
             name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Path:
-    """With a teacher run the quantized model also learns the teacher's soft outputs, as a student distilled
-    from it did in float (for the bundled model this beat labels-only QAT on val, BENCHMARKS.md section 5)."""
+    """With a teacher run (or several, an ensemble) the quantized model also learns the teacher's soft outputs,
+    as a student distilled from it did in float (for the bundled model this beat labels-only QAT on val,
+    BENCHMARKS.md section 5)."""
     parent, parent_cfg = _parent(run)
     if preserve_sparsity is None:  # a magnitude-pruned parent keeps its zeros through QAT
         preserve_sparsity = parent_cfg.get("compression", {}).get("method") == "magnitude"
     compression = {"method": "qat", "preserve_sparsity": preserve_sparsity}
-    if teacher is not None:
-        teacher, _, teacher_spec = _teacher(teacher, temperature, kd_weight)
-        compression.update(teacher=str(teacher), temperature=temperature, kd_weight=kd_weight)
+    if teacher:
+        teachers, _, teacher_specs = _teachers(teacher, temperature, kd_weight)
+        compression.update(teacher=_teacher_record(teachers), temperature=temperature, kd_weight=kd_weight)
     cfg = derived_config(parent, parent_cfg, "qat", compression, epochs, lr, name, runs_dir, limit)
-    if teacher is not None:
-        from edgeface.compress.distill import check_age_heads
-
-        check_age_heads(teacher_spec.age_head, cfg.age_head)
+    if teacher:
+        _check_teachers(teacher_specs, cfg.age_head)
     try:  # before the run folder is made
         quantize_for_training(load_keras(model_file(parent)), preserve_sparsity)
     except EdgefaceError as err:
@@ -168,12 +168,12 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
         model, floats = quantize_for_training(float_model, preserve_sparsity)
         left_float[:] = floats
         calibrate_ranges(model, float_model, _train_images(parent, spec, cfg.seed))
-        if teacher is None:
+        if not teacher:
             return model
         from edgeface.compress.distill import Distiller
 
-        return Distiller(model, load_keras(model_file(teacher)), spec, teacher_spec, kd_weight, temperature,
-                         cfg.loss_weights)
+        return Distiller(model, [load_keras(model_file(t)) for t in teachers], spec, teacher_specs, kd_weight,
+                         temperature, cfg.loss_weights)
 
     cfg.bn_momentum = None  # BN is folded into the quantized convolutions
     out = train(cfg, build_model=build)
@@ -181,14 +181,30 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
     return out
 
 
-def _teacher(run, temperature: float, kd_weight: float):
-    """(teacher run folder, its config, its ModelSpec), after checking the distillation settings."""
+def _teachers(runs, temperature: float, kd_weight: float):
+    """(teacher run folders, the first one's config, their ModelSpecs), after checking the distillation settings.
+    `runs` is one run or several (an ensemble)."""
     from edgeface.models import ModelSpec
 
     if not 0 <= kd_weight <= 1 or temperature <= 0:
         raise EdgefaceError("--kd-weight must be in [0, 1] and --temperature positive")
-    teacher, teacher_cfg = _parent(run)
-    return teacher, teacher_cfg, ModelSpec.from_dict(json.loads((teacher / "model.json").read_text()))
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    if not runs:
+        raise EdgefaceError("distillation needs at least one teacher run")
+    parents = [_parent(run) for run in runs]
+    specs = [ModelSpec.from_dict(json.loads((folder / "model.json").read_text())) for folder, _ in parents]
+    return [folder for folder, _ in parents], parents[0][1], specs
+
+
+def _teacher_record(folders) -> str | list:
+    return str(folders[0]) if len(folders) == 1 else [str(f) for f in folders]
+
+
+def _check_teachers(specs, student_age_head: str):
+    from edgeface.compress.distill import check_age_heads
+
+    for spec in specs:
+        check_age_heads(spec.age_head, student_age_head)
 
 
 def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = None, input_size: int | None = None,
@@ -196,32 +212,33 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
                 kd_weight: float = 0.5, epochs: int | None = None, lr: float | None = None,
                 name: str | None = None, runs_dir: str | None = None, limit: int | None = None,
                 age_head: str | None = None) -> Path:
-    """Trains a student with the teacher run's recipe (same data, split, schedule) plus distillation."""
-    from edgeface.compress.distill import Distiller, check_age_heads
+    """Trains a student with the (first) teacher run's recipe (same data, split, schedule) plus distillation;
+    `teacher` is one run or several, an ensemble whose outputs are averaged."""
+    from edgeface.compress.distill import Distiller
     from edgeface.models import create_model
 
-    teacher, teacher_cfg, teacher_spec = _teacher(teacher, temperature, kd_weight)
+    teachers, teacher_cfg, teacher_specs = _teachers(teacher, temperature, kd_weight)
+    record = {"method": "distillation", "teacher": _teacher_record(teachers), "temperature": temperature,
+              "kd_weight": kd_weight}
     cfg = dict(teacher_cfg)
-    cfg.update(backbone=backbone, alpha=alpha, input_size=input_size, name=name or f"{teacher.name}-distill-{backbone}",
-               runs_dir=runs_dir or str(teacher.parent), parents=[str(teacher)] + list(teacher_cfg.get("parents", [])),
-               compression={"method": "distillation", "teacher": str(teacher), "temperature": temperature,
-                            "kd_weight": kd_weight})
+    cfg.update(backbone=backbone, alpha=alpha, input_size=input_size,
+               name=name or f"{teachers[0].name}-distill-{backbone}", runs_dir=runs_dir or str(teachers[0].parent),
+               parents=[str(t) for t in teachers] + list(teacher_cfg.get("parents", [])), compression=record)
     for key, value in (("weights", weights), ("weights_dir", weights_dir), ("epochs", epochs), ("lr", lr),
                        ("limit", limit), ("age_head", age_head)):
         if value is not None:
             cfg[key] = value
     cfg = TrainConfig(**cfg)
-    check_age_heads(teacher_spec.age_head, cfg.age_head)  # before the run folder is made
+    _check_teachers(teacher_specs, cfg.age_head)  # before the run folder is made
 
     def build(spec):
-        return Distiller(create_model(spec), load_keras(model_file(teacher)), spec, teacher_spec, kd_weight,
-                         temperature, cfg.loss_weights)
+        return Distiller(create_model(spec), [load_keras(model_file(t)) for t in teachers], spec, teacher_specs,
+                         kd_weight, temperature, cfg.loss_weights)
 
     out = train(cfg, build_model=build)
-    write_json(out / "compression.json", {"method": "distillation", "teacher": str(teacher),
-                                          "temperature": temperature, "kd_weight": kd_weight,
-                                          "val_summary": {"teacher": json.loads((teacher / "metrics.json")
-                                                                                .read_text()).get("summary"),
-                                                          "this": json.loads((out / "metrics.json")
-                                                                             .read_text()).get("summary")}})
+    summaries = [json.loads((t / "metrics.json").read_text()).get("summary") for t in teachers]
+    write_json(out / "compression.json", {**record, "val_summary": {
+        "teacher": summaries[0] if len(teachers) == 1 else
+        "; ".join(f"{t}: {s}" for t, s in zip(teachers, summaries)),
+        "this": json.loads((out / "metrics.json").read_text()).get("summary")}})
     return out

@@ -6,7 +6,8 @@ for age the head's own distance to the teacher's output (L1 in years for regress
 for distribution/group/ordinal heads). A student may use another numeric age head than its teacher (say a
 regression student under a distribution teacher, to stay small): the teacher's age is then converted to the
 student's form (expected years, or a Gaussian around the teacher's years). The teacher sees each batch resized
-and normalized its own way, so teacher and student may differ in input size and preprocessing.
+and normalized its own way, so teacher and student may differ in input size and preprocessing. Several
+teachers distil as an ensemble (their outputs averaged).
 """
 from __future__ import annotations
 
@@ -60,31 +61,39 @@ def _as_student_age(age, teacher_head: str, student_head: str):
 
 
 class Distiller(keras.Model):
-    """Trains `student` against labels and a frozen `teacher`; predicts (and is saved) as the student."""
+    """Trains `student` against labels and frozen teachers; predicts (and is saved) as the student.
 
-    def __init__(self, student, teacher, student_spec, teacher_spec, alpha=0.5, temperature=2.0, loss_weights=None):
+    Several teachers form an ensemble: each sees the batch its own way and their outputs (gender probability,
+    age in the student's form) are averaged, so teachers may differ in backbone, input size and age head."""
+
+    def __init__(self, student, teachers, student_spec, teacher_specs, alpha=0.5, temperature=2.0,
+                 loss_weights=None):
         super().__init__(name="distiller")
-        self.student, self.teacher = student, teacher
-        self.teacher.trainable = False
-        self.student_spec, self.teacher_spec = student_spec, teacher_spec
+        self.student = student
+        self.teachers, self.teacher_specs = list(teachers), list(teacher_specs)
+        for teacher in self.teachers:
+            teacher.trainable = False
+        self.student_spec = student_spec
         self.alpha, self.temperature = alpha, temperature
         self.kd_weights = dict(loss_weights or {})
 
     def call(self, x, training=False):
         return self.student(x, training=training)
 
-    def _teacher_outputs(self, x):
+    def _one_teacher(self, teacher, spec, pixels):
         from edgeface.data.pipeline import normalize
 
-        size = self.teacher_spec.input_size
-        pixels = _pixels(x, self.student_spec.config)
-        if size != self.student_spec.input_size:
-            pixels = tf.image.resize(pixels, (size, size), antialias=True)
-        outputs = {task_key(k): v for k, v in self.teacher(normalize(pixels, self.teacher_spec.config),
-                                                            training=False).items()}
+        if spec.input_size != self.student_spec.input_size:
+            pixels = tf.image.resize(pixels, (spec.input_size, spec.input_size), antialias=True)
+        outputs = {task_key(k): v for k, v in teacher(normalize(pixels, spec.config), training=False).items()}
         if "age" in outputs:
-            outputs["age"] = _as_student_age(outputs["age"], self.teacher_spec.age_head, self.student_spec.age_head)
+            outputs["age"] = _as_student_age(outputs["age"], spec.age_head, self.student_spec.age_head)
         return outputs
+
+    def _teacher_outputs(self, x):
+        pixels = _pixels(x, self.student_spec.config)
+        each = [self._one_teacher(t, spec, pixels) for t, spec in zip(self.teachers, self.teacher_specs)]
+        return {task: tf.add_n([o[task] for o in each]) / len(each) for task in each[0]}
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
