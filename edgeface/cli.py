@@ -429,7 +429,7 @@ def qat(run, preserve_sparsity, teacher, temperature, kd_weight, epochs, lr, nam
 
     if not teacher and (temperature is not None or kd_weight is not None):
         raise EdgefaceError("--temperature/--kd-weight apply with --teacher")
-    out = qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher or None,
+    out = qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher,
                   **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs, lr=lr, name=name,
                            runs_dir=runs_dir, limit=limit))
     _print_compression(out)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -179,8 +180,7 @@ def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path
                               batch_size=16, age_head="regression", runs_dir=str(tmp_path), name="other", verbose=0))
     (t1, s1), (t2, s2) = load_model(parent), load_model(other)  # 32 px distribution head; 48 px regression head
     student = create_model(backbone="compact_cnn", input_size=40, weights="none", age_head="regression")
-    _, spec = load_model(other)
-    spec.input_size = 40
+    spec = dataclasses.replace(s2, input_size=40)  # the student's spec
     x = np.random.default_rng(0).uniform(-1, 1, (4, 40, 40, 3)).astype(np.float32)
     alone = [Distiller(student, [t], spec, [s])._teacher_outputs(x) for t, s in ((t1, s1), (t2, s2))]
     both = Distiller(student, [t1, t2], spec, [s1, s2])._teacher_outputs(x)
