@@ -104,6 +104,8 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
     assert all(out["quantization"]["scale"] > 0 for out in card["outputs"])  # an app must dequantize them
     assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # conv-BN-ReLU folds to integer-only
+    assert card["training"]["run"] == str(run) and card["training"]["parents"][0] == str(parent)
+    assert card["training"]["compression"]["method"] == "qat"  # what was done to the run, on the card
     from ai_edge_litert.interpreter import Interpreter
 
     outputs = Interpreter(str(result.path)).get_signature_list()["serving_default"]["outputs"]

@@ -7,9 +7,10 @@
 # MobileNet v1 starts from the offline ImageNet weights (WEIGHTS_DIR); the networks that have no offline
 # weights here (MobileNetV2 0.5, MobileNetV3-Small, EfficientNet-B0, Levi-Hassner, the compact CNN) train from
 # scratch. mnv1-050-128-kd is the 0.5 student distilled from the recipe-v3 MobileNetV2 teacher (TEACHER), with a
-# regression age head so its int8 file stays under 1 MB.
+# regression age head so its int8 file stays under 1 MB; mnv1-050-128-kd-e20 is the same for 20 epochs (the
+# bundled model's float parent).
 # Usage: tools/small_reference.sh [RUN ...]
-#   runs: mnv1-050-128 mnv1-025-128 mnv1-050-128-kd mnv2-050-128 mnv3-small-128 effnet-b0-128 levi-hassner-128
+#   runs: mnv1-050-128 mnv1-025-128 mnv1-050-128-kd mnv1-050-128-kd-e20 mnv2-050-128 mnv3-small-128 effnet-b0-128 levi-hassner-128
 #         compact-96   (default: the first two)
 set -euo pipefail
 DATA=${DATA:-utkface:../shared/data/utkface}
@@ -26,6 +27,8 @@ for name in ${@:-mnv1-050-128 mnv1-025-128}; do
     mnv1-025-128) args=(--backbone mobilenet_v1 --alpha 0.25 --input-size 128) ;;
     mnv1-050-128-kd) train=(edgeface distill "$TEACHER" --weights imagenet)
                      args=(--backbone mobilenet_v1 --alpha 0.5 --input-size 128 --age-head regression) ;;
+    mnv1-050-128-kd-e20) train=(edgeface distill "$TEACHER" --weights imagenet)
+                         args=(--backbone mobilenet_v1 --alpha 0.5 --input-size 128 --age-head regression --epochs 20) ;;
     mnv2-050-128) args=(--backbone mobilenet_v2 --alpha 0.5 --input-size 128 --weights none) ;;
     mnv3-small-128) args=(--backbone mobilenet_v3_small --input-size 128 --weights none); qat=0 ;;
     effnet-b0-128) args=(--backbone efficientnet_b0 --input-size 128 --weights none) ;;
