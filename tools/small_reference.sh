@@ -25,10 +25,9 @@ for name in ${@:-mnv1-050-128 mnv1-025-128}; do
   case $name in
     mnv1-050-128) args=(--backbone mobilenet_v1 --alpha 0.5 --input-size 128) ;;
     mnv1-025-128) args=(--backbone mobilenet_v1 --alpha 0.25 --input-size 128) ;;
-    mnv1-050-128-kd) train=(edgeface distill "$TEACHER" --weights imagenet)
-                     args=(--backbone mobilenet_v1 --alpha 0.5 --input-size 128 --age-head regression) ;;
-    mnv1-050-128-kd-e20) train=(edgeface distill "$TEACHER" --weights imagenet)
-                         args=(--backbone mobilenet_v1 --alpha 0.5 --input-size 128 --age-head regression --epochs 20) ;;
+    mnv1-050-128-kd|mnv1-050-128-kd-e20) train=(edgeface distill "$TEACHER" --weights imagenet)
+      args=(--backbone mobilenet_v1 --alpha 0.5 --input-size 128 --age-head regression)
+      if [ "$name" = mnv1-050-128-kd-e20 ]; then args+=(--epochs 20); fi ;;
     mnv2-050-128) args=(--backbone mobilenet_v2 --alpha 0.5 --input-size 128 --weights none) ;;
     mnv3-small-128) args=(--backbone mobilenet_v3_small --input-size 128 --weights none); qat=0 ;;
     effnet-b0-128) args=(--backbone efficientnet_b0 --input-size 128 --weights none) ;;
