@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # Reference MobileNetV2 runs for BENCHMARKS.md: the default recipe on the canonical UTKFace split,
 # each scored once on the test split with `edgeface eval` (JSON copied to benchmarks/).
-# Usage: tools/train_reference.sh [RUN ...]   runs: mnv2-128 mnv2-96 mnv2-96-scratch (default: all)
+# Usage: tools/train_reference.sh [RUN ...]
+#   runs: mnv2-128 mnv2-96 mnv2-96-scratch (default: these three), mnv2-128-seed1 (the default recipe, seed 1),
+#         mnv2-128-ba (born-again: mnv2-128 distilled into a fresh MobileNetV2 1.0 @128 with the same recipe),
+#         mnv2-128-ba2 (the same from the mnv2-128 + mnv2-128-seed1 ensemble); their teachers must be run first
 set -euo pipefail
 DATA=${DATA:-utkface:../shared/data/utkface}
 WEIGHTS_DIR=${WEIGHTS_DIR:-../shared/weights/imagenet}
 mkdir -p runs benchmarks
-run() {
+run() {  # run NAME COMMAND...: train unless done (a started training resumes), then score on test
   local name=$1; shift
-  if [ -f "runs/$name/metrics.json" ]; then echo "skip $name (done)"; else
-    if [ -f "runs/$name/config.json" ]; then
-      edgeface train --name "$name" --resume
-    else
-      edgeface train --data "$DATA" --weights-dir "$WEIGHTS_DIR" --name "$name" "$@"
-    fi
-  fi
+  if [ -f "runs/$name/metrics.json" ]; then echo "skip $name (done)"
+  elif [ -f "runs/$name/config.json" ] && [ "$1" = train ]; then edgeface train --name "$name" --resume
+  elif [ -e "runs/$name" ] && [ "$1" != train ]; then
+    echo "runs/$name: unfinished distillation (edgeface distill cannot resume); remove it to start again" >&2; exit 1
+  else "$@" --name "$name"; fi
   edgeface eval "runs/$name" --data "$DATA" --split test --output "benchmarks/$name-utkface-test.json"
 }
+train() { edgeface train --data "$DATA" --weights-dir "$WEIGHTS_DIR" --backbone mobilenet_v2 "$@"; }
+born_again() { edgeface distill "$@" --backbone mobilenet_v2 --input-size 128 --weights imagenet; }
 for name in ${@:-mnv2-128 mnv2-96 mnv2-96-scratch}; do
   case $name in
-    mnv2-128) run mnv2-128 --backbone mobilenet_v2 --input-size 128 ;;
-    mnv2-96) run mnv2-96 --backbone mobilenet_v2 --input-size 96 ;;
-    mnv2-96-scratch) run mnv2-96-scratch --backbone mobilenet_v2 --input-size 96 --weights none ;;
+    mnv2-128) run mnv2-128 train --input-size 128 ;;
+    mnv2-128-seed1) run mnv2-128-seed1 train --input-size 128 --seed 1 ;;
+    mnv2-96) run mnv2-96 train --input-size 96 ;;
+    mnv2-96-scratch) run mnv2-96-scratch train --input-size 96 --weights none ;;
+    mnv2-128-ba) run mnv2-128-ba born_again runs/mnv2-128 ;;
+    mnv2-128-ba2) run mnv2-128-ba2 born_again runs/mnv2-128 runs/mnv2-128-seed1 ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
 done
