@@ -5,4 +5,11 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+from edgeface.version import __version__  # noqa: E402,F401
+
+
+def load(path, threads: int | None = None, trust_hdf5: bool = False):
+    """A verified Predictor for a run folder, .keras model or exported artifact (edgeface.predictor.load)."""
+    from edgeface.predictor import load as _load
+
+    return _load(path, threads, trust_hdf5)

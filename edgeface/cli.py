@@ -3,36 +3,70 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import signal
 import sys
 import warnings
 
 import click
 
-import edgeface
 from edgeface.errors import EdgefaceError
+from edgeface.runtime.formats import FORMATS, PRECISIONS
+from edgeface.version import __version__
 
 SMOKE_RECIPE = "smoke"
 
 
+class _EchoHandler(logging.Handler):
+    """Library messages (stdlib logging) as the CLI shows them: information on stdout, warnings and errors on
+    stderr with their level, resolved at emit time so click's test runner captures them too."""
+
+    def emit(self, record):
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            click.echo(f"{record.levelname.lower()}: {text}", err=True)
+        else:
+            click.echo(text)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logger = logging.getLogger("edgeface")
+    logger.handlers[:] = [_EchoHandler()]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _terminated(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so staging files are removed and nothing half-written is left behind."""
+    raise SystemExit(128 + signum)
+
+
 def user_errors(fn):
-    """Turns EdgefaceError (a user mistake) into one line on stderr and exit code 2, no traceback."""
+    """Turns EdgefaceError (a user mistake) and file-system failures (disk full, read-only folder) into one line
+    on stderr and exit code 2, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         warnings.showwarning = lambda message, *a, **k: click.echo(f"warning: {message}", err=True)
+        signal.signal(signal.SIGTERM, _terminated)
         try:
             return fn(*args, **kwargs)
         except EdgefaceError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            click.echo(f"error: {where}{err.strerror or err}", err=True)
             sys.exit(2)
 
     return wrapper
 
 
 @click.group()
-@click.version_option(edgeface.__version__, prog_name="edgeface")
-def main():
+@click.version_option(__version__, prog_name="edgeface")
+@click.option("--verbose", is_flag=True, help="Also show debug messages.")
+def main(verbose):
     """edgeface: face gender/age models from training to small, verified edge artifacts."""
+    _setup_logging(verbose)
 
 
 def _option_group(*options):
@@ -50,7 +84,47 @@ _data_options = _option_group(
     click.option("--fold", type=int, help="Adience: hold out this fold (0-4)."),
     click.option("--limit", type=int, help="Cap every split at N images (stratified) for quick runs."),
     click.option("--seed", type=int, help="Seed for splits, shuffling and augmentation."),
+    click.option("--allow-outside-root", is_flag=True, default=None,
+                 help="Let a csv manifest name images outside its own folder."),
 )
+
+
+class _LazyChoice(click.Choice):
+    """A Choice whose values come from the library (their one owner) when first needed, so building the CLI
+    does not import TensorFlow."""
+
+    def __init__(self, values):
+        self._values, self._choices = values, None
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self):
+        if self._choices is None:
+            self._choices = tuple(self._values())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value):  # click's __init__ assigns; the values come from the library instead
+        pass
+
+
+def _choices(name: str) -> click.Choice:
+    """A config key's allowed values, from the typed config."""
+    def values():
+        from edgeface.run.config import TrainConfig, choices
+
+        return choices(TrainConfig.model_fields[name].annotation)
+
+    return _LazyChoice(values)
+
+
+def _age_heads() -> click.Choice:
+    def values():
+        from edgeface.models.age_heads import AGE_HEADS
+
+        return list(AGE_HEADS)
+
+    return _LazyChoice(values)
 
 
 # The config file, built-in recipe and flag overrides that train and tune share.
@@ -65,33 +139,33 @@ _recipe_options = _option_group(
     click.option("--input-size", type=int, help="Square input size in pixels."),
     click.option("--alpha", type=float, help="Width multiplier (MobileNets)."),
     click.option("--tasks", help="Comma-separated heads: gender,age."),
-    click.option("--age-head", type=click.Choice(["regression", "distribution", "groups", "ordinal"])),
+    click.option("--age-head", type=_age_heads()),
     click.option("--weights", help="imagenet | none | PATH to a weights file."),
     click.option("--weights-dir", help="Folder searched first for ImageNet weight files."),
     click.option("--epochs", type=int),
     click.option("--batch-size", type=int),
     click.option("--lr", type=float),
-    click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"])),
-    click.option("--schedule", type=click.Choice(["cosine", "plateau", "multistep", "constant"])),
+    click.option("--optimizer", type=_choices("optimizer")),
+    click.option("--schedule", type=_choices("schedule")),
     click.option("--freeze-epochs", type=int, help="Phase 1: epochs with the backbone frozen."),
     click.option("--unfreeze-from", type=int, help="Phase 2: backbone layers from this index on train."),
-    click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"])),
+    click.option("--strategy", type=_choices("strategy")),
     click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute (GPUs)."),
     click.option("--dedup/--no-dedup", default=None, help="Drop byte-identical duplicate images."),
-    click.option("--set", "assignments", multiple=True, help="Any config key: --set label_smoothing=0.1, "
-                                                             "--set augment.mixup=0.2."),
+    click.option("--set", "assignments", multiple=True, help="Any config key, dotted for nested ones: --set "
+                                                             "label_smoothing=0.1, --set augment.mixup=0.2, --set "
+                                                             "model.dropout=0.3."),
 )
 
 
 def _overrides(recipe, flags, assignments, tasks) -> dict:
     from edgeface.recipes import recipe_overrides
-    from edgeface.train.config import parse_assignments
+    from edgeface.run.config import merge, nest, parse_assignments
 
-    overrides = {**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None},
-                 **parse_assignments(assignments)}
+    overrides = nest({**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None}})
     if tasks:
-        overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
-    return overrides
+        overrides = merge(overrides, {"model": {"tasks": [t.strip() for t in tasks.split(",") if t.strip()]}})
+    return merge(overrides, nest(parse_assignments(assignments)))
 
 
 @main.command()
@@ -102,7 +176,7 @@ def _overrides(recipe, flags, assignments, tasks) -> dict:
 @user_errors
 def train(config_file, recipe, resume, cross_validate, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
-    from edgeface.train.config import TrainConfig
+    from edgeface.run.config import TrainConfig
     from edgeface.train.trainer import train as run_training
 
     if recipe is None and not config_file and not flags["data"] and not resume:
@@ -125,13 +199,11 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
         click.echo(format_crossval(run_cv(cfg)))
         return
     run = run_training(cfg, resume=resume)
-    from edgeface.models import model_file
-
-    click.echo(f"done: {run} (best model {model_file(run)}, metrics {run / 'metrics.json'})")
+    click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.path / 'metrics.json'})")
     if recipe == SMOKE_RECIPE:
         from edgeface.eval import evaluate, format_report
 
-        click.echo(format_report(evaluate(run, cfg.data, "test", seed=cfg.seed)))
+        click.echo(format_report(evaluate(run.path, split="test")))
         click.echo("*** smoke run finished: numbers above are on synthetic faces ***")
 
 
@@ -144,14 +216,13 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
 @user_errors
 def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations, top, **flags):
     """Hyperband search over LR, batch size, dropout, head width and age-loss weight, on the validation split."""
-    from edgeface.train.config import TrainConfig
+    from edgeface.run.config import TrainConfig
     from edgeface.train.tune import tune as run_search
 
     if not flags["data"] and not config_file:
         raise EdgefaceError("tune needs --data (or --config): it scores trials on that dataset's validation split")
     cfg = TrainConfig.load(config_file, {**_overrides(recipe or "default", flags, assignments, tasks), "verbose": 0})
-    result = run_search(cfg, max_epochs=max_epochs, factor=factor, iterations=iterations,
-                        log=lambda line: click.echo(line))
+    result = run_search(cfg, max_epochs=max_epochs, factor=factor, iterations=iterations)
     click.echo(result["table"])
     click.echo(f"ranked trials: {result['folder']}/tune.json; best recipe: edgeface train --config "
                f"{result['best_config']} --name NAME")
@@ -163,16 +234,17 @@ def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--output", help="Where to write the JSON report (default: beside the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
 @user_errors
-def eval_command(model, data, fold, limit, seed, split, output, as_json):
-    """Evaluate a run folder or .keras model: accuracy, MAE, per age band and race."""
-    from edgeface.eval import evaluate, format_report
+def eval_command(model, data, fold, limit, seed, allow_outside_root, split, output, as_json, trust_hdf5):
+    """Evaluate a run folder, .keras model or exported artifact: accuracy, MAE, per age band and race. Without
+    --data it scores the split the model's run recorded when training."""
+    from edgeface.eval import evaluate, format_report, write_report
 
-    if not data:
-        raise EdgefaceError("--data is required (e.g. --data utkface:../shared/data/utkface)")
-    report = evaluate(model, data, split, limit=limit, seed=seed or 0, fold=fold, output=output)
-    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
-    click.echo(f"report: {report['report_path']}", err=True)
+    report = evaluate(model, data, split, limit=limit, seed=seed or 0, fold=fold, trust_hdf5=trust_hdf5,
+                      allow_outside_root=bool(allow_outside_root))
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))  # shown before it is saved
+    click.echo(f"report: {write_report(report, output)}", err=True)
 
 
 @main.command()
@@ -181,13 +253,14 @@ def eval_command(model, data, fold, limit, seed, split, output, as_json):
               help="Run folder, .keras model or exported artifact (default: the bundled int8 model).")
 @click.option("--detect", is_flag=True, help="Images are full photos: find the faces (OpenCV) and predict each.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
 @user_errors
-def predict(images, model_path, detect, as_json):
+def predict(images, model_path, detect, as_json, trust_hdf5):
     """Gender (with probability) and age for face crops, or for every face in photos with --detect."""
     from edgeface.bundled import bundled_model
     from edgeface.eval import predict as run_predict
 
-    rows = run_predict(model_path or bundled_model(), images, detect=detect)
+    rows = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -226,12 +299,13 @@ def backbones(family):
 @click.option("--fold", type=int)
 @click.option("--dedup", is_flag=True)
 @click.option("--seed", type=int, default=0)
+@click.option("--allow-outside-root", is_flag=True, help="Let a csv manifest name images outside its own folder.")
 @user_errors
-def data(data, fold, dedup, seed):
+def data(data, fold, dedup, seed, allow_outside_root):
     """Read a dataset and report its splits, skipped files and label counts."""
     from edgeface.data import load_data
 
-    bundle = load_data(data, seed=seed, fold=fold, dedup=dedup)
+    bundle = load_data(data, seed=seed, fold=fold, dedup=dedup, allow_outside_root=allow_outside_root)
     click.echo(bundle.summary())
     for note in bundle.notes:
         click.echo(note)
@@ -253,9 +327,9 @@ def _pairs(values, what: str) -> dict:
 @main.command()
 @click.argument("run")
 @click.option("--format", "formats", multiple=True, default=("tflite",), show_default=True,
-              help="tflite | onnx | saved_model | trt | all (repeatable).")
+              type=click.Choice([*FORMATS, "all"]), help="Export format (repeatable).")
 @click.option("--precision", "precisions", multiple=True, default=("fp32",), show_default=True,
-              help="fp32 | fp16 | dynamic | int8 | all (repeatable).")
+              type=click.Choice([*PRECISIONS, "all"]), help="Precision (repeatable).")
 @click.option("--output", "output_dir", help="Output folder (default: export/RUN_NAME).")
 @click.option("--calibration", help="Calibration manifest name (calibration/NAME.txt) or path; needed for int8.")
 @click.option("--calibration-root", help="Folder the manifest's image paths are relative to (overrides its root).")
@@ -270,7 +344,7 @@ def _pairs(values, what: str) -> dict:
 @click.option("--tolerance", "tolerances", multiple=True,
               help="Parity tolerance override: atol= (probabilities), age_atol= (years) for float formats; "
                    "agreement=, mae_shift= (years) for int8/dynamic.")
-@click.option("--parity-data", help="Dataset spec for parity images (default: the run's own validation split).")
+@click.option("--parity-data", help="Dataset spec for parity images (default: the run's recorded validation split).")
 @click.option("--timing-cache", help="TensorRT timing cache file (read and updated).")
 @user_errors
 def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, per_channel,
@@ -283,7 +357,7 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
                             tolerances=_pairs(tolerances, "--tolerance"), parity_data=parity_data,
                             timing_cache=timing_cache)
     results = run_export(run, "all" if "all" in formats else formats,
-                         "all" if "all" in precisions else precisions, output_dir, options, log=click.echo)
+                         "all" if "all" in precisions else precisions, output_dir, options)
     for r in results:
         click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}")
 
@@ -307,11 +381,13 @@ def calibrate(data, name, size, split, seed, folder):
 
 @main.command()
 @click.argument("sources", nargs=-1)
-@click.option("--data", required=True, help="Dataset spec whose split every row is scored on.")
+@click.option("--data", help="Dataset spec whose split every row is scored on (default: the split the first run "
+                             "among the sources recorded).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--formats", multiple=True, help="Export formats for run folders (repeatable; default: every CPU "
-                                               "format, plus trt on a GPU machine).")
-@click.option("--precisions", multiple=True, help="Precisions for run folders (repeatable; default: all).")
+@click.option("--formats", multiple=True, type=click.Choice(list(FORMATS)),
+              help="Export formats for run folders (repeatable; default: every CPU format, plus trt on a GPU machine).")
+@click.option("--precisions", multiple=True, type=click.Choice(list(PRECISIONS)),
+              help="Precisions for run folders (repeatable; default: all).")
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per row (after warm-up).")
@@ -343,7 +419,7 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, w
                         peers_dir=peers_dir if peers else None, calibration=calibration, device=device,
                         device_binary=device_binary)
     output = Path(output or f"runs/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    payload = run_benchmark(list(sources), settings, output, log=click.echo)
+    payload = run_benchmark(list(sources), settings, output)
     click.echo(f"wrote {output / 'benchmark.json'}, benchmark.csv, table.md, pareto.png")
     if budget_ms is not None or budget_kb is not None:
         best = pick_best([Row(**r) for r in payload["rows"]], budget_ms, budget_kb)
@@ -436,9 +512,9 @@ def qat(run, preserve_sparsity, teacher, temperature, kd_weight, epochs, lr, nam
 
 
 def _print_compression(run) -> None:
-    report = json.loads((run / "compression.json").read_text())
+    report = run.compression
     m, p = report["model"], report["parent_model"]
-    click.echo(f"done: {run}")
+    click.echo(f"done: {run.path}")
     click.echo(f"  parameters {p['parameters']:,} -> {m['parameters']:,} (non-zero {m['nonzero_parameters']:,}), "
                f"MACs {p['macs'] / 1e6:.1f}M -> {m['macs'] / 1e6:.1f}M, gzip weights {p['gzip_weights_kb']:.0f} -> "
                f"{m['gzip_weights_kb']:.0f} KB, kernel sparsity {100 * m['sparsity']['overall_kernel_sparsity']:.1f}%")
@@ -468,5 +544,27 @@ def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperat
                       weights_dir=weights_dir, **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs,
                                                         lr=lr, name=name, runs_dir=runs_dir, limit=limit,
                                                         age_head=age_head))
-    summary = json.loads((run / "compression.json").read_text())["val_summary"]
-    click.echo(f"done: {run}\n  val: teacher {summary['teacher']}; student {summary['this']}")
+    summary = run.compression["val_summary"]
+    click.echo(f"done: {run.path}\n  val: teacher {summary['teacher']}; student {summary['this']}")
+
+
+@main.command()
+@click.argument("artifact")
+@click.option("--parity-images", type=int, default=32, show_default=True,
+              help="Images of the parent run's recorded validation split for the parity check.")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def verify(artifact, parity_images, as_json):
+    """Check an artifact against its model card (schema, embedded copy, sha256, normalization, outputs, I/O) and
+    against its parent run's Keras model when that is on this machine; exit 1 on any mismatch."""
+    from edgeface.predictor import verify as run_verify
+
+    report = run_verify(artifact, parity_images)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for c in report["checks"]:
+            click.echo(f"{'ok  ' if c['ok'] else 'FAIL'}  {c['name']}: {c['detail']}")
+        click.echo(f"{artifact}: {'verified' if report['passed'] else 'NOT verified'}")
+    if not report["passed"]:
+        sys.exit(1)

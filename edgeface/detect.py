@@ -65,6 +65,11 @@ def detect_faces(path) -> list[Face]:
     """Every face the detector finds in a photo, largest first; an empty list when there is none."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from edgeface.data import check_image
+
+    problem = check_image(str(path))  # a regular file, a format we decode, within the pixel budget
+    if problem:
+        raise EdgefaceError(f"{path}: {problem}")
     try:
         with Image.open(path) as image:
             rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))

@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import shutil
@@ -12,8 +13,10 @@ from edgeface.benchmark.adb import parse_benchmark_model
 from edgeface.cli import main
 from edgeface.errors import EdgefaceError
 from edgeface.export import export
-from edgeface.train.config import TrainConfig
+from edgeface.run.config import TrainConfig
 from edgeface.train.trainer import train
+
+pytestmark = pytest.mark.slow  # trains a tiny model, exports it and times every row in its own process
 
 BENCHMARK_MODEL_LOG = """\
 INFO: Num threads: [1]
@@ -30,8 +33,8 @@ INFO: Peak memory footprint (MB): init=2.5 overall=7.25
 def artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
-                            batch_size=16, runs_dir=str(root), name="tiny", verbose=0))
-    results = export(run, ["tflite", "onnx"], ["fp32"], root / "export", log=lambda *_: None)
+                            batch_size=16, runs_dir=str(root), name="tiny", verbose=0)).path
+    results = export(run, ["tflite", "onnx"], ["fp32"], root / "export")
     return run, {r.format: r.path for r in results}
 
 
@@ -39,15 +42,21 @@ def settings(**kw):
     return Settings(**{"data": "synthetic:120", "runs": 5, "warmup": 1, "limit": 24, **kw})
 
 
-def test_two_artifacts_and_a_broken_one(artifacts, tmp_path):
+def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
     _, paths = artifacts
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"TFL3 but not really a model")
     shutil.copy(paths["tflite"].with_suffix(".json"), tmp_path / "broken.json")
-    payload = benchmark([paths["tflite"], paths["onnx"], broken], settings(), tmp_path / "out", log=lambda *_: None)
+    corrupted = tmp_path / "corrupted.tflite"  # weights overwritten after export: still runs, answers wrongly
+    data = bytearray(paths["tflite"].read_bytes())
+    data[len(data) // 3: len(data) // 3 + 2048] = bytes(2048)
+    corrupted.write_bytes(bytes(data))
+    shutil.copy(paths["tflite"].with_suffix(".json"), tmp_path / "corrupted.json")
+    payload = benchmark([paths["tflite"], paths["onnx"], broken, corrupted], settings(), tmp_path / "out")
     rows = payload["rows"]
-    assert [r["status"] for r in rows] == ["ok", "ok", "validation failed"]
-    assert "broken.tflite" in rows[2]["error"] or "cannot be loaded" in rows[2]["error"]
+    assert [r["status"] for r in rows] == ["ok", "ok", "validation failed", "validation failed"]
+    assert "broken.tflite" in rows[2]["error"]
+    assert "sha256" in rows[3]["error"] and rows[3]["gender_acc"] is None  # refused before it was scored
     for r in rows[:2]:
         assert 0.3 <= r["gender_acc"] <= 1 and 0 < r["age_mae"] < 60
         assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] and r["latency_mean_ms"] > 0
@@ -55,15 +64,21 @@ def test_two_artifacts_and_a_broken_one(artifacts, tmp_path):
         assert 0 < r["gzip_kb"] <= r["size_kb"] * 1.01 and r["threads"] == 1 and r["runs"] == 5
     assert rows[0]["gender_acc"] == rows[1]["gender_acc"]  # same weights, same images, same decisions
     assert rows[0]["latency_ratio"] == 1.0 and rows[0]["format"] == "tflite" and rows[1]["format"] == "onnx"
-    for name in ("benchmark.json", "benchmark.csv", "pareto.png", "table.md"):
-        assert (tmp_path / "out" / name).stat().st_size > 100
     assert (tmp_path / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    with (tmp_path / "out" / "benchmark.csv").open() as f:  # the files say what the payload says
+        table = list(csv.DictReader(f))
+    assert [r["status"] for r in table] == [r["status"] for r in rows]
+    assert [r["format"] for r in table] == ["tflite", "onnx", "?", "?"]
+    assert float(table[0]["gender_acc"]) == pytest.approx(rows[0]["gender_acc"]) and table[3]["gender_acc"] == ""
+    md = (tmp_path / "out" / "table.md").read_text().splitlines()
+    assert len(md) == 2 + len(rows) and md[2].startswith("| tiny | tflite | fp32 | ok |")
+    assert f"{100 * rows[1]['gender_acc']:.2f}" in md[3] and "validation failed" in md[5]
+    assert json.loads((tmp_path / "out" / "benchmark.json").read_text())["rows"] == rows
 
 
 def test_run_folder_expands_to_its_formats_and_failed_exports_are_rows(artifacts, tmp_path):
     run, _ = artifacts
-    payload = benchmark([run], settings(formats=("tflite",), precisions=("fp16", "int8")), tmp_path,
-                        log=lambda *_: None)
+    payload = benchmark([run], settings(formats=("tflite",), precisions=("fp16", "int8")), tmp_path)
     rows = {(r["format"], r["precision"]): r for r in payload["rows"]}
     assert rows[("keras", "fp32")]["status"] == "ok" and rows[("tflite", "fp16")]["status"] == "ok"
     assert rows[("tflite", "int8")]["status"] == "export failed"
@@ -95,8 +110,7 @@ def test_adb_device_rows_with_a_fake_adb(artifacts, tmp_path, monkeypatch):
     fake.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\ncase \"$*\" in *benchmark_model*) cat {log};; esac\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    payload = benchmark([paths["tflite"]], settings(device="adb:emulator-5554", threads=2), tmp_path / "out",
-                        log=lambda *_: None)
+    payload = benchmark([paths["tflite"]], settings(device="adb:emulator-5554", threads=2), tmp_path / "out")
     row = payload["rows"][0]
     assert row["status"] == "ok" and row["where"] == "adb:emulator-5554"
     assert row["latency_mean_ms"] == pytest.approx(1.5405) and row["peak_memory_mb"] == 7.25
@@ -145,7 +159,7 @@ def test_a_quantization_aware_run_benchmarks_as_int8_tflite_only(tmp_path):
     run = tmp_path / "tiny-qat"
     run.mkdir()
     (run / "best.h5").write_bytes(b"")
-    (run / "config.json").write_text(json.dumps({"compression": {"method": "qat"}}))
+    (run / "config.json").write_text(json.dumps({"data": "synthetic:40", "compression": {"method": "qat"}}))
     settings = Settings(data="synthetic:40", formats=("tflite", "onnx"), precisions=("fp32", "int8"))
     rows = [(row.format, row.precision) for row, _, _ in _sources([run], settings, tmp_path / "work")]
     assert rows == [("keras", "fp32"), ("tflite", "int8")]

@@ -34,7 +34,7 @@ def trained_run(tmp_path_factory):
 def test_default_train_is_a_loud_smoke_run(trained_run):
     assert (trained_run / "best.keras").is_file()
     config = json.loads((trained_run / "config.json").read_text())
-    assert config["data"] == "synthetic:120" and config["backbone"] == "compact_cnn"
+    assert config["data"] == "synthetic:120" and config["model"]["backbone"] == "compact_cnn"
 
 
 def test_eval_and_predict(trained_run, tmp_path):
@@ -58,16 +58,20 @@ def test_backbones_lists_the_registry():
     (["train", "--data", "synthetic:40", "--backbone", "compact_cnn", "--alpha", "0.5"], "no width multiplier"),
     (["train", "--data", "mystery:/tmp"], "bad --data 'mystery:/tmp'"),
     (["train", "--resume"], "--resume needs --name"),
-    (["train", "--data", "synthetic:40", "--set", "learning_rate=1"], "unknown config key(s): learning_rate"),
+    (["train", "--data", "synthetic:40", "--set", "learning_rate=1"], "unknown config key 'learning_rate'"),
+    (["train", "--data", "synthetic:40", "--set", "lr=fast"], "config key 'lr': Input should be a valid number"),
+    (["train", "--data", "synthetic:40", "--set", "model.dropout=1.5"], "config key 'model.dropout'"),
+    (["train", "--data", "synthetic:40", "--set", "x=!!python/object:os.system ls"], "not a plain YAML value"),
     (["train", "--config", "/no/config.yaml"], "/no/config.yaml: config file not found"),
     (["eval", "/no/run", "--data", "synthetic:40"], "/no/run: no such model file, run folder or exported"),
-    (["eval", "/tmp", "--data", "synthetic:40"], "/tmp/best.keras: no such model file"),
+    (["eval", "/tmp", "--data", "synthetic:40"], "/tmp: not an edgeface run folder"),
     (["tune", "--backbone", "compact_cnn"], "tune needs --data"),
     (["tune", "--data", "synthetic:40", "--factor", "1"], "--max-epochs and --factor must be at least 2"),
 ])
 def test_user_mistakes_are_one_line_errors(args, fragment, tmp_path):
     code, output = run(*args, *(["--runs-dir", tmp_path] if args[0] in ("train", "tune") and "--resume" not in args else []))
     assert_user_error(code, output, fragment)
+    assert not list(tmp_path.iterdir())  # a failed start leaves no run folder behind
 
 
 def test_wrong_label_format_names_file_and_line(tmp_path):

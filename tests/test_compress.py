@@ -1,4 +1,3 @@
-import dataclasses
 import json
 
 import numpy as np
@@ -11,32 +10,36 @@ from edgeface.compress.stats import count_macs, sparsity
 from edgeface.compress.structured import prune_channels
 from edgeface.errors import EdgefaceError
 from edgeface.export import ExportOptions, export
-from edgeface.models import create_model, load_model, model_file
-from edgeface.train.config import TrainConfig
+from edgeface.runtime.formats import export_variants, qat_variants
+from edgeface.models import create_model
+from edgeface.run import Run
+from edgeface.run.config import TrainConfig
 from edgeface.train.trainer import train
+
+pytestmark = pytest.mark.slow  # trains parents and fine-tunes children
 
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory):
     return train(TrainConfig(data="synthetic:120", backbone="mobilenet_v2", alpha=0.35, input_size=32,
                              weights="none", epochs=1, batch_size=16, warmup_epochs=0,
-                             runs_dir=str(tmp_path_factory.mktemp("runs")), name="parent", verbose=0))
+                             runs_dir=str(tmp_path_factory.mktemp("runs")), name="parent", verbose=0)).path
 
 
 @pytest.fixture(scope="module")
 def pruned(parent):
-    return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1)
+    return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1).path
 
 
 def test_magnitude_pruning_reaches_target_and_strips(parent, pruned):
-    model, spec = load_model(pruned)
+    model = Run(pruned).load_model()
     assert not any("prune_low_magnitude" in l.name for l in model.layers)
     per_layer = sparsity(model)["per_layer"]
     assert per_layer["block_1_expand"] == pytest.approx(0.5, abs=0.02)
     assert per_layer["Conv1"] < 0.05 and per_layer["gender"] < 0.05  # first conv and heads skipped
-    config = json.loads((pruned / "config.json").read_text())
-    assert config["parents"] == [str(parent)] and config["compression"]["method"] == "magnitude"
-    report = json.loads((pruned / "compression.json").read_text())
+    config = Run(pruned).config
+    assert config.parents == [str(parent)] and config.compression["method"] == "magnitude"
+    report = Run(pruned).compression
     assert report["model"]["gzip_weights_kb"] < 0.8 * report["parent_model"]["gzip_weights_kb"]
 
 
@@ -52,10 +55,10 @@ def test_structured_pruning_at_ratio_zero_is_exact(backbone, kw):
 
 def test_structured_pruning_removes_channels_consistently(parent):
     run = structured_prune_run(parent, ratio=0.5, epochs=1)
-    model, _ = load_model(run)
-    before, _ = load_model(parent)
+    model = run.load_model()
+    before = Run(parent).load_model()
     assert model.count_params() < 0.75 * before.count_params() and count_macs(model) < count_macs(before)
-    kept = json.loads((run / "compression.json").read_text())["filters_kept"]
+    kept = run.compression["filters_kept"]
     assert all(n % 8 == 0 or n == before.get_layer(name).filters for name, n in kept.items())
     # residual blocks stay consistent: both inputs of every Add have the same channel count
     for layer in model.layers:
@@ -86,7 +89,7 @@ def test_pruned_constant_channel_is_folded_into_its_reader():
 
 
 def test_structured_options_are_validated(parent):
-    model, _ = load_model(parent)
+    model = Run(parent).load_model()
     with pytest.raises(EdgefaceError, match="either a ratio or a threshold"):
         prune_channels(model, ratio=0.3, threshold=0.1)
     with pytest.raises(EdgefaceError, match="--exclude names no layer"):
@@ -97,8 +100,10 @@ def test_structured_options_are_validated(parent):
 
 def test_qat_exports_int8_without_calibration(parent, tmp_path):
     run = qat_run(parent, epochs=1)
-    assert model_file(run).suffix == ".h5"
-    result, = export(run, ["tflite"], ["int8"], tmp_path, log=lambda *_: None)
+    assert run.model_path().suffix == ".h5" and run.quantization_aware
+    assert run.info["models"]["best"]["sha256"]  # the run vouches for its own HDF5 file by hash
+    run = run.path
+    result, = export(run, ["tflite"], ["int8"], tmp_path)
     assert result.passed and result.size_bytes > 0
     card = json.loads(result.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
@@ -110,41 +115,40 @@ def test_qat_exports_int8_without_calibration(parent, tmp_path):
 
     outputs = Interpreter(str(result.path)).get_signature_list()["serving_default"]["outputs"]
     assert sorted(outputs) == ["age", "gender"]  # named as the card names them, not quant_age/quant_gender
-    everything = export(run, "all", "all", tmp_path / "all", log=lambda *_: None)  # `all` = what applies
-    assert [(r.format, r.precision) for r in everything] == [("tflite", "int8")]
+    # `all` means what applies to it (checked on the variant list: a second conversion would take a minute)
+    assert qat_variants(export_variants("all", "all"), explicit=False) == [("tflite", "int8")]
     with pytest.raises(EdgefaceError, match="exports as tflite int8 only, not onnx int8"):
-        export(run, ["onnx"], ["int8"], tmp_path, log=lambda *_: None)
+        export(run, ["onnx"], ["int8"], tmp_path)
 
 
 @pytest.mark.parametrize("backbone", ["compact_cnn", "levi_hassner"])
-def test_qat_of_the_plain_cnns_exports_integer_only(backbone, tmp_path):
+def test_qat_of_the_plain_cnns_exports_integer_only(backbone, tmp_path, caplog):
     """Their BN sits before the ReLU so that it folds into the int8 convolution (after it, the converter kept
     97% of the compact CNN's weight bytes float32)."""
     run = train(TrainConfig(data="synthetic:120", backbone=backbone, input_size=32, weights="none", epochs=1,
                             batch_size=16, runs_dir=str(tmp_path), name=backbone, verbose=0))
-    lines = []
     # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
-    result, = export(qat_run(run, epochs=1), ["tflite"], ["int8"], tmp_path / "out",
-                     ExportOptions(tolerances={"mae_shift": 2.0}), log=lines.append)
+    result, = export(qat_run(run.path, epochs=1).path, ["tflite"], ["int8"], tmp_path / "out",
+                     ExportOptions(tolerances={"mae_shift": 2.0}))
     assert json.loads(result.card_path.read_text())["artifact"]["options"]["weights"]["float32_share"] == 0
-    assert not any("stayed float32" in line for line in lines)
+    assert "stayed float32" not in caplog.text
 
 
 def test_prune_preserving_qat_keeps_zeros(pruned):
     run = qat_run(pruned, epochs=1)
-    report = json.loads((run / "compression.json").read_text())
+    report = run.compression
     assert report["preserve_sparsity"] is True
     assert report["model"]["sparsity"]["per_layer"]["block_1_expand"] == pytest.approx(0.5, abs=0.02)
 
 
 def test_qat_with_a_teacher_learns_its_soft_outputs(parent):
     run = qat_run(parent, epochs=1, teacher=parent, kd_weight=0.7, name="parent-qatkd")
-    assert model_file(run).suffix == ".h5"  # saved as the quantized student, not the distillation wrapper
-    model, _ = load_model(run)
+    assert run.model_path().suffix == ".h5"  # saved as the quantized student, not the distillation wrapper
+    model = run.load_model()
     assert not any(l.name == "distiller" for l in model.layers)
-    report = json.loads((run / "compression.json").read_text())
+    report = run.compression
     assert report["method"] == "qat" and report["teacher"] == str(parent) and report["kd_weight"] == 0.7
-    assert "distill_soft_loss" in (run / "history.csv").read_text().splitlines()[0]
+    assert "distill_soft_loss" in run.history_file.read_text().splitlines()[0]
 
 
 def test_qat_refuses_what_tfmot_cannot_rebuild(parent):
@@ -159,20 +163,20 @@ def test_cli_prune_flags(parent):
     result = CliRunner().invoke(main, ["prune", str(parent), "--method", "magnitude", "--ratio", "0.3"])
     assert result.exit_code == 2 and "apply to --method structured" in result.output
     result = CliRunner().invoke(main, ["prune", "/no/run"])
-    assert result.exit_code == 2 and "not a finished edgeface run" in result.output
+    assert result.exit_code == 2 and "not an edgeface run folder" in result.output
 
 
 def test_distillation_trains_a_student_from_a_teacher(parent):
     from edgeface.compress import distill_run
     run = distill_run(parent, backbone="compact_cnn", input_size=48, weights="none", epochs=1, temperature=3.0,
                       age_head="regression")  # the parent has the default distribution head
-    model, spec = load_model(run)
+    model, spec = run.load_model(), run.spec
     assert spec.backbone == "compact_cnn" and model.input_shape == (None, 48, 48, 3)
     assert spec.age_head == "regression" and model(np.zeros((2, 48, 48, 3), np.float32))["age"].shape == (2, 1)
     assert not any(l.name == "distiller" for l in model.layers)
-    config = json.loads((run / "config.json").read_text())
-    assert config["compression"]["method"] == "distillation" and config["parents"][0] == str(parent)
-    history = (run / "history.csv").read_text().splitlines()
+    config = run.config
+    assert config.compression["method"] == "distillation" and config.parents[0] == str(parent)
+    history = run.history_file.read_text().splitlines()
     assert "distill_soft_loss" in history[0] and len(history) == 2
 
 
@@ -180,9 +184,11 @@ def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path
     from edgeface.compress.distill import Distiller
     other = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=48, weights="none", epochs=1,
                               batch_size=16, age_head="regression", runs_dir=str(tmp_path), name="other", verbose=0))
-    (t1, s1), (t2, s2) = load_model(parent), load_model(other)  # 32 px distribution head; 48 px regression head
+    # 32 px distribution head; 48 px regression head
+    (t1, s1), (t2, s2) = [(r.load_model(), r.spec) for r in (Run(parent), other)]
     student = create_model(backbone="compact_cnn", input_size=40, weights="none", age_head="regression")
-    spec = dataclasses.replace(s2, input_size=40)  # the student's spec
+    spec = s2.replace(input_size=40)  # the student's spec
+    other = other.path
     x = np.random.default_rng(0).uniform(-1, 1, (4, 40, 40, 3)).astype(np.float32)
     alone = [Distiller(student, [t], spec, [s])._teacher_outputs(x) for t, s in ((t1, s1), (t2, s2))]
     both = Distiller(student, [t1, t2], spec, [s1, s2])._teacher_outputs(x)
@@ -193,37 +199,41 @@ def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path
                                        "--input-size", "40", "--weights", "none", "--epochs", "1",
                                        "--age-head", "regression", "--name", "ensemble-student"])
     assert result.exit_code == 0, result.output
-    config = json.loads((parent.parent / "ensemble-student" / "config.json").read_text())
-    assert config["compression"]["teacher"] == [str(parent), str(other)] and config["parents"][:2] == [
+    config = Run(parent.parent / "ensemble-student").config
+    assert config.compression["teacher"] == [str(parent), str(other)] and config.parents[:2] == [
         str(parent), str(other)]
 
 
 def test_soft_losses_are_zero_when_student_matches_teacher():
     import tensorflow as tf
     from edgeface.compress.distill import soft_loss
+    from edgeface.models import ModelSpec
+    spec = ModelSpec(backbone="compact_cnn", age_head="regression")
     p = tf.constant([[0.2], [0.9]])
-    same = soft_loss("gender", "regression", p, p, 2.0)
-    other = soft_loss("gender", "regression", p, 1 - p, 2.0)
+    same = soft_loss("gender", spec, p, p, 2.0)
+    other = soft_loss("gender", spec, p, 1 - p, 2.0)
     assert float(other) > float(same)
-    assert float(soft_loss("age", "regression", tf.constant([[30.0]]), tf.constant([[30.0]]), 2.0)) == 0.0
+    assert float(soft_loss("age", spec, tf.constant([[30.0]]), tf.constant([[30.0]]), 2.0)) == 0.0
 
 
 def test_student_age_head_may_switch_between_numeric_heads_only():
     import tensorflow as tf
-    from edgeface.compress.distill import _as_student_age, check_age_heads
-    from edgeface.train.losses import expected_age
+    from edgeface.compress.distill import as_student_age
+    from edgeface.models import ModelSpec
+    from edgeface.models.age_heads import check_distillable, expected_age
+    regression, distribution = (ModelSpec(backbone="compact_cnn", age_head=h) for h in ("regression", "distribution"))
     peaked = tf.one_hot([30], 101)
-    assert float(_as_student_age(peaked, "distribution", "regression")[0, 0]) == pytest.approx(30.0)
-    spread = _as_student_age(tf.constant([[42.0]]), "regression", "distribution")
+    assert float(as_student_age(peaked, distribution, regression)[0, 0]) == pytest.approx(30.0)
+    spread = as_student_age(tf.constant([[42.0]]), regression, distribution)
     assert spread.shape == (1, 101) and float(expected_age(spread)[0, 0]) == pytest.approx(42.0, abs=1e-3)
     with pytest.raises(EdgefaceError, match="cannot distill a groups age head into a regression one"):
-        check_age_heads("groups", "regression")
+        check_distillable("groups", "regression")
 
 
 def test_qat_ranges_start_from_the_float_model():
     """Without calibration tfmot clips activations to [-6, 6]: a 0-100 year age head would be ruined."""
     from edgeface.compress.qat import calibrate_ranges, quantize_for_training
-    model = create_model(backbone="compact_cnn", input_size=32, weights="none", age_init=40.0)
+    model = create_model(backbone="compact_cnn", input_size=32, weights="none", age_head="regression", age_init=40.0)
     qat, _ = quantize_for_training(model)
     x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
     assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) > 20
@@ -234,7 +244,8 @@ def test_qat_ranges_start_from_the_float_model():
 def test_qat_quantizes_depthwise_kernels_per_channel():
     """tfmot alone gives a depthwise kernel one range for all channels: one large channel erases the rest."""
     import tf_keras as keras
-    from edgeface.compress.qat import DepthwiseWeightsQuantizer, quantize_for_training
+    from edgeface.compress.qat import quantize_for_training
+    from edgeface.models.quantizers import DepthwiseWeightsQuantizer
     model = create_model(backbone="mobilenet_v1", alpha=0.25, input_size=32, weights="none")
     qat, _ = quantize_for_training(model)
     ranges = {v.name: v.shape for v in qat.weights if v.name.endswith("depthwise_kernel_min:0")}

@@ -6,14 +6,17 @@ from click.testing import CliRunner
 
 from edgeface.cli import main
 from edgeface.errors import EdgefaceError
+import edgeface
+from edgeface.card import embedded_card, validate_card
 from edgeface.export import ExportOptions, export
 from edgeface.export.calibration import create_manifest, read_manifest
-from edgeface.export.card import validate_card
-from edgeface.export.runtimes import load_runner
-from edgeface.export.tensorrt import cuda_available
-from edgeface.export.tflite import float_weights_warning, read_model_card, weight_census
-from edgeface.train.config import TrainConfig
+from edgeface.export.tflite import float_weights_warning, weight_census
+from edgeface.run.config import TrainConfig
+from edgeface.runtime import open_runner
+from edgeface.runtime.tensorrt import cuda_available
 from edgeface.train.trainer import train
+
+pytestmark = pytest.mark.slow  # trains a tiny model and converts it to every format
 
 GPU, WHY_NO_GPU = cuda_available()
 
@@ -22,7 +25,7 @@ GPU, WHY_NO_GPU = cuda_available()
 def run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     return train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
-                             batch_size=16, runs_dir=str(runs), name="tiny", verbose=0))
+                             batch_size=16, runs_dir=str(runs), name="tiny", verbose=0)).path
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def test_calibration_manifest_is_stratified_and_readable(manifest):
 
 
 def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path):
-    results = export(run, "all", "all", tmp_path, ExportOptions(calibration=str(manifest)), log=lambda *_: None)
+    results = export(run, "all", "all", tmp_path, ExportOptions(calibration=str(manifest)))
     assert {(r.format, r.precision) for r in results} == {
         ("saved_model", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic"), ("tflite", "int8"),
         ("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8")}
@@ -47,7 +50,7 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     sizes = {}
     for r in results:
         assert r.passed, (r.path, r.parity)
-        out = load_runner(r.path)(x)
+        out = open_runner(r.path)(x)
         assert out["gender"].shape == (3, 1) and out["age"].shape == (3, 101)  # the default age head
         card = json.loads(r.card_path.read_text())
         validate_card(card)
@@ -63,8 +66,11 @@ def test_every_cpu_format_exports_runs_and_passes_parity(run, manifest, tmp_path
     assert card["input"]["dtype"] == "int8" and card["input"]["quantization"]["scale"] > 0
     assert card["calibration"]["manifest"] == str(manifest)
     assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # full-integer: every weight int8
-    embedded = read_model_card(int8.path.read_bytes())
-    assert embedded["artifact"]["file"] == int8.path.name and embedded["artifact"]["size_bytes"] == int8.size_bytes
+    for r in results:  # each card is built once: the copy inside the file is the JSON card, hash included
+        if r.path.suffix in (".tflite", ".onnx"):
+            assert embedded_card(r.path) == json.loads(r.card_path.read_text())
+        predictor = edgeface.load(r.path)  # the verified loader accepts every artifact it wrote
+        assert predictor.format == r.format and predictor.precision == r.precision
 
 
 def test_weight_census_finds_layers_left_float():
@@ -93,41 +99,41 @@ def test_weight_census_finds_layers_left_float():
 
 def test_age_regression_head_exports_with_its_decoding_on_the_card(manifest, tmp_path):
     run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
-                            batch_size=16, runs_dir=str(tmp_path), name="reg", age_head="regression", verbose=0))
-    results = export(run, ["tflite"], ["dynamic", "int8"], tmp_path / "out", ExportOptions(calibration=str(manifest)),
-                     log=lambda *_: None)
+                            batch_size=16, runs_dir=str(tmp_path), name="reg", age_head="regression", verbose=0)).path
+    results = export(run, ["tflite"], ["dynamic", "int8"], tmp_path / "out", ExportOptions(calibration=str(manifest)))
     for r in results:
         assert r.passed, (r.path, r.parity)
         age = json.loads(r.card_path.read_text())["outputs"]
         age = next(o for o in age if o["name"] == "age")
         assert age["shape"] == [-1, 1] and age["decode"] == "age = output[0]"
         x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
-        assert load_runner(r.path)(x)["age"].shape == (2, 1)
+        assert open_runner(r.path)(x)["age"].shape == (2, 1)
 
 
 def test_uint8_io_and_nchw_onnx(run, manifest, tmp_path):
-    tfl, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest), io="uint8"),
-                  log=lambda *_: None)
-    assert load_runner(tfl.path).input_dtype == np.uint8 and tfl.passed
-    onnx_result, = export(run, ["onnx"], ["fp32"], tmp_path / "nchw", ExportOptions(nchw=True), log=lambda *_: None)
-    runner = load_runner(onnx_result.path)
+    tfl, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest), io="uint8"))
+    assert open_runner(tfl.path).input_dtype == np.uint8 and tfl.passed
+    onnx_result, = export(run, ["onnx"], ["fp32"], tmp_path / "nchw", ExportOptions(nchw=True))
+    runner = open_runner(onnx_result.path)
     assert runner.channels_first and onnx_result.passed
     assert json.loads(onnx_result.card_path.read_text())["input"]["shape"] == [-1, 3, 32, 32]
 
 
 def test_int8_needs_a_calibration_manifest(run, tmp_path):
     with pytest.raises(EdgefaceError, match="int8 export needs --calibration"):
-        export(run, ["tflite"], ["int8"], tmp_path, log=lambda *_: None)
+        export(run, ["tflite"], ["int8"], tmp_path)
     with pytest.raises(EdgefaceError, match="calibration manifest not found"):
-        export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration="nope"), log=lambda *_: None)
+        export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration="nope"))
 
 
 def test_parity_failure_fails_the_export_but_keeps_the_artifact(run, tmp_path):
-    with pytest.raises(EdgefaceError, match="parity check failed for tiny-tflite-fp16.tflite"):
-        export(run, ["tflite"], ["fp16"], tmp_path, ExportOptions(tolerances={"atol": 0.0, "age_atol": 0.0}),
-               log=lambda *_: None)
+    with pytest.raises(EdgefaceError, match="export failed for tiny-tflite-fp16.tflite: "):
+        export(run, ["tflite"], ["fp16"], tmp_path, ExportOptions(tolerances={"atol": 0.0, "age_atol": 0.0}))
     card = json.loads((tmp_path / "tiny-tflite-fp16.json").read_text())
     assert card["metrics"]["parity_vs_keras"]["passed"] is False
+    report = edgeface.predictor.verify(tmp_path / "tiny-tflite-fp16.tflite")  # its own card says parity failed
+    assert not report["passed"] and any(c["name"] == "parity recorded at export" and not c["ok"]
+                                        for c in report["checks"])
 
 
 def test_unknown_format_and_precision(run, tmp_path):
@@ -141,8 +147,13 @@ def test_cli_export_then_eval_the_artifact(run, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["export", str(run), "--format", "onnx", "--output", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["eval", str(tmp_path / "tiny-onnx-fp32.onnx"), "--data", "synthetic:120"])
+    result = runner.invoke(main, ["eval", str(tmp_path / "tiny-onnx-fp32.onnx")])  # the run's recorded test split
     assert result.exit_code == 0 and "gender acc" in result.output, result.output
+    assert "recorded by" in result.output
+    result = runner.invoke(main, ["verify", str(tmp_path / "tiny-onnx-fp32.onnx")])
+    assert result.exit_code == 0 and "parity with parent" in result.output and "verified" in result.output
+    result = runner.invoke(main, ["eval", str(tmp_path / "tiny-onnx-fp32.onnx"), "--data", "synthetic:120"])
+    assert result.exit_code == 0 and "not the split" in result.output, result.output
 
 
 @pytest.mark.skipif(GPU, reason="a CUDA GPU is present: the no-GPU message does not apply")
@@ -156,8 +167,7 @@ def test_trt_without_gpu_is_one_clear_line(run, tmp_path):
 @pytest.mark.skipif(not GPU, reason=f"TensorRT engine build needs a CUDA GPU: {WHY_NO_GPU}")
 def test_trt_engines_build_run_and_pass_parity(run, manifest, tmp_path):
     results = export(run, ["trt"], ["fp16", "int8"], tmp_path,
-                     ExportOptions(calibration=str(manifest), timing_cache=str(tmp_path / "timing.cache")),
-                     log=lambda *_: None)
+                     ExportOptions(calibration=str(manifest), timing_cache=str(tmp_path / "timing.cache")))
     assert all(r.passed for r in results) and (tmp_path / "timing.cache").is_file()
-    out = load_runner(results[0].path)(np.zeros((2, 32, 32, 3), np.float32))
+    out = open_runner(results[0].path)(np.zeros((2, 32, 32, 3), np.float32))
     assert out["gender"].shape == (2, 1)

@@ -6,8 +6,11 @@ import tensorflow as tf
 
 from conftest import IMAGENET, require_shared
 from edgeface.errors import EdgefaceError
-from edgeface.models import ModelSpec, create_model, get_backbone_config, list_backbones, load_model
-from edgeface.models.heads import AGE_GROUPS, age_to_group, decode_age, ordinal_targets
+import edgeface
+from edgeface.labels import AGE_GROUPS, age_to_group
+from edgeface.models import ModelSpec, create_model, get_backbone_config, list_backbones
+from edgeface.models.age_heads import AGE_HEADS, age_head
+from edgeface.utils import write_json
 
 
 def tiny_size(name):
@@ -23,7 +26,7 @@ def test_every_backbone_builds_runs_and_trains(backbone):
         out = model(x, training=True)
         loss = tf.reduce_mean(out["gender"]) + tf.reduce_mean(out["age"])
     grads = tape.gradient(loss, model.trainable_variables)
-    assert out["gender"].shape == (2, 1) and out["age"].shape == (2, 1)
+    assert out["gender"].shape == (2, 1) and out["age"].shape == (2, spec.head().units())
     assert all(g is not None for g in grads), "some trainable weights get no gradient"
     assert all(np.isfinite(g.numpy()).all() for g in grads if not isinstance(g, tf.IndexedSlices))
 
@@ -31,12 +34,14 @@ def test_every_backbone_builds_runs_and_trains(backbone):
 def test_spec_round_trips_and_model_reloads(tmp_path):
     spec = ModelSpec(backbone="compact_cnn", input_size=48, weights="none", age_head="ordinal")
     assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert ModelSpec.from_config(spec.get_config()) == spec
     model = create_model(spec)
-    model.save(tmp_path / "best.keras")
-    spec.save(tmp_path)
-    loaded, loaded_spec = load_model(tmp_path)
+    model.save(tmp_path / "model.keras")
+    write_json(tmp_path / "model.json", spec.to_dict())
+    predictor = edgeface.load(tmp_path / "model.keras")
+    loaded = predictor.runner.model
     x = np.random.default_rng(0).uniform(-1, 1, (3, 48, 48, 3)).astype("float32")
-    assert loaded_spec == spec
+    assert predictor.spec == spec and predictor.card is None
     np.testing.assert_allclose(loaded(x)["age"], model(x)["age"], atol=1e-6)
     assert loaded(x)["age"].shape == (3, 100)
 
@@ -82,17 +87,43 @@ def test_imagenet_weights_offline_error(monkeypatch, tmp_path):
 
 def test_age_groups_and_ordinal_decoding():
     assert list(age_to_group([0, 3, 4, 13, 22, 30, 40, 50, 80])) == [0, 0, 1, 2, 3, 4, 5, 6, 7]
-    years = np.array([0, 1, 37, 100, 116])
-    targets = ordinal_targets(years, 100)
-    decoded = decode_age(targets * 0.9 + 0.05, "ordinal", numeric_age=True)
+    years = np.array([0, 1, 37, 100, 116], np.float32)
+    ordinal = age_head("ordinal", numeric_age=True)
+    targets = ordinal.targets(years, age_to_group(years))
+    decoded = ordinal.decode(targets * 0.9 + 0.05)
     assert list(decoded["years"]) == [0, 1, 37, 100, 100]
-    groups = decode_age(np.eye(8)[[2, 7]], "groups", numeric_age=False)
-    assert list(groups["group"]) == [2, 7]
+    groups = age_head("groups", numeric_age=False).decode(np.eye(8)[[2, 7]])
+    assert list(groups["group"]) == [2, 7] and not groups["numeric"]
+
+
+@pytest.mark.parametrize("name", list(AGE_HEADS))
+@pytest.mark.parametrize("numeric_age", [True, False])
+def test_every_age_head_encodes_decodes_and_describes_itself(name, numeric_age):
+    """One registry entry per head kind: layer width, targets, decoding and card output agree."""
+    if AGE_HEADS[name].needs_years and not numeric_age:
+        with pytest.raises(EdgefaceError, match="needs numeric ages"):
+            ModelSpec(backbone="compact_cnn", age_head=name, numeric_age=False)
+        return
+    spec = ModelSpec(backbone="compact_cnn", input_size=32, weights="none", age_head=name, numeric_age=numeric_age)
+    head = spec.head()
+    years = np.array([8.0, 25.0, 47.0, 70.0], np.float32)  # away from 0 and 100, where a Gaussian is cut off
+    groups = age_to_group(years)
+    targets = head.targets(years, groups).reshape(4, -1)
+    model = create_model(spec)
+    assert model.output["age"].shape[-1] == head.units()
+    card = head.card_output()
+    assert card["shape"] == [-1, head.units()] and card["decoding"] == head.decoding()
+    if name in ("groups", "ordinal"):  # a perfect output decodes back to the label
+        decoded = head.decode(targets)
+        want = years if numeric_age and name == "ordinal" else groups
+        assert list(decoded["years" if numeric_age and name == "ordinal" else "group"]) == list(want)
+    if head.needs_years:
+        y = tf.constant(years[:, None])
+        np.testing.assert_allclose(head.years(head.from_years(y)).numpy()[:, 0], years, atol=0.01)
 
 
 def test_age_distribution_loss_is_lowest_at_the_true_age_and_decodes_to_its_mean():
-    import tensorflow as tf
-    from edgeface.train.losses import AgeDistributionLoss, ExpectedAgeMAE
+    from edgeface.models.age_heads import AgeDistributionLoss, ExpectedAgeMAE
     ages = np.arange(101, dtype=np.float32)
 
     def peaked(center):
@@ -103,7 +134,7 @@ def test_age_distribution_loss_is_lowest_at_the_true_age_and_decodes_to_its_mean
     y = tf.constant([[30.0]])
     at, near, far = (float(loss(y, tf.constant(peaked(c)))) for c in (30, 33, 60))
     assert at < 1e-3 < near < far
-    assert decode_age(peaked(30) * 0.5, "distribution", numeric_age=True)["years"][0] == pytest.approx(30, abs=1e-3)
+    assert age_head("distribution").decode(peaked(30) * 0.5)["years"][0] == pytest.approx(30, abs=1e-3)
     mae = ExpectedAgeMAE()
     mae.update_state(y, tf.constant(peaked(33)))
     assert float(mae.result()) == pytest.approx(3.0, abs=1e-3)

@@ -1,5 +1,4 @@
 import csv
-import json
 import subprocess
 import sys
 import textwrap
@@ -9,80 +8,112 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, UTKFACE, require_shared
-from edgeface.eval import evaluate
-from edgeface.models import create_model, load_model
-from edgeface.train.config import TrainConfig
-from edgeface.train.trainer import LossWeightScheduler, _EpochsDone, _set_trainable, train
+from edgeface.errors import EdgefaceError
+from edgeface.eval import evaluate, write_report
+from edgeface.models import create_model
+from edgeface.run import Run
+from edgeface.run.config import TrainConfig
+from edgeface.train.trainer import LossWeightScheduler, RunCheckpoint, _set_trainable, train
+
+pytestmark = pytest.mark.slow  # every test here trains
 
 TINY = dict(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", batch_size=16,
             warmup_epochs=0, lr=3e-3, verbose=0)
 
 
 def history(run):
-    return list(csv.DictReader((run / "history.csv").open()))
+    return list(csv.DictReader(Run(getattr(run, "path", run)).history_file.open()))
 
 
 def test_train_writes_a_complete_run(tmp_path):
     run = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
-    for name in ("config.json", "config.yaml", "model.json", "best.keras", "last.keras", "history.csv",
-                 "metrics.json", "state.json", "splits/train.txt", "data.json"):
-        assert (run / name).exists(), name
-    assert len(history(run)) == 2 and (run / "logs").is_dir()
-    metrics = json.loads((run / "metrics.json").read_text())
+    for name in ("run.json", "config.json", "config.yaml", "model.json", "best.keras", "last.keras", "history.csv",
+                 "metrics.json", "state.json", "splits/train.csv", "data.json"):
+        assert (run.path / name).exists(), name
+    assert len(history(run)) == 2 and run.logs.is_dir()
+    metrics = run.metrics
     assert metrics["split"] == "val" and 0 <= metrics["gender"]["accuracy"] <= 1
     assert metrics["train_images_per_s"] > 0 and metrics["parameters"] > 0
-    model, spec = load_model(run)
+    assert run.format_version == 2 and run.config.model.backbone == "compact_cnn"
+    model, spec = run.load_model(), run.spec
     assert spec.backbone == "compact_cnn" and model.input_shape == (None, 32, 32, 3)
-    warm = create_model(backbone="compact_cnn", input_size=32, age_head="distribution", weights=str(run))
+    warm = create_model(backbone="compact_cnn", input_size=32, age_head="distribution",
+                        weights=str(run.model_path()))
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(warm(x)["age"], model(x)["age"], atol=1e-6)
     again = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
     assert again.name == run.name + "-2"
+    run.model_path().write_bytes(run.model_path().read_bytes() + b"\0")  # changed after the run saved it
+    with pytest.raises(EdgefaceError, match="changed since the run saved it"):
+        run.load_model()
 
 
-def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
-    original = _EpochsDone.on_epoch_end
+@pytest.mark.parametrize("after_checkpoint", [True, False], ids=["after-checkpoint", "before-checkpoint"])
+def test_interrupted_run_resumes_with_a_complete_history(tmp_path, monkeypatch, after_checkpoint):
+    """Killed just after epoch 2's checkpoint, or after its history row but before the checkpoint: the resumed
+    run's history has each epoch once."""
+    original = RunCheckpoint.on_epoch_end
 
-    def crash_after_first(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
+    def crash_in_second(self, epoch, logs=None):
+        if after_checkpoint:
+            original(self, epoch, logs)
+        if epoch == 1:
             raise KeyboardInterrupt
+        if not after_checkpoint:
+            original(self, epoch, logs)
 
-    monkeypatch.setattr(_EpochsDone, "on_epoch_end", crash_after_first)
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", crash_in_second)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="r"))
-    monkeypatch.setattr(_EpochsDone, "on_epoch_end", original)
-    assert len(history(tmp_path / "r")) == 1
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
+    assert len(history(tmp_path / "r")) == 2  # the second epoch's row was written before the crash
     run = train(TrainConfig(name="r", runs_dir=str(tmp_path)), resume=True)
     rows = history(run)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
+    assert run.state["epochs_done"] == 3
 
 
 def test_weight_average_is_what_validates_and_ships(tmp_path):
     run = train(TrainConfig(**TINY, epochs=2, ema=0.9, runs_dir=str(tmp_path)))
-    best = json.loads((run / "state.json").read_text())["best_epoch"]
+    best = run.state["best_epoch"]
     logged = float(history(run)[best - 1]["val_age_mae"])
-    metrics = json.loads((run / "metrics.json").read_text())  # best.keras scored afresh on val
+    metrics = run.metrics  # best.keras scored afresh on val
     assert metrics["age"]["mae"] == pytest.approx(logged, abs=1e-3)
     # the resumable checkpoint's raw weights
     raw = create_model(backbone="compact_cnn", input_size=32, age_head="distribution", weights="none")
-    tf.train.Checkpoint(model=raw).restore(tf.train.latest_checkpoint(str(run / "ckpt" / "phase0"))).expect_partial()
-    shipped, _ = load_model(run / "last.keras")
+    tf.train.Checkpoint(model=raw).restore(tf.train.latest_checkpoint(str(run.checkpoints / "phase0"))).expect_partial()
+    shipped = run.load_model("last")
     assert not np.allclose(raw.get_layer("age").get_weights()[0], shipped.get_layer("age").get_weights()[0])
+
+
+def test_eval_scores_the_split_the_run_recorded_not_a_regenerated_one(tmp_path, csv_manifest):
+    """A --seed 1 run on a csv without a split column: eval (no --data) scores only images it never trained on;
+    regenerating the split with seed 0, as eval once did, would score training images."""
+    import edgeface
+    from edgeface.data import load_data
+    from edgeface.eval import scoring_records
+
+    data = f"csv:{csv_manifest}"
+    run = train(TrainConfig(**{**TINY, "data": data}, epochs=1, seed=1, runs_dir=str(tmp_path)))
+    trained = set(run.split_paths("train")) | set(run.split_paths("val"))
+    records, source = scoring_records(edgeface.load(run.path), None, "test")
+    assert {r.path for r in records} == set(run.split_paths("test")) and not {r.path for r in records} & trained
+    assert "recorded by" in source["split_source"]
+    assert {r.path for r in load_data(data, seed=0)["test"]} & trained  # what a regenerated split would score
+    report = evaluate(run.path, split="test")
+    assert report["n"] == len(records) and report["split_source"].startswith("recorded by")
 
 
 def test_two_phase_transfer_and_group_heads(tmp_path):
     run = train(TrainConfig(**{**TINY, "data": "synthetic:120"}, epochs=2, freeze_epochs=1, age_head="ordinal",
                             runs_dir=str(tmp_path), loss_weight_schedule=[[1, {"gender": 0.5}]]))
     assert len(history(run)) == 2
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert "mae" in metrics["age"]
+    assert "mae" in run.metrics["age"]
 
 
 def test_distribution_age_head_trains_and_scores_in_years(tmp_path):
     run = train(TrainConfig(**TINY, epochs=1, age_head="distribution", runs_dir=str(tmp_path)))
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = run.metrics
     assert 0 < metrics["age"]["mae"] < 100
     assert float(history(run)[0]["val_age_mae"]) == pytest.approx(metrics["age"]["mae"], abs=1e-3)
 
@@ -108,7 +139,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from edgeface.train.config import TrainConfig
+        from edgeface.run.config import TrainConfig
         from edgeface.train.trainer import make_strategy, train
         assert make_strategy("mirrored").num_replicas_in_sync == 2
         train(TrainConfig(**{TINY!r}, epochs=1, strategy="mirrored", runs_dir={str(tmp_path)!r}, name="m"))
@@ -123,19 +154,18 @@ def test_one_epoch_on_a_utkface_subset_then_eval(tmp_path):
     data = f"utkface:{require_shared(UTKFACE)}"
     run = train(TrainConfig(data=data, limit=256, backbone="mobilenet_v2", alpha=0.35, input_size=64,
                             weights="none", epochs=1, batch_size=32, runs_dir=str(tmp_path), verbose=0))
-    report = evaluate(run, data, "test", limit=256)
+    report = evaluate(run.path, data, "test", limit=256)
     assert report["n"] == 256 and 0.3 < report["gender"]["accuracy"] <= 1
     assert 0 < report["age"]["mae"] < 60
     assert set(report["by_race"]["groups"]) <= {"White", "Black", "Asian", "Indian", "Others"}
-    assert (run / "eval-utkface-test.json").is_file()
+    assert write_report(report) == run.eval_report_path("utkface", "test") and run.eval_reports()
 
 
 def test_adience_cross_validation_reports_mean_and_std(adience_folder, tmp_path):
     from edgeface.train.crossval import cross_validate, format_crossval
     cfg = TrainConfig(**{**TINY, "data": f"adience:{adience_folder}"}, epochs=1, age_head="groups",
                       runs_dir=str(tmp_path), name="cv")
-    with pytest.warns(UserWarning):
-        result = cross_validate(cfg)
+    result = cross_validate(cfg)
     assert [f["fold"] for f in result["folds"]] == [0, 1, 2, 3, 4]
     assert set(result["summary"]) >= {"gender_accuracy", "age_group_accuracy", "age_group_one_off_accuracy"}
     assert "±" in format_crossval(result) and (tmp_path / "cv" / "crossval.json").is_file()
@@ -146,7 +176,7 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     from edgeface.train.tune import tune
 
     cfg = TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="search")
-    result = tune(cfg, max_epochs=2, factor=2, log=lambda *_: None)
+    result = tune(cfg, max_epochs=2, factor=2)
     trials = result["trials"]
     assert len(trials) >= 3 and [t["rank"] for t in trials] == list(range(1, len(trials) + 1))
     scores = [t["val_score"] for t in trials]
@@ -156,8 +186,8 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     best = TrainConfig.load(result["best_config"])  # the winning recipe, ready for `edgeface train --config`
     assert best.lr == pytest.approx(trials[0]["hyperparameters"]["lr"]) and best.epochs == 3
     assert best.loss_weights["age"] == pytest.approx(trials[0]["hyperparameters"]["age_loss_weight"])
-    assert best.age_head == trials[0]["hyperparameters"]["age_head"]
+    assert best.model.age_head == trials[0]["hyperparameters"]["age_head"]
     jitter = trials[0]["hyperparameters"]["geometric_jitter"]
-    assert best.augment["rotation"] == pytest.approx(cfg.augment["rotation"] * jitter)
-    again = tune(cfg, max_epochs=2, factor=2, log=lambda *_: None)  # finished search: nothing re-runs
+    assert best.augment.rotation == pytest.approx(cfg.augment.rotation * jitter)
+    again = tune(cfg, max_epochs=2, factor=2)  # finished search: nothing re-runs
     assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in trials]

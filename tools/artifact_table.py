@@ -8,10 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from edgeface.run import Run
+
 
 def main(run: Path, folder: Path) -> None:
     keras = json.loads((folder / "keras-utkface-test.json").read_text())
-    keras_size = next(run / f"best{s}" for s in (".keras", ".h5") if (run / f"best{s}").is_file()).stat().st_size
+    keras_size = Run.open(run, finished=True).model_path().stat().st_size
     rows = [("Keras (.keras)", "fp32", keras_size, keras, None)]
     for card_file in sorted(folder.glob("*.card.json")):
         card = json.loads(card_file.read_text())

@@ -6,7 +6,7 @@
 set -euo pipefail
 RUN=${1:?usage: tools/bundle_model.sh QAT_RUN_FOLDER}
 DATA=${DATA:-utkface:../shared/data/utkface}
-PARENT=$(python -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.json'))['parents'][0])" "$RUN")
+PARENT=$(python -c "import sys; from edgeface.run import Run; print(Run.open(sys.argv[1]).lineage[0])" "$RUN")
 OUT=edgeface/bundled
 rm -f "$OUT"/*.tflite "$OUT"/*.onnx "$OUT"/*.json
 edgeface export "$RUN" --format tflite --precision int8 --output "$OUT"

@@ -12,6 +12,7 @@ import datetime
 import gzip
 import io
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -20,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.models import model_file
+from edgeface.run import Run
 from edgeface.utils import atomic_path, write_json, write_text
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
            "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
@@ -56,7 +59,7 @@ class Row:
 
 @dataclasses.dataclass
 class Settings:
-    data: str
+    data: str | None = None  # None: the split the first run among the sources recorded
     split: str = "test"
     formats: tuple | None = None
     precisions: tuple | None = None
@@ -162,45 +165,39 @@ def _one_line(err: Exception) -> str:
 
 
 def _sources(sources, s: Settings, workdir: Path):
-    """(Row, factory, exports) triples: per run its Keras model then every export variant; artifacts as given;
-    peers."""
+    """(Row, factory, exports) triples: per run its Keras model then every export variant (exported once per run,
+    so the fp32 ONNX model is converted once for all its derivatives); artifacts as given; peers."""
     from edgeface.benchmark.candidates import EdgefaceCandidate
     from edgeface.benchmark.peers import find_peers, load_peer
-    from edgeface.export import ExportOptions, artifact_path, export, export_variants
-    from edgeface.export.formats import qat_variants
-    from edgeface.export.tensorrt import cuda_available
+    from edgeface.export import export_variants
+    from edgeface.runtime.formats import qat_variants
+    from edgeface.runtime.tensorrt import cuda_available
 
     gpu = cuda_available()[0]
     for source in sources:
         path = Path(source)
         if not path.exists():
-            yield Row(str(source), "?", "?"), lambda p=path: _missing(p), False
+            yield Row(str(source), "?", "?"), lambda p=path: _raise(EdgefaceError(f"{p}: no such run or artifact")), \
+                False
             continue
-        is_run = path.is_dir() and model_file(path).is_file()
-        if not is_run:
+        if not Run.is_run(path):
             yield Row(path.name, "?", "?"), lambda p=path: EdgefaceCandidate(p, s.threads), False
             continue
         yield Row(path.name, "keras", "fp32"), lambda p=path: EdgefaceCandidate(p, s.threads), False
         variants = export_variants(s.formats, s.precisions, gpu)
-        if _quantization_aware(path):  # the benchmark takes what applies, the rest of the table stays as asked
-            try:
+        try:
+            if Run.open(path).quantization_aware:  # the benchmark takes what applies, the rest stays as asked
                 variants = qat_variants(variants, explicit=False)
-            except EdgefaceError as err:
-                yield Row(path.name, "?", "?"), lambda e=err: _raise(e), True
-                continue
+        except EdgefaceError as err:
+            yield Row(path.name, "?", "?"), lambda e=err: _raise(e), True
+            continue
+        exported = _export_once(path, variants, workdir / path.name, s)
         for fmt, precision in variants:
-            def make(p=path, fmt=fmt, precision=precision):
-                folder = workdir / p.name
-                try:
-                    export(p, [fmt], [precision], folder, ExportOptions(calibration=s.calibration),
-                           log=lambda *_: None)
-                except EdgefaceError as err:
-                    if not str(err).startswith("parity check failed"):
-                        raise
-                    candidate = EdgefaceCandidate(artifact_path(folder, p.name, fmt, precision), s.threads)
-                    candidate.parity_error = str(err)
-                    return candidate
-                return EdgefaceCandidate(artifact_path(folder, p.name, fmt, precision), s.threads)
+            def make(key=(fmt, precision), exported=exported):
+                result = exported()[key]
+                if result.error:
+                    raise EdgefaceError(result.error)
+                return EdgefaceCandidate(result.path, s.threads)
 
             yield Row(path.name, fmt, precision), make, True
     if s.peers_dir:
@@ -208,42 +205,69 @@ def _sources(sources, s: Settings, workdir: Path):
             yield Row(f"peer:{folder.name}", "?", "fp32"), lambda f=folder: load_peer(f, s.threads), False
 
 
-def _missing(path: Path):
-    raise EdgefaceError(f"{path}: no such run or artifact")
-
-
 def _raise(err: Exception):
     raise err
 
 
-def _quantization_aware(run: Path) -> bool:
-    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-    return config.get("compression", {}).get("method") == "qat"
+def _export_once(run: Path, variants: list, folder: Path, s: Settings):
+    """A function giving {(format, precision): ExportResult} for a run, exporting every variant in one call on
+    first use (one fp32 ONNX conversion for all its derivatives)."""
+    from edgeface.export import ExportOptions, export_run
+
+    done = {}
+
+    def results() -> dict:
+        if not done:
+            done.update({(r.format, r.precision): r for r in export_run(
+                run, output_dir=folder, options=ExportOptions(calibration=s.calibration), variants=variants)})
+        return done
+
+    return results
 
 
-def benchmark(sources, settings: Settings, output, log=print) -> dict:
+def scoring_records(sources, s: Settings) -> tuple[list, str]:
+    """The images every row is scored on: --data's split, or else the split the first run among the sources
+    recorded (a model is then never scored on images it trained on)."""
+    from edgeface.data import load_data, stratified_subset
+
+    runs = [Run.open(p) for p in sources if Run.is_run(p)]
+    if s.data is None:
+        if not runs:
+            raise EdgefaceError("no run folder among the sources to take a recorded split from; pass --data SPEC")
+        records = runs[0].split(s.split)
+        if s.limit:
+            records = stratified_subset(records, s.limit, 0)
+        return records, f"the {s.split} split recorded by {runs[0].path}"
+    records = load_data(s.data, limit=s.limit, verbose=False)[s.split]
+    for run in runs:
+        if set(run.split_paths(s.split)) != {r.path for r in load_data(s.data, verbose=False, check=False)[s.split]}:
+            log.warning(f"{run.path} recorded another {s.split} split than {s.data} gives; its rows are scored on "
+                        f"{s.data} [{s.split}] as asked")
+    return records, f"{s.data} [{s.split}]"
+
+
+def benchmark(sources, settings: Settings, output) -> dict:
     """Runs every row, writes benchmark.json / .csv / pareto.png under `output`, returns the JSON payload."""
     from edgeface.benchmark.adb import DEFAULT_BINARY, Device
-    from edgeface.data import load_data
 
     s = settings
-    records = load_data(s.data, limit=s.limit, verbose=False)[s.split]
+    records, scored_on = scoring_records(sources, s)
     if not records:
-        raise EdgefaceError(f"{s.data}: no images in the {s.split} split")
+        raise EdgefaceError(f"{scored_on}: no images to score")
     device = Device(s.device, s.device_binary or DEFAULT_BINARY) if s.device else None
     images = _Images(records)
     output = Path(output)
     rows = []
-    log(f"benchmark on {s.data} [{s.split}], {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
-        f"{s.warmup} warm-up + {s.runs} timed runs per row")
+    log.info(f"benchmark on {scored_on}, {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
+             f"{s.warmup} warm-up + {s.runs} timed runs per row")
     for row, make, exports in _sources(sources, s, output / "artifacts"):
         row = _measure(row, make, exports, images, s, device)
         rows.append(row)
-        log(format_row(row))
+        log.info(format_row(row))
     _ratios(rows)
     payload = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "data": s.data, "split": s.split,
-               "images": len(records), "settings": dataclasses.asdict(s), "sources": [str(x) for x in sources],
-               "rows": [dataclasses.asdict(r) for r in rows]}
+               "scored_on": scored_on, "images": len(records), "settings": dataclasses.asdict(s),
+               "sources": [str(x) for x in sources], "rows": [dataclasses.asdict(r) for r in rows]}
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "benchmark.json", payload)
     with atomic_path(output / "benchmark.csv") as tmp, tmp.open("w", newline="") as f:
@@ -252,7 +276,7 @@ def benchmark(sources, settings: Settings, output, log=print) -> dict:
         writer.writerows(dataclasses.asdict(r) for r in rows)
     from edgeface.benchmark.plot import pareto_plot
 
-    pareto_plot(rows, output / "pareto.png", f"{s.data} [{s.split}], batch {s.batch}, {s.threads} thread(s)")
+    pareto_plot(rows, output / "pareto.png", f"{scored_on}, batch {s.batch}, {s.threads} thread(s)")
     write_text(output / "table.md", markdown_table(rows))
     return payload
 

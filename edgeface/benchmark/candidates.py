@@ -6,12 +6,9 @@ same way on the same images.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-
-from edgeface.errors import EdgefaceError
 
 
 class Candidate:
@@ -47,60 +44,32 @@ class Candidate:
 
 
 class EdgefaceCandidate(Candidate):
-    """A run folder / .keras model (Keras runtime) or an exported artifact read with its model card."""
+    """A run folder / .keras model (Keras runtime) or an exported artifact, opened through the verified loader
+    (card, hash and contract checked first). An artifact whose own card records a failed parity check says so."""
 
     def __init__(self, path, threads: int | None = None):
-        from edgeface.eval import load_any
+        from edgeface.predictor import load
 
         self.path = Path(path)
-        self.runner, self.spec, self.parameters = load_any(self.path, threads)
-        self.format = self.runner.format
-        card = self._card()
-        self.precision = card["artifact"]["precision"] if card else "fp32"
-        self.name = card["training"]["run"].rstrip("/").split("/")[-1] if card else self._run_name()
+        self.predictor = load(self.path, threads)
+        self.spec = self.predictor.spec
+        self.format, self.precision, self.name = self.predictor.format, self.predictor.precision, self.predictor.name
         self.load_size = self.spec.input_size
-
-    def _run_name(self) -> str:
-        return (self.path if self.path.is_dir() else self.path.parent).name
-
-    def _card(self):
-        if self.format == "keras":
-            return None
-        from edgeface.export.card import card_path
-
-        return json.loads(card_path(self.path).read_text())
+        recorded = (self.predictor.card or {}).get("metrics", {}).get("parity_vs_keras")
+        self.parity_error = None if recorded is None or recorded.get("passed") else \
+            "its model card records a failed parity check against the Keras model"
 
     def descriptor(self):
         return {"kind": "edgeface", "path": str(self.path)}
 
     def files(self):
-        if self.format == "keras":
-            from edgeface.models import model_file
-
-            return [model_file(self.path) if self.path.is_dir() else self.path]
-        if self.path.is_dir():
-            return [p for p in self.path.rglob("*") if p.is_file()]
-        return [self.path]
+        return self.predictor.files()
 
     def prepare(self, images):
-        from edgeface.data.pipeline import normalize
-
-        return normalize(images, self.spec.config).astype(np.float32)
+        return self.predictor.preprocess(images)
 
     def infer(self, x):
-        return self.runner(x)
+        return self.predictor.runner(x)
 
     def decode(self, raw):
-        from edgeface.eval import decode_outputs
-
-        return decode_outputs(raw, self.spec)
-
-
-def make_candidate(descriptor: dict, threads: int | None = None) -> Candidate:
-    if descriptor["kind"] == "edgeface":
-        return EdgefaceCandidate(descriptor["path"], threads)
-    if descriptor["kind"] == "peer":
-        from edgeface.benchmark.peers import load_peer
-
-        return load_peer(Path(descriptor["path"]), threads)
-    raise EdgefaceError(f"unknown candidate kind {descriptor['kind']!r}")
+        return self.predictor.decode(raw)

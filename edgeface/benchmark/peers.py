@@ -45,7 +45,7 @@ class Peer(Candidate):
         self.sessions = [self._load(folder / f["file"]) for f in self.meta["files"]]
 
     def _load(self, path: Path):
-        from edgeface.export.runtimes import ONNXRunner, TFLiteRunner
+        from edgeface.runtime import ONNXRunner, TFLiteRunner
 
         return ONNXRunner(path, self.threads) if path.suffix == ".onnx" else TFLiteRunner(path, self.threads)
 

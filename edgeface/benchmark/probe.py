@@ -42,6 +42,21 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def make_candidate(descriptor: dict, threads: int | None = None):
+    """Rebuilds, in this process, the candidate the benchmark described."""
+    from pathlib import Path
+
+    from edgeface.benchmark.candidates import EdgefaceCandidate
+    from edgeface.benchmark.peers import load_peer
+    from edgeface.errors import EdgefaceError
+
+    if descriptor["kind"] == "edgeface":
+        return EdgefaceCandidate(descriptor["path"], threads)
+    if descriptor["kind"] == "peer":
+        return load_peer(Path(descriptor["path"]), threads)
+    raise EdgefaceError(f"unknown candidate kind {descriptor['kind']!r}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("descriptor")
@@ -54,13 +69,10 @@ def main(argv=None) -> None:
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     import numpy as np
 
-    import edgeface  # noqa: F401
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from edgeface.benchmark.candidates import make_candidate
-
     candidate = make_candidate(json.loads(args.descriptor), args.threads)
     result = measure(candidate, np.load(args.images), args.warmup, args.runs)
     result["peak_memory_mb"] = peak_memory_mb()

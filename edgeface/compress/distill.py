@@ -15,17 +15,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from edgeface.errors import EdgefaceError
-from edgeface.models import task_key
-from edgeface.models.heads import NUMERIC_AGE_HEADS
-from edgeface.train.losses import expected_age, gaussian_age_target
-
-EPS = 1e-6
-
-
-def _logit(p):
-    p = tf.clip_by_value(p, EPS, 1 - EPS)
-    return tf.math.log(p) - tf.math.log1p(-p)
+from edgeface.models.age_heads import age_head, sigmoid_soft_loss
+from edgeface.runtime import task_key
 
 
 def _pixels(x, config):
@@ -34,30 +25,19 @@ def _pixels(x, config):
     return x[..., ::-1] if config.channel_order == "BGR" else x
 
 
-def soft_loss(task: str, age_head: str, teacher_out, student_out, temperature: float):
-    if task == "age" and age_head == "regression":
-        return tf.reduce_mean(tf.abs(teacher_out - student_out))
-    if task == "age" and age_head in ("groups", "distribution"):
-        t = tf.nn.softmax(tf.math.log(tf.clip_by_value(teacher_out, EPS, 1.0)) / temperature)
-        s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(student_out, EPS, 1.0)) / temperature)
-        return -tf.reduce_mean(tf.reduce_sum(t * s, -1)) * temperature ** 2
-    t = tf.sigmoid(_logit(teacher_out) / temperature)  # gender, and each ordinal "older than" output
-    s = tf.sigmoid(_logit(student_out) / temperature)
-    return tf.reduce_mean(keras.losses.binary_crossentropy(t, s)) * temperature ** 2
+def soft_loss(task: str, spec, teacher_out, student_out, temperature: float):
+    """The distillation loss of one task: the age head's own (edgeface.models.age_heads), sigmoid cross-entropy
+    for gender."""
+    if task == "age":
+        return spec.head().soft_loss(teacher_out, student_out, temperature)
+    return sigmoid_soft_loss(teacher_out, student_out, temperature)
 
 
-def check_age_heads(teacher_head: str, student_head: str):
-    if teacher_head != student_head and not {teacher_head, student_head} <= set(NUMERIC_AGE_HEADS):
-        raise EdgefaceError(f"cannot distill a {teacher_head} age head into a {student_head} one; a student may "
-                            f"switch only between {' and '.join(NUMERIC_AGE_HEADS)} (ages in years)")
-
-
-def _as_student_age(age, teacher_head: str, student_head: str):
-    if teacher_head == student_head:
+def as_student_age(age, teacher_spec, student_spec):
+    """A teacher's age output in the student head's form (through years when the heads differ)."""
+    if teacher_spec.age_head == student_spec.age_head:
         return age
-    if student_head == "regression":
-        return expected_age(age)
-    return gaussian_age_target(age)
+    return student_spec.head().from_years(age_head(teacher_spec.age_head).years(age))
 
 
 class Distiller(keras.Model):
@@ -87,7 +67,7 @@ class Distiller(keras.Model):
             pixels = tf.image.resize(pixels, (spec.input_size, spec.input_size), antialias=True)
         outputs = {task_key(k): v for k, v in teacher(normalize(pixels, spec.config), training=False).items()}
         if "age" in outputs:
-            outputs["age"] = _as_student_age(outputs["age"], spec.age_head, self.student_spec.age_head)
+            outputs["age"] = as_student_age(outputs["age"], spec, self.student_spec)
         return outputs
 
     def _teacher_outputs(self, x):
@@ -102,8 +82,8 @@ class Distiller(keras.Model):
             student = self.student(x, training=True)
             hard = self.compiled_loss(y, student, sample_weight, regularization_losses=self.student.losses)
             soft = tf.add_n([self.kd_weights.get(task, 1.0)
-                             * soft_loss(task, self.student_spec.age_head, teacher[task], student[task],
-                                         self.temperature) for task in self.student_spec.tasks])
+                             * soft_loss(task, self.student_spec, teacher[task], student[task], self.temperature)
+                             for task in self.student_spec.tasks])
             loss = (1 - self.alpha) * hard + self.alpha * soft
         grads = tape.gradient(loss, self.student.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))

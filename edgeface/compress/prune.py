@@ -5,9 +5,9 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from edgeface.errors import EdgefaceError
+from edgeface.models.heads import HEAD_LAYERS
 
 SCHEDULES = ("polynomial", "constant")
-HEAD_NAMES = ("gender", "age", "gender_hidden", "age_hidden")
 
 
 def make_schedule(kind: str, target: float, end_step: int, frequency: int = 50):
@@ -30,7 +30,7 @@ def prunable_layers(model, skip_first_conv=True, skip_heads=True, skip_depthwise
         if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             continue
         if layer.name in exclude or (skip_first_conv and layer.name == first_conv) \
-                or (skip_heads and layer.name in HEAD_NAMES) \
+                or (skip_heads and layer.name in HEAD_LAYERS) \
                 or (skip_depthwise and isinstance(layer, keras.layers.DepthwiseConv2D)):
             continue
         names.append(layer.name)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import random
-import warnings
+import stat
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,12 +13,12 @@ from pathlib import Path
 from PIL import Image
 
 from edgeface.data.readers import READERS
-from edgeface.data.records import FEMALE, GENDER_LABELS, MALE, SPLITS, DataBundle, Record
+from edgeface.data.records import SPLITS, DataBundle, Record
 from edgeface.errors import EdgefaceError
-from edgeface.utils import write_text
+from edgeface.labels import FEMALE, GENDER_LABELS, MALE
 
 __all__ = ["load_data", "parse_spec", "DataBundle", "Record", "MALE", "FEMALE", "GENDER_LABELS",
-           "stratified_split", "stratified_subset", "deduplicate", "write_splits", "DATASETS"]
+           "stratified_split", "stratified_subset", "deduplicate", "DATASETS"]
 
 DATASETS = tuple(sorted(READERS)) + ("synthetic",)
 
@@ -31,15 +33,43 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, path
 
 
+# What TensorFlow's decode_image (the one decoder of the shared preprocessing) reads; PIL reads more (TIFF...).
+DECODABLE = {"JPEG": "JPEG", "PNG": "PNG", "GIF": "GIF", "BMP": "BMP", "WEBP": "WebP"}
+MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
+MAX_PIXELS = 40_000_000  # nor is an image above this pixel budget decoded (a 169-megapixel photo needs 4.3 GB)
+
+
+def regular_file_problem(path: str, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """Why a path may not be read as a data file (not a regular file: a FIFO would block; too large), or None."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size > max_bytes:
+        return f"{info.st_size / 2 ** 20:.0f} MiB, above the {max_bytes >> 20} MiB limit for an image"
+    return None
+
+
 def check_image(path: str) -> str | None:
-    """None if the image decodes; else why not. Draft mode decodes JPEGs at 1/8 scale: fast, still catches truncation."""
+    """None if the image can go through the shared preprocessing; else why not. Draft mode decodes JPEGs at 1/8
+    scale: fast, still catches truncation."""
+    problem = regular_file_problem(path)
+    if problem:
+        return problem
     try:
         with Image.open(path) as im:
+            if im.format not in DECODABLE:
+                return (f"a {im.format or 'unknown'} image, which TensorFlow's decoder cannot read (use "
+                        f"{', '.join(DECODABLE.values())})")
+            if im.width * im.height > MAX_PIXELS:
+                return f"{im.width}x{im.height} pixels, above the {MAX_PIXELS // 10 ** 6} MP budget"
             im.draft("RGB", (32, 32))
             im.load()
         return None
-    except FileNotFoundError:
-        return "file not found"
     except Exception as err:  # PIL raises many types for corrupt files
         return f"unreadable image ({type(err).__name__}: {str(err)[:80]})"
 
@@ -53,6 +83,9 @@ def check_images(records: list) -> tuple[list, list]:
 
 
 def _file_hash(path: str) -> str:
+    """Content hash for de-duplication; a file that may not be read is its own group (the image check skips it)."""
+    if regular_file_problem(path):
+        return f"unread:{path}"
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
@@ -93,21 +126,18 @@ def stratified_split(records: list, fractions: dict, seed: int) -> dict:
     return out
 
 
-def write_splits(bundle: DataBundle, folder) -> None:
-    for split, records in bundle.splits.items():
-        write_text(Path(folder) / f"{split}.txt", "".join(r.path + "\n" for r in records))
-
-
 def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool = False, limit: int | None = None,
-              check: bool = True, verbose: bool = True) -> DataBundle:
-    """Reads a dataset spec into train/val/test. `limit` caps each split (stratified, seeded) for quick runs."""
+              check: bool = True, verbose: bool = True, allow_outside_root: bool = False) -> DataBundle:
+    """Reads a dataset spec into train/val/test. `limit` caps each split (stratified, seeded) for quick runs.
+    Manifests may name images outside their own folder only with `allow_outside_root`."""
     kind, path = parse_spec(spec)
     if kind == "synthetic":
         from edgeface.data.synthetic import synthetic_manifest
         kind, path = "csv", str(synthetic_manifest(int(path) if path else 600, seed=seed))
     if not Path(path).exists():
         raise EdgefaceError(f"{path}: no such file or folder (from --data {spec})")
-    splits, records, skipped, split_source = READERS[kind](Path(path), fold=fold)
+    splits, records, skipped, split_source = READERS[kind](Path(path), fold=fold,
+                                                           allow_outside_root=allow_outside_root)
     notes = []
     if dedup:
         unique, conflicts, copies = deduplicate(records)
@@ -134,13 +164,13 @@ def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool 
             skipped += bad
         splits = checked
     bundle = DataBundle(kind if not spec.startswith("synthetic") else "synthetic", splits, split_source,
-                        skipped, notes)
+                        skipped, notes, spec)
     if not bundle.splits["train"] and not bundle.splits["test"]:
         raise EdgefaceError(f"{path}: no usable images after skipping {len(skipped)} unreadable or unlabelled ones")
     if skipped and verbose:
         shown = "; ".join(f"{p} ({why})" for p, why in skipped[:10])
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        warnings.warn(f"skipped {len(skipped)} images: {shown}{more}", stacklevel=2)
+        logging.getLogger(__name__).warning(f"skipped {len(skipped)} images: {shown}{more}")
     return bundle
 
 

@@ -2,31 +2,33 @@
 training, eval, predict, calibration, export checks and benchmarks, so train and deploy cannot drift apart."""
 from __future__ import annotations
 
-import dataclasses
 import math
+from typing import ClassVar
 
 import numpy as np
+import pydantic
 import tensorflow as tf
 
-from edgeface.models.heads import AGE_GROUPS, NUMERIC_AGE_HEADS, ordinal_units, ordinal_targets
+from edgeface.config import Config
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-@dataclasses.dataclass
-class AugmentConfig:
+class AugmentConfig(Config):
     """Training-time augmentation. Angles in degrees; zoom/shear/translate as fractions; 0 turns a step off."""
 
+    config_key: ClassVar[str] = "augment"
+
     flip: bool = True
-    rotation: float = 10.0
-    zoom: float = 0.1
-    shear: float = 0.0
-    translate: float = 0.05
-    brightness: float = 0.15
-    contrast: float = 0.15
-    randaugment: int = 0  # number of RandAugment ops per image (Cubuk et al. 2020); 0 = off
-    randaugment_magnitude: int = 9  # 0-10
-    mixup: float = 0.0  # Beta(alpha, alpha) for MixUp (Zhang et al. 2018); 0 = off
+    rotation: float = pydantic.Field(10.0, ge=0)
+    zoom: float = pydantic.Field(0.1, ge=0, lt=1)
+    shear: float = pydantic.Field(0.0, ge=0)
+    translate: float = pydantic.Field(0.05, ge=0, lt=1)
+    brightness: float = pydantic.Field(0.15, ge=0)
+    contrast: float = pydantic.Field(0.15, ge=0, lt=1)
+    randaugment: int = pydantic.Field(0, ge=0)  # number of RandAugment ops per image (Cubuk et al. 2020); 0 = off
+    randaugment_magnitude: int = pydantic.Field(9, ge=0, le=10)
+    mixup: float = pydantic.Field(0.0, ge=0)  # Beta(alpha, alpha) for MixUp (Zhang et al. 2018); 0 = off
 
 
 # ---- preprocessing shared by every consumer ------------------------------------------------------------
@@ -45,7 +47,8 @@ def square_resize(image, size: int):
 
 
 def normalize(images, config):
-    """uint8/float 0-255 RGB pixels -> what the backbone expects, per its registered config (numpy or tf)."""
+    """uint8/float 0-255 RGB pixels -> what the network expects (numpy or tf). `config` is anything with mean,
+    std (per channel, 0-255 scale) and channel_order: a backbone's registered config or a model card's input."""
     mean = np.asarray(config.mean, np.float32)
     std = np.asarray(config.std, np.float32)
     if isinstance(images, np.ndarray):
@@ -64,32 +67,6 @@ def load_images(paths, size: int) -> np.ndarray:
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
     ds = ds.map(lambda p: decode_and_resize(p, size), num_parallel_calls=AUTOTUNE, deterministic=True)
     return np.concatenate(list(ds.batch(256).as_numpy_iterator()))
-
-
-# ---- targets --------------------------------------------------------------------------------------------
-def encode_targets(records, spec, class_weight: dict | None = None):
-    """Per-output targets and sample weights; a missing label gets weight 0 so mixed datasets still train."""
-    n = len(records)
-    targets, weights = {}, {}
-    if "gender" in spec.tasks:
-        g = np.array([-1 if r.gender is None else r.gender for r in records], np.float32)
-        w = (g >= 0).astype(np.float32)
-        if class_weight:
-            w *= np.array([class_weight.get(int(v), 1.0) if v >= 0 else 0.0 for v in g], np.float32)
-        targets["gender"], weights["gender"] = np.maximum(g, 0).reshape(n, 1), w
-    if "age" in spec.tasks:
-        group = np.array([-1 if r.age_group is None else r.age_group for r in records], np.int64)
-        years = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
-        known = (group >= 0) if not spec.numeric_age else ~np.isnan(years)
-        if spec.age_head in NUMERIC_AGE_HEADS:  # the distribution loss builds its target from the years
-            t = np.nan_to_num(years).reshape(n, 1)
-        elif spec.age_head == "groups":
-            t = np.eye(len(AGE_GROUPS), dtype=np.float32)[np.maximum(group, 0)]
-        else:
-            values = np.nan_to_num(years) if spec.numeric_age else np.maximum(group, 0)
-            t = ordinal_targets(values, ordinal_units(spec.age_head, spec.numeric_age))
-        targets["age"], weights["age"] = t.astype(np.float32), known.astype(np.float32)
-    return targets, weights
 
 
 # ---- augmentation ----------------------------------------------------------------------------------------
@@ -181,10 +158,11 @@ def _mixup(seed, alpha):
 def make_dataset(records, spec, *, training: bool, batch_size: int, seed: int = 0,
                  augment: AugmentConfig | None = None, class_weight: dict | None = None,
                  cache: bool = True) -> tf.data.Dataset:
-    """(normalized images, targets, sample weights) batches; shuffled and augmented only when training."""
+    """(normalized images, targets, sample weights) batches; shuffled and augmented only when training. `spec`
+    (a ModelSpec) gives the input size, the normalization and the targets its heads train on."""
     config = spec.config
     size = spec.input_size
-    targets, weights = encode_targets(records, spec, class_weight if training else None)
+    targets, weights = spec.encode_targets(records, class_weight if training else None)
     ds = tf.data.Dataset.from_tensor_slices(([r.path for r in records], targets, weights))
     ds = ds.map(lambda p, t, w: (decode_and_resize(p, size), t, w), num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:

@@ -9,9 +9,9 @@ import csv
 import re
 from pathlib import Path
 
-from edgeface.data.records import FEMALE, MALE, RACE_LABELS, Record
+from edgeface.data.records import Record
 from edgeface.errors import EdgefaceError
-from edgeface.models.heads import AGE_GROUPS, age_to_group
+from edgeface.labels import AGE_GROUPS, FEMALE, MALE, RACE_LABELS, age_to_group
 
 READERS = {}
 
@@ -44,7 +44,7 @@ def parse_utkface_name(name: str):
 
 
 @reader("utkface")
-def read_utkface(path: Path, fold=None):
+def read_utkface(path: Path, fold=None, **_):
     """A folder of UTKFace crops, or its parent holding UTKFace/ and splits/{train,val,test}.txt."""
     folder = path / "UTKFace" if (path / "UTKFace").is_dir() else path
     if not folder.is_dir():
@@ -93,7 +93,7 @@ def adience_age_group(label: str) -> int | None:
 
 
 @reader("adience")
-def read_adience(path: Path, fold=None):
+def read_adience(path: Path, fold=None, **_):
     """fold_0_data.txt ... fold_4_data.txt plus aligned/USER/landmark_aligned_face.FACE.IMAGE; 5-fold protocol."""
     fold_files = [path / f"fold_{k}_data.txt" for k in range(5)]
     absent = [f.name for f in fold_files if not f.is_file()]
@@ -129,7 +129,7 @@ def read_adience(path: Path, fold=None):
 
 # --- CelebA ----------------------------------------------------------------------------------------------
 @reader("celeba")
-def read_celeba(path: Path, fold=None):
+def read_celeba(path: Path, fold=None, **_):
     """list_attr_celeba.txt (Male attribute) with img_align_celeba/; list_eval_partition.txt when present."""
     attr_file = _require(path / "list_attr_celeba.txt", "expected list_attr_celeba.txt and img_align_celeba/")
     lines = attr_file.read_text().splitlines()
@@ -164,7 +164,7 @@ FAIRFACE_AGE_BUCKETS = {"0-2": 1, "3-9": 6, "10-19": 15, "20-29": 25, "30-39": 3
 
 
 @reader("fairface")
-def read_fairface(path: Path, fold=None):
+def read_fairface(path: Path, fold=None, **_):
     """fairface_label_train.csv / fairface_label_val.csv (file, age bucket, gender, race) beside the images.
 
     FairFace's age buckets do not line up with Adience groups: each maps to the group holding its midpoint.
@@ -196,11 +196,14 @@ _GROUP_LABEL = re.compile(r"^\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 
 @reader("csv")
-def read_manifest(path: Path, fold=None):
+def read_manifest(path: Path, fold=None, allow_outside_root: bool = False, **_):
     """A CSV with header path,gender,age (+ optional race, split). gender: m/male/f/female; age: years,
-    '(lo, hi)' for an Adience group, or empty. Paths are relative to the CSV's folder."""
+    '(lo, hi)' for an Adience group, or empty. Paths are relative to the CSV's folder and must stay inside it
+    unless `allow_outside_root` (a manifest from elsewhere must not make edgeface read any file it names)."""
     if not path.is_file():
         raise EdgefaceError(f"{path}: manifest not found (expected a CSV with header path,gender,age)")
+    if path.stat().st_size > 256 << 20:
+        raise EdgefaceError(f"{path}: {path.stat().st_size >> 20} MiB is too large for a label manifest")
     rows = list(csv.DictReader(path.open(newline="")))
     if not rows or not {"path", "gender", "age"} <= set(rows[0] or {}):
         raise EdgefaceError(f"{path}: wrong layout; expected a CSV header with path,gender,age")
@@ -227,6 +230,10 @@ def read_manifest(path: Path, fold=None):
         if gender == -1:
             raise EdgefaceError(f"{path}:{n}: wrong label format: gender {row['gender']!r} (use m/male/f/female)")
         image = Path(row["path"])
+        if not allow_outside_root and (image.is_absolute() or not (path.parent / image).resolve().is_relative_to(
+                path.parent.resolve())):
+            raise EdgefaceError(f"{path}:{n}: image path {row['path']!r} points outside {path.parent}; pass "
+                                "--allow-outside-root if that is intended")
         record = Record(str(image if image.is_absolute() else path.parent / image), gender, age, group,
                         (row.get("race") or None), f"csv:{path.name}")
         records.append(record)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-MALE, FEMALE = 1, 0
-GENDER_LABELS = ("female", "male")  # index = gender value; the gender head outputs P(male)
-RACE_LABELS = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's race codes
+from edgeface.labels import FEMALE, MALE
+
 SPLITS = ("train", "val", "test")
 
 
@@ -15,7 +14,7 @@ class Record:
     path: str
     gender: int | None = None  # 1 = male, 0 = female, None = unlabelled
     age: float | None = None  # years, when the dataset gives them
-    age_group: int | None = None  # index into edgeface.models.heads.AGE_GROUPS
+    age_group: int | None = None  # index into edgeface.labels.AGE_GROUPS
     race: str | None = None
     source: str = ""
 
@@ -32,6 +31,7 @@ class DataBundle:
     split_source: str  # "canonical", "partition file", "fold k", "generated (seed s)"
     skipped: list = dataclasses.field(default_factory=list)  # (path, reason)
     notes: list = dataclasses.field(default_factory=list)
+    spec: str = ""  # the --data spec it was read from
 
     def __getitem__(self, split: str) -> list:
         return self.splits[split]
@@ -40,6 +40,11 @@ class DataBundle:
     def numeric_age(self) -> bool:
         records = [r for s in self.splits.values() for r in s if r.age_group is not None]
         return bool(records) and all(r.age is not None for r in records)
+
+    def label_classes(self, task: str) -> int:
+        """How many distinct labels of a task the training split has (gender values, or age groups)."""
+        field = "gender" if task == "gender" else "age_group"
+        return len({getattr(r, field) for r in self.splits.get("train", [])} - {None})
 
     def has_labels(self, task: str) -> bool:
         field = "gender" if task == "gender" else "age_group"

@@ -2,65 +2,30 @@
 from __future__ import annotations
 
 import datetime
-import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
-import edgeface
-from edgeface.data import GENDER_LABELS, load_data
-from edgeface.data.pipeline import load_images, make_dataset, normalize
 from edgeface.errors import EdgefaceError
-from edgeface.eval.metrics import age_band_label, age_metrics, breakdown, gender_metrics
-from edgeface.models import ModelSpec, load_model
-from edgeface.models.heads import decode_age
+from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
+from edgeface.labels import GENDER_LABELS, age_band_label
+from edgeface.predictor import Predictor, load
+from edgeface.run import Run
 from edgeface.utils import write_json
+from edgeface.version import __version__
 
-__all__ = ["evaluate", "evaluate_records", "predict", "format_report"]
-
-
-def runner_outputs(runner, spec: ModelSpec, records, batch_size: int = 64) -> dict:
-    """Raw head outputs of any runtime's runner over records, through the shared preprocessing."""
-    ds = make_dataset(records, spec, training=False, batch_size=batch_size, cache=False).map(lambda x, t, w: x)
-    chunks = [runner(x) for x in ds.as_numpy_iterator()]
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+__all__ = ["evaluate", "evaluate_records", "write_report", "predict", "format_report", "scoring_records"]
+log = logging.getLogger(__name__)
 
 
-def load_any(path, threads: int | None = None):
-    """(runner, spec, parameters) for a run folder, .keras model, or an exported artifact with its model card."""
-    from edgeface.export.runtimes import KerasRunner, load_runner
-
-    path = Path(path)
-    if not path.exists():
-        raise EdgefaceError(f"{path}: no such model file, run folder or exported artifact")
-    if path.suffix in (".keras", ".h5") or (path.is_dir() and not (path / "saved_model.pb").is_file()):
-        model, spec = load_model(path)
-        return KerasRunner(model), spec, int(model.count_params())
-    from edgeface.export.card import card_path
-
-    card_file = card_path(path)
-    if not card_file.is_file():
-        raise EdgefaceError(f"{card_file}: model card missing; exported artifacts are read with the card beside them")
-    card = json.loads(card_file.read_text())
-    return load_runner(path, threads), ModelSpec.from_dict(card["model"]["spec"]), card["model"]["parameters"]
-
-
-def decode_outputs(outputs: dict, spec: ModelSpec) -> dict:
-    decoded = {}
-    if "gender" in outputs:
-        decoded["prob_male"] = outputs["gender"].reshape(-1)
-    if "age" in outputs:
-        age = decode_age(outputs["age"], spec.age_head, spec.numeric_age)
-        decoded["age_years"], decoded["age_group"] = age["years"], age["group"]
-    return decoded
-
-
-def evaluate_records(runner, spec: ModelSpec, records, split: str = "test") -> dict:
-    """Scores one runner (any runtime, see edgeface.export.runtimes) on records."""
+def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict:
+    """Scores one verified model (any runtime) on labelled records."""
     if not records:
         raise EdgefaceError(f"no images in the {split} split to evaluate")
-    pred = decode_outputs(runner_outputs(runner, spec, records), spec)
-    report = {"split": split, "n": len(records), "edgeface_version": edgeface.__version__}
+    spec = predictor.spec
+    pred = predictor.predict_records(records)
+    report = {"split": split, "n": len(records), "edgeface_version": __version__}
     true_gender = np.array([-1 if r.gender is None else r.gender for r in records])
     bands = [None if r.age_group is None else age_band_label(r.age_group) for r in records]
     races = [r.race for r in records]
@@ -94,26 +59,67 @@ def evaluate_records(runner, spec: ModelSpec, records, split: str = "test") -> d
     return report
 
 
-def evaluate(model_path, data: str, split: str = "test", *, limit: int | None = None, seed: int = 0,
-             fold: int | None = None, output: str | None = None) -> dict:
-    """Evaluates a run folder, .keras file or exported artifact on a dataset split; writes and returns the report."""
-    runner, spec, parameters = load_any(model_path)
-    bundle = load_data(data, seed=seed, fold=fold, limit=limit)
+def source_run(predictor: Predictor) -> Run | None:
+    """The run a model came from, when its folder is on this machine."""
+    if predictor.run is not None:
+        return predictor.run
+    if predictor.card is not None and Run.is_run(predictor.card["training"]["run"]):
+        return Run.open(predictor.card["training"]["run"])
+    return None
+
+
+def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit: int | None = None,
+                    seed: int = 0, fold: int | None = None, allow_outside_root: bool = False) -> tuple[list, dict]:
+    """The records to score and where they came from. Without `data`: the split its run recorded when training
+    (so a model is never scored on images it trained on); with `data`: that dataset's split, said out loud."""
+    from edgeface.data import load_data, stratified_subset
+
+    run = source_run(predictor)
+    if data is None:
+        if run is None:
+            raise EdgefaceError(f"{predictor.path}: its run folder is not on this machine, so there is no recorded "
+                                "split to score; pass --data SPEC")
+        records = run.split(split)
+        if limit:
+            records = stratified_subset(records, limit, seed)
+        source = {"data": run.config.data, "split_source": f"recorded by {run.path} (splits/{split}.txt)"}
+        log.info(f"scoring {len(records)} images of the {split} split recorded by {run.path}")
+        return records, source
+    bundle = load_data(data, seed=seed, fold=fold, limit=limit, allow_outside_root=allow_outside_root)
     if split not in bundle.splits:
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
-    report = evaluate_records(runner, spec, bundle[split], split)
-    path = Path(model_path)
-    report.update(model=str(model_path), format=runner.format, backbone=spec.backbone, input_size=spec.input_size,
-                  alpha=spec.alpha, parameters=parameters, data=data, split_source=bundle.split_source,
-                  date=datetime.date.today().isoformat())
-    if runner.format == "keras":
-        run = path if path.is_dir() else path.parent
-        out = Path(output) if output else run / f"eval-{bundle.name}-{split}.json"
-    else:
-        out = Path(output) if output else path.with_name(f"{path.name}.eval-{bundle.name}-{split}.json")
-    write_json(out, report)
-    report["report_path"] = str(out)
+    if run is not None:
+        log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {run.path} recorded; "
+                    "drop --data to score the run's own split")
+    return bundle[split], {"data": data, "split_source": bundle.split_source}
+
+
+def evaluate(model_path, data: str | None = None, split: str = "test", *, limit: int | None = None, seed: int = 0,
+             fold: int | None = None, trust_hdf5: bool = False, allow_outside_root: bool = False) -> dict:
+    """Evaluates a run folder, .keras file or exported artifact, by default on the split its run recorded;
+    returns the report (`write_report` saves it)."""
+    predictor = load(model_path, trust_hdf5=trust_hdf5)
+    records, source = scoring_records(predictor, data, split, limit=limit, seed=seed, fold=fold,
+                                      allow_outside_root=allow_outside_root)
+    report = evaluate_records(predictor, records, split)
+    spec = predictor.spec
+    report.update(model=str(model_path), format=predictor.format, backbone=spec.backbone, input_size=spec.input_size,
+                  alpha=spec.alpha, parameters=predictor.parameters, **source, date=datetime.date.today().isoformat())
     return report
+
+
+def write_report(report: dict, output: str | None = None) -> Path:
+    """Saves an eval report: to `output`, or beside the model (a run's own reports go into its folder)."""
+    name = report["data"].partition(":")[0]
+    path = Path(report["model"])
+    if output:
+        out = Path(output)
+    elif report["format"] == "keras" and Run.is_run(path if path.is_dir() else path.parent):
+        out = Run(path if path.is_dir() else path.parent).eval_report_path(name, report["split"])
+    else:
+        out = path.with_name(f"{path.name}.eval-{name}-{report['split']}.json")
+    write_json(out, report)
+    return out
 
 
 def format_report(report: dict) -> str:
@@ -141,17 +147,19 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def predict(model_path, images, detect: bool = False) -> list:
+def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) -> list:
     """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact. With
     `detect`, images are full photos: every face found is cropped like the training chips and predicted, and a
     photo without a face gets a row that says so."""
-    runner, spec, _ = load_any(model_path)
+    from edgeface.data import check_image
+    from edgeface.data.pipeline import load_images
+
+    predictor = load(model_path, trust_hdf5=trust_hdf5)
+    spec = predictor.spec
     paths = [Path(p) for p in images]
     for p in paths:
         if not p.is_file():
             raise EdgefaceError(f"{p}: no such image")
-    from edgeface.data import check_image
-
     for p in paths:
         problem = check_image(str(p))
         if problem:
@@ -162,7 +170,7 @@ def predict(model_path, images, detect: bool = False) -> list:
         rows, crops = [{"image": str(p)} for p in paths], load_images(paths, spec.input_size)
     faces = [row for row in rows if row.get("faces", 1)]
     if faces:
-        pred = decode_outputs(runner.predict(normalize(crops, spec.config).astype(np.float32)), spec)
+        pred = predictor.predict(crops)
         for i, row in enumerate(faces):
             if "prob_male" in pred:
                 prob = float(pred["prob_male"][i])

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeface.models.heads import AGE_GROUP_LABELS
 
 
 def gender_metrics(true: np.ndarray, prob_male: np.ndarray) -> dict:
@@ -69,7 +68,3 @@ def breakdown(keys, true_gender, prob_male, age_parts, numeric: bool) -> dict:
             gaps[metric] = {"worst": worst, "worst_value": values[worst],
                             "gap": float(max(values.values()) - min(values.values()))}
     return {"groups": out, "gaps": gaps}
-
-
-def age_band_label(group: int) -> str:
-    return AGE_GROUP_LABELS[int(group)]

@@ -1,30 +1,37 @@
-"""Export facade: `export(run, formats, precisions)` writes artifacts, model cards and parity results."""
+"""Export facade: `export(run, formats, precisions)` writes artifacts, each with its model card (built once,
+embedded where the format allows) and a parity check against the run's Keras model.
+
+    the formats table      edgeface.runtime.formats (writers here, runners in runtime/, CLI choices, card enums)
+    tflite / onnx / tensorrt   one writer per format; calibration: versioned int8 calibration manifests
+"""
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import io
-import json
+import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeface.data import load_data
+from edgeface.card import build_card, card_path, seal
 from edgeface.data.pipeline import load_images, normalize
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
-from edgeface.export.card import build_card, card_path
-from edgeface.export.formats import CALIBRATED, FORMATS, export_variants, is_all, qat_variants
-from edgeface.export.parity import compare, describe_failure
-from edgeface.export.runtimes import KerasRunner, load_runner
 from edgeface.export.tflite import float_weights_warning
-from edgeface.models import has_quantize_wrappers, load_model, task_key
-from edgeface.utils import atomic_path, write_json
+from edgeface.models import has_quantize_wrappers
+from edgeface.run import Run
+from edgeface.runtime import KerasRunner, open_runner
+from edgeface.runtime.formats import CALIBRATED, FORMATS, export_variants, is_all, qat_variants
+from edgeface.runtime.parity import compare, describe_failure
+from edgeface.utils import write_json
 
-__all__ = ["export", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
+__all__ = ["export", "export_run", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
 DEFAULT_OUTPUT = Path("export")
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -39,7 +46,7 @@ class ExportOptions:
     calibration_method: str = "minmax"
     tolerances: dict = dataclasses.field(default_factory=dict)
     parity_images: int = 256
-    parity_data: str | None = None  # dataset spec for parity images; default: the run's own data
+    parity_data: str | None = None  # dataset spec for parity images; default: the run's own validation split
     trt_batch: tuple = (1, 16, 64)
     timing_cache: str | None = None
 
@@ -49,82 +56,88 @@ class ExportResult:
     format: str
     precision: str
     path: Path
-    card_path: Path
-    parity: dict
-    size_bytes: int
+    card_path: Path | None = None
+    parity: dict | None = None
+    size_bytes: int | None = None
+    error: str = ""  # the export itself failed (nothing installed)
 
     @property
     def passed(self) -> bool:
-        return self.parity["passed"]
+        return not self.error and bool(self.parity and self.parity["passed"])
 
 
 def artifact_path(folder: Path, name: str, fmt: str, precision: str) -> Path:
     return Path(folder) / f"{name}-{fmt}-{precision}{FORMATS[fmt].suffix}"
 
 
-def _parity_set(run: Path, spec, options: ExportOptions):
-    """A fixed batch of real labelled images: the first N of the run's validation split (or --parity-data)."""
-    data = options.parity_data
-    if data is None:
-        config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-        data = config.get("data")
-        if not data:
-            raise EdgefaceError(f"{run}: no training config to find parity images; pass --parity-data SPEC")
-        bundle = load_data(data, seed=config.get("seed", 0), fold=config.get("fold"), check=False, verbose=False)
+def _parity_set(run: Run, spec, options: ExportOptions):
+    """A fixed batch of real labelled images: the first N of the run's recorded validation split (or of
+    --parity-data's)."""
+    if options.parity_data is None:
+        records = run.split("val")[: options.parity_images]
+        source = f"{run.path} (splits/val.txt)"
     else:
-        bundle = load_data(data, check=False, verbose=False)
-    records = (bundle.splits.get("val") or bundle.splits.get("test") or [])[: options.parity_images]
+        from edgeface.data import load_data
+
+        bundle = load_data(options.parity_data, check=False, verbose=False)
+        records = (bundle.splits.get("val") or bundle.splits.get("test") or [])[: options.parity_images]
+        source = options.parity_data
     if not records:
-        raise EdgefaceError(f"{data}: no validation images for the parity check")
+        raise EdgefaceError(f"{source}: no validation images for the parity check; pass --parity-data SPEC")
     try:
         images = normalize(load_images([r.path for r in records], spec.input_size), spec.config)
     except Exception as err:
-        raise EdgefaceError(f"{data}: cannot read parity images ({str(err).splitlines()[0][:120]}); "
+        raise EdgefaceError(f"{source}: cannot read parity images ({str(err).splitlines()[0][:120]}); "
                             "pass --parity-data SPEC")
     true_age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
     return images.astype(np.float32), true_age
 
 
-def _tflite_io(runner) -> dict:
-    def qparams(details):
-        params = details["quantization_parameters"]
-        return (float(params["scales"][0]), int(params["zero_points"][0])) if len(params["scales"]) else None
-
-    dtype = np.dtype(runner.input_details["dtype"]).name
-    out_dtype = {np.dtype(d["dtype"]).name for d in runner.outputs.values()}.pop()
-    return {"input_dtype": dtype, "input_quantization": qparams(runner.input_details),
-            "output_dtype": out_dtype,
-            # keyed by task: a QAT model's signature names its outputs quant_gender, quant_age
-            "output_quantization": {task_key(k): qparams(d) for k, d in runner.outputs.items()}
-            if out_dtype != "float32"
-            else None}
+def _open(source) -> tuple[Run, str]:
+    """(run, which model) for a run folder or the best/last model file inside one."""
+    source = Path(source)
+    if source.is_file() and Run.is_run(source.parent) and source.stem in ("best", "last"):
+        return Run.open(source.parent), source.stem
+    if not source.exists():
+        raise EdgefaceError(f"{source}: no such run folder")
+    return Run.open(source, finished=True), "best"
 
 
-def _write_artifact(model, spec, fmt, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
-    """Builds one artifact at `target` (a temporary path); returns format-specific options for the card."""
+def _write_saved_model(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints every endpoint's signature
+        model.export(str(target))
+    return {}
+
+
+def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
     from edgeface.export import tflite as tflite_export
 
-    if fmt == "saved_model":
-        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints every endpoint's signature
-            model.export(str(target))
+    flatbuffer = tflite_export.convert(model, precision, calibration, options.io, qat=has_quantize_wrappers(model))
+    target.write_bytes(flatbuffer)
+    if precision not in ("int8", "dynamic"):
         return {}
-    if fmt == "tflite":
-        flatbuffer = tflite_export.convert(model, precision, calibration, options.io, qat=has_quantize_wrappers(model))
-        target.write_bytes(flatbuffer)
-        if precision not in ("int8", "dynamic"):
-            return {}
-        return {**({"io": options.io} if precision == "int8" else {}),
-                "weights": tflite_export.weight_census(flatbuffer)}
+    return {**({"io": options.io} if precision == "int8" else {}), "weights": tflite_export.weight_census(flatbuffer)}
+
+
+def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
     source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
-    if fmt == "onnx":
-        shutil.copyfile(source, target)
-        return onnx_opts
+    shutil.copyfile(source, target)
+    return onnx_opts
+
+
+def _write_trt(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
     from edgeface.export import tensorrt as trt_export
 
+    source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
     cache = Path(options.timing_cache) if options.timing_cache else None
     trt_export.build_engine(source, target, spec.input_size, options.trt_batch, cache, nchw=options.nchw)
     return {**onnx_opts, "batch_profile_min_opt_max": list(options.trt_batch),
             "timing_cache": str(cache) if cache else None}
+
+
+# One writer per row of the formats table (tests/test_formats.py checks they match). Each builds the artifact
+# at a staging path and returns format-specific options for the card.
+WRITERS = {"saved_model": _write_saved_model, "tflite": _write_tflite, "onnx": _write_onnx, "trt": _write_trt}
 
 
 def _onnx_source(model, spec, precision, options: ExportOptions, calibration, workdir: Path):
@@ -150,109 +163,134 @@ def _onnx_source(model, spec, precision, options: ExportOptions, calibration, wo
                     "calibration_method": options.calibration_method}
 
 
-def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, options: ExportOptions | None = None,
-           log=print) -> list[ExportResult]:
-    """Exports a run (or .keras model) to each requested (format, precision) with a model card and parity check.
-
-    Raises EdgefaceError after writing everything if any artifact fails its parity check."""
+def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=None,
+               options: ExportOptions | None = None, variants: list | None = None) -> list[ExportResult]:
+    """Exports a run (or its best/last model file) to each requested (format, precision), or to the given
+    (format, precision) `variants`. Every variant gets a result: installed with its card and parity check, or
+    `error` set when conversion failed. The fp32 ONNX model is converted once and reused for fp16, int8 and
+    TensorRT."""
     options = options or ExportOptions()
-    model, spec = load_model(run)
-    run = Path(run) if Path(run).is_dir() else Path(run).parent
-    variants = export_variants(formats, precisions)
+    run, which = _open(source)
+    model, spec = run.load_model(which), run.spec
+    variants = list(variants) if variants is not None else export_variants(formats, precisions)
     if any(FORMATS[f].needs_gpu for f, _ in variants):
-        from edgeface.export.tensorrt import require_gpu
+        from edgeface.runtime.tensorrt import require_gpu
 
         require_gpu()
     folder = Path(output_dir) if output_dir else DEFAULT_OUTPUT / run.name
-    manifest = None
-    calibration = None
+    manifest = calibration = calibration_error = None
     qat = has_quantize_wrappers(model)  # quantization-aware runs carry their own int8 ranges
     if qat:
         variants = qat_variants(variants, explicit=not (is_all(formats) and is_all(precisions)))
     if any(p in CALIBRATED for _, p in variants) and (options.calibration or not qat):
-        if not options.calibration:
-            raise EdgefaceError("int8 export needs --calibration NAME (a manifest from `edgeface calibrate`, "
-                                "e.g. utkface-train-300)")
-        manifest = find_manifest(options.calibration)
-        log(f"calibration: {manifest.path} ({len(manifest.images)} images)")
-        calibration = calibration_batches(manifest, spec, options.calibration_root, options.calibration_limit)
+        try:  # a calibration problem fails the calibrated variants only
+            if not options.calibration:
+                raise EdgefaceError("int8 export needs --calibration NAME (a manifest from `edgeface calibrate`, "
+                                    "e.g. utkface-train-300)")
+            manifest = find_manifest(options.calibration)
+            log.info(f"calibration: {manifest.path} ({len(manifest.images)} images)")
+            calibration = calibration_batches(manifest, spec, options.calibration_root, options.calibration_limit)
+        except EdgefaceError as err:
+            calibration_error = str(err)
     parity_images, true_age = _parity_set(run, spec, options)
     reference = KerasRunner(model).predict(parity_images)
+    training = _training(run)
     metrics = _run_metrics(run)
-    results, failures = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
+    results = []
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for fmt, precision in variants:
             path = artifact_path(folder, run.name, fmt, precision)
-            log(f"exporting {fmt} {precision} -> {path}")
-            staging = workdir / ("staged" + FORMATS[fmt].suffix)
+            if calibration_error and precision in CALIBRATED:
+                results.append(ExportResult(fmt, precision, path, error=calibration_error))
+                log.error(f"{fmt} {precision}: {calibration_error}")
+                continue
+            log.info(f"exporting {fmt} {precision} -> {path}")
+            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir)))
+            staged = staging / path.name
             try:
-                fmt_options = _write_artifact(model, spec, fmt, precision, staging, options, calibration, workdir)
-            except EdgefaceError:
-                raise
+                fmt_options = WRITERS[fmt](model, spec, precision, staged, options, calibration, workdir)
+                runner = open_runner(staged)
+                parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
+                                 options.tolerances)
+                card = seal(staged, build_card(
+                    file_name=path.name, fmt=fmt, precision=precision, runtime=FORMATS[fmt].runtime, spec=spec,
+                    parameters=int(model.count_params()), io=runner.io(), training=training,
+                    layout="NCHW" if options.nchw and fmt in ("onnx", "trt") else "NHWC",
+                    calibration=manifest.describe() if manifest and precision in CALIBRATED else None,
+                    metrics={**metrics, "parity_vs_keras": parity}, options=fmt_options))
+            except EdgefaceError as err:
+                results.append(ExportResult(fmt, precision, path, error=str(err)))
+                log.error(f"  {fmt} {precision} export failed: {err}")
+                continue
             except Exception as err:  # converter failures are reported per artifact, not as tracebacks
-                raise EdgefaceError(f"{fmt} {precision} export failed: {type(err).__name__}: "
-                                    f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}")
-            runner = load_runner(staging)
-            parity = compare(reference, runner.predict(parity_images), spec, precision, true_age, options.tolerances)
-            io_details = _tflite_io(runner) if fmt == "tflite" else {}
-            card_kwargs = dict(fmt=fmt, precision=precision, runtime=FORMATS[fmt].runtime, spec=spec, run=run,
-                               parameters=int(model.count_params()),
-                               layout="NCHW" if options.nchw and fmt in ("onnx", "trt") else "NHWC",
-                               calibration=manifest.describe() if manifest and precision in CALIBRATED else None,
-                               metrics={**metrics, "parity_vs_keras": parity}, options=fmt_options, **io_details)
-            _install(staging, path, fmt, card_kwargs)
-            card = build_card(artifact=path, **card_kwargs)
-            card["model"]["spec"] = spec.to_dict()
-            card_file = card_path(path)
-            write_json(card_file, card)
-            result = ExportResult(fmt, precision, path, card_file, parity, card["artifact"]["size_bytes"])
+                text = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+                results.append(ExportResult(fmt, precision, path, error=f"{type(err).__name__}: {text}"))
+                log.error(f"  {fmt} {precision} export failed: {type(err).__name__}: {text}")
+                continue
+            _install(staged, path, card)
+            result = ExportResult(fmt, precision, path, card_path(path), parity, card["artifact"]["size_bytes"])
             results.append(result)
             status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
-            log(f"  {result.size_bytes / 1024:.0f} KiB, {status}")
+            log.info(f"  {result.size_bytes / 1024:.0f} KiB, {status}")
             # dynamic-range files compute in float by design; only full-integer ones promise integer-only kernels
             warning = precision == "int8" and "weights" in fmt_options and float_weights_warning(fmt_options["weights"])
             if warning:
-                log(f"  {warning}")
-            if not parity["passed"]:
-                failures.append(f"{path.name}: {describe_failure(parity)}")
-    if failures:
-        raise EdgefaceError(f"parity check failed for {'; '.join(failures)} (artifacts and cards kept for "
-                            "inspection; loosen with --tolerance KEY=VALUE if intended)")
+                log.warning(f"  {warning}")
     return results
 
 
-def _install(staging: Path, path: Path, fmt: str, card_kwargs: dict) -> None:
-    """Moves a finished artifact into place atomically; TFLite files get the model card embedded first."""
+def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, options: ExportOptions | None = None,
+           ) -> list[ExportResult]:
+    """`export_run`, raising EdgefaceError (after installing everything that converted) when any variant failed
+    to convert or failed its parity check."""
+    results = export_run(run, formats, precisions, output_dir, options)
+    failures = [f"{r.format} {r.precision}: {r.error}" for r in results if r.error]
+    failures += [f"{r.path.name}: {describe_failure(r.parity)}" for r in results if not r.error and not r.passed]
+    if failures:
+        kept = " (artifacts and cards kept for inspection; loosen with --tolerance KEY=VALUE if intended)" \
+            if any(not r.error for r in results if not r.passed) else ""
+        raise EdgefaceError(f"export failed for {'; '.join(failures)}{kept}")
+    return results
+
+
+def _install(staged: Path, path: Path, card: dict) -> None:
+    """Replaces any previous artifact and card with the new pair. The old card goes first and the new card last,
+    so an interrupted install never leaves a card beside an artifact it does not describe (and the loader
+    checks the hash in any case)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "saved_model":
+    card_file = card_path(path)
+    if card_file.exists():
+        card_file.unlink()
+    if path.is_dir():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(staged, path)
+        shutil.rmtree(old, ignore_errors=True)
+    elif staged.is_dir():
         if path.exists():
-            shutil.rmtree(path)
-        shutil.move(str(staging), str(path))
-        return
-    data = staging.read_bytes()
-    if fmt == "tflite":
-        from edgeface.export.tflite import embed_model_card
-
-        embedded = build_card(artifact=staging, **card_kwargs)
-        embedded["artifact"].update(file=path.name, sha256=None)  # a file cannot carry its own hash
-        plain = data
-        while True:  # the size written into the card must be the size of the file that carries it
-            data = embed_model_card(plain, embedded)
-            if embedded["artifact"]["size_bytes"] == len(data):
-                break
-            embedded["artifact"]["size_bytes"] = len(data)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+            path.unlink()
+        os.replace(staged, path)
+    else:
+        shutil.move(str(staged), str(path))
+    write_json(card_file, card)
 
 
-def _run_metrics(run: Path) -> dict:
+def _training(run: Run) -> dict:
+    """The card's training section: data, split, counts and lineage, read from the run."""
+    data, cfg = run.data_info, run.config
+    return {"data": data.get("spec") or cfg.data, "split": data.get("split"), "counts": data.get("counts"),
+            "run": str(run.path), "parents": list(cfg.parents), "compression": cfg.compression or {}}
+
+
+def _run_metrics(run: Run) -> dict:
     """Keras-model metrics already measured for the run: validation (training) and any test evaluations."""
     out = {}
-    if (run / "metrics.json").is_file():
-        out["keras_val"] = _headline(json.loads((run / "metrics.json").read_text()))
-    for file in sorted(run.glob("eval-*-test.json")):
-        out[f"keras_{file.stem.removeprefix('eval-')}"] = _headline(json.loads(file.read_text()))
+    if run.metrics is not None:
+        out["keras_val"] = _headline(run.metrics)
+    for stem, report in run.eval_reports("test").items():
+        out[f"keras_{stem.removeprefix('eval-')}"] = _headline(report)
     return out
 
 

@@ -16,6 +16,8 @@ from edgeface.utils import write_text
 
 HEADER = "# edgeface calibration manifest v1"
 DEFAULT_FOLDER = Path("calibration")
+# the manifests shipped with the repository, found from any working folder
+SHIPPED_FOLDER = Path(__file__).resolve().parents[2] / "calibration"
 
 
 @dataclasses.dataclass
@@ -24,13 +26,29 @@ class Manifest:
     meta: dict
     images: list  # paths relative to root
 
+    def roots(self, root: str | None = None) -> list[Path]:
+        """Where the image paths may be relative to: --calibration-root; else the manifest's root, read from the
+        working folder and then from the folder above the manifest's (the repository, for shipped manifests)."""
+        if root:
+            return [Path(root)]
+        base = Path(self.meta["root"])
+        return [base] if base.is_absolute() else [base, self.path.resolve().parent.parent / base]
+
     def resolve(self, root: str | None = None) -> list[Path]:
-        base = Path(root or self.meta["root"])
-        paths = [base / p for p in self.images]
-        missing = [p for p in paths if not p.is_file()]
+        from edgeface.data import check_image
+
+        for base in self.roots(root):
+            paths = [base / p for p in self.images]
+            missing = [p for p in paths if not p.is_file()]
+            if not missing:
+                break
         if missing:
             raise EdgefaceError(f"{self.path}: {len(missing)} calibration images not found (first: {missing[0]}); "
                                 "pass --calibration-root to point at the dataset folder")
+        for path in paths:
+            problem = check_image(str(path))
+            if problem:
+                raise EdgefaceError(f"{path}: {problem} (listed in the calibration manifest {self.path})")
         return paths
 
     @property
@@ -65,7 +83,8 @@ def create_manifest(data: str, name: str, size: int = 300, split: str = "train",
 def read_manifest(path) -> Manifest:
     path = Path(path)
     if not path.is_file():
-        known = ", ".join(p.stem for p in DEFAULT_FOLDER.glob("*.txt")) or "none"
+        known = ", ".join(sorted({p.stem for folder in (DEFAULT_FOLDER, SHIPPED_FOLDER)
+                                  for p in folder.glob("*.txt")})) or "none"
         raise EdgefaceError(f"{path}: calibration manifest not found (shipped manifests: {known}); "
                             "make one with `edgeface calibrate`")
     lines = path.read_text().splitlines()
@@ -84,10 +103,11 @@ def read_manifest(path) -> Manifest:
 
 
 def find_manifest(name_or_path: str) -> Manifest:
-    """A manifest by path, or by name under calibration/."""
+    """A manifest by path, or by name under ./calibration/, then under the repository's calibration/."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
-        path = DEFAULT_FOLDER / f"{name_or_path}.txt"
+        path = next((folder / f"{name_or_path}.txt" for folder in (DEFAULT_FOLDER, SHIPPED_FOLDER)
+                     if (folder / f"{name_or_path}.txt").is_file()), DEFAULT_FOLDER / f"{name_or_path}.txt")
     return read_manifest(path)
 
 

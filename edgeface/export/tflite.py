@@ -1,15 +1,12 @@
 """TFLite conversion: fp32, fp16 weights, dynamic-range int8, full-integer int8 with calibration."""
 from __future__ import annotations
 
-import json
-
 import tensorflow as tf
 from tqdm import tqdm
 
 from edgeface.errors import EdgefaceError
 
 IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
-MODEL_CARD_METADATA = "edgeface_model_card"
 FLOAT_SHARE_WARNING = 0.05  # of a quantized file's weight bytes
 
 
@@ -41,47 +38,13 @@ def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool
 def _named_by_task(model):
     """A converter whose signature names the outputs by task (gender, age), as the model card does; tfmot's
     quantize wrappers would otherwise name them quant_gender, quant_age."""
-    from edgeface.models import task_key
+    from edgeface.runtime import task_key
 
     @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="image")])
     def serve(image):
         return {task_key(name): value for name, value in model(image, training=False).items()}
 
     return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
-
-
-def embed_model_card(flatbuffer: bytes, card: dict) -> bytes:
-    """Adds the model card JSON as a named metadata buffer, readable with any flatbuffer/TFLite schema reader.
-
-    Android's and iOS's metadata tooling read a different entry (TFLITE_METADATA) written by tflite-support,
-    which is unmaintained (last release 2023) and pins protobuf<4, incompatible with TensorFlow 2.21; so the
-    card travels as this custom entry and as the JSON file beside the model.
-    """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    buffer = schema.BufferT()
-    buffer.data = list(json.dumps(card, sort_keys=True).encode())
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = MODEL_CARD_METADATA
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name != MODEL_CARD_METADATA] + [entry]
-    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def read_model_card(flatbuffer: bytes) -> dict | None:
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(flatbuffer, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name().decode() == MODEL_CARD_METADATA:
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-    return None
 
 
 def weight_census(flatbuffer: bytes) -> dict:

@@ -138,13 +138,10 @@ class PositionEmbedding(layers.Layer):
 
 @register_backbone(BackboneConfig(
     name="vit", family="full-size", default_input_size=128, min_input_size=32, max_input_size=512,
-    mean=INCEPTION, std=INCEPTION,
+    mean=INCEPTION, std=INCEPTION, input_multiple=8,
     description="Small ViT (Dosovitskiy et al. 2021): 8x8 patch grid, 6 blocks, dim 192, 3 heads, mean-pooled"))
 def vit(inputs, alpha=None, weights=None, dim=192, depth=6, heads=3, mlp_dim=384):
-    size = inputs.shape[1]
-    if size % 8:
-        raise ValueError(f"vit needs an input size divisible by 8, got {size}")
-    patch = size // 8
+    patch = inputs.shape[1] // 8  # ModelSpec checks the size is a multiple of 8
     x = layers.Conv2D(dim, patch, strides=patch, name="patch_embed")(inputs)
     x = layers.Reshape((64, dim), name="tokens")(x)
     x = PositionEmbedding(name="pos_embed")(x)

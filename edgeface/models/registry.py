@@ -26,6 +26,7 @@ class BackboneConfig:
     imagenet_files: dict = dataclasses.field(default_factory=dict)
     default_alpha: float | None = None
     description: str = ""
+    input_multiple: int = 1  # the input size must be a multiple of this (ViT: its 8x8 patch grid)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

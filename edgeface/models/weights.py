@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from pathlib import Path
 
@@ -40,22 +41,51 @@ def find_local(config, alpha) -> Path | None:
     return None
 
 
+def imagenet_problem(config, alpha) -> str | None:
+    """Why ImageNet weights cannot exist for this backbone and width (checked before a run starts), or None."""
+    if not config.imagenet_files:
+        return f"{config.name} has no ImageNet weights (it trains from scratch): use --weights none"
+    if _alpha_key(config, alpha) not in config.imagenet_files:
+        widths = ", ".join(sorted(k for k in config.imagenet_files if k))
+        return (f"ImageNet weights for {config.name} exist at alpha {widths}, not {alpha}; pick one of those "
+                "or use --weights none")
+    return None
+
+
+def _check_sum(path: Path) -> None:
+    """A SHA256SUMS file beside the weights (as ../shared/weights/imagenet ships) must list the file's hash."""
+    sums = path.parent / "SHA256SUMS"
+    if not sums.is_file():
+        return
+    listed = {name.strip(): digest for digest, _, name in (line.partition("  ") for line in sums.read_text().splitlines())}
+    if path.name in listed:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != listed[path.name]:
+            raise EdgefaceError(f"{path}: sha256 does not match {sums} (truncated or corrupted download?)")
+
+
 def build_with_imagenet(app_fn, config, **kwargs):
     """Builds a keras.applications model with ImageNet weights: a local file if any, else Keras' download."""
     alpha = kwargs.get("alpha")
+    problem = imagenet_problem(config, alpha)
+    if problem:
+        raise EdgefaceError(problem)
     local = find_local(config, alpha)
     if local is not None:
+        _check_sum(local)
         app = app_fn(weights=None, **kwargs)
-        app.load_weights(str(local))
+        try:
+            app.load_weights(str(local))
+        except Exception as err:  # h5py raises OSError/KeyError for truncated or foreign files
+            raise EdgefaceError(f"{local}: cannot load these ImageNet weights ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
         return app
     width = f" alpha {alpha}" if config.default_alpha is not None else ""
-    if _alpha_key(config, alpha) not in config.imagenet_files:
-        raise EdgefaceError(f"no ImageNet weights exist for {config.name}{width}; use --weights none")
     try:
         return app_fn(weights="imagenet", **kwargs)
     except Exception as err:  # offline: Keras raises a bare Exception("URL fetch failure ...")
         where = ", ".join(str(d) for d in search_dirs())
         raise EdgefaceError(
             f"ImageNet weights for {config.name}{width} are not in {where} and could not be downloaded "
-            f"({str(err).splitlines()[0][:120]}); put {config.imagenet_files[_alpha_key(config, alpha)]!r} "
+            f"({str(err).splitlines()[0]}); put {config.imagenet_files[_alpha_key(config, alpha)]!r} "
             f"in one of them or pass --weights-dir") from None

@@ -1,13 +1,14 @@
 """k-fold cross-validation (Adience's 5-fold protocol): one run per held-out fold, mean ± std over folds."""
 from __future__ import annotations
 
-import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.train.config import TrainConfig
+from edgeface.run import Run
+from edgeface.run.config import TrainConfig
 from edgeface.utils import write_json
 
 FOLDS = 5
@@ -24,17 +25,17 @@ def cross_validate(cfg: TrainConfig, folds: int = FOLDS) -> dict:
 
     if not cfg.data.startswith("adience:"):
         raise EdgefaceError("--cross-validate follows Adience's 5-fold protocol: use --data adience:PATH")
-    parent = Path(cfg.runs_dir) / (cfg.name or f"{cfg.backbone}-{cfg.input_size}-cv")
+    parent = Path(cfg.runs_dir) / (cfg.name or f"{cfg.run_name()}-cv")
     per_fold = []
     for k in range(folds):
-        run = parent / f"fold{k}"
-        fold_cfg = dataclasses.replace(cfg, fold=k, name=run.name, runs_dir=str(parent))
-        if not (run / "metrics.json").is_file():
-            train(fold_cfg, resume=(run / "config.json").is_file())
-        report = evaluate(run, cfg.data, "test", seed=cfg.seed, fold=k)
+        run = Run(parent / f"fold{k}")
+        fold_cfg = cfg.replace(fold=k, name=run.name, runs_dir=str(parent))
+        if not Run.is_run(run.path) or run.metrics is None:
+            train(fold_cfg, resume=Run.is_run(run.path))
+        report = evaluate(run.path, split="test")  # the fold's own recorded held-out split
         per_fold.append({"fold": k, **{f"{s}_{m}": report[s][m] for s, m in SUMMARY_METRICS
                                        if m in report.get(s, {})}})
-        print(f"fold {k}: {report['summary']}", flush=True)
+        logging.getLogger(__name__).info(f"fold {k}: {report['summary']}")
     summary = {}
     for key in per_fold[0]:
         if key != "fold":

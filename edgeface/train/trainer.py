@@ -1,9 +1,9 @@
 """`train(config)`: one run folder with resolved config, best/last models, resumable checkpoints and history."""
 from __future__ import annotations
 
-import json
+import logging
 import math
-import warnings
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,16 +12,19 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from edgeface.data import load_data, write_splits
+from edgeface.data import load_data
 from edgeface.data.pipeline import make_dataset
 from edgeface.errors import EdgefaceError
-from edgeface.models import ModelSpec, create_model, has_quantize_wrappers, load_keras, model_file, task_key
-from edgeface.models.weights import set_weights_dir
-from edgeface.train.config import TrainConfig
+from edgeface.models import ModelSpec, create_model
+from edgeface.models.heads import HEAD_LAYERS
+from edgeface.models.weights import imagenet_problem, set_weights_dir
+from edgeface.run import Run
+from edgeface.run.config import TrainConfig
+from edgeface.runtime import task_key
 from edgeface.train.losses import WeightedLoss, base_loss, head_metrics, score
-from edgeface.utils import atomic_path, seed_everything, write_json, write_text
+from edgeface.utils import seed_everything
 
-HEAD_LAYER_PREFIXES = ("gender", "age", "head_")
+log = logging.getLogger(__name__)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -117,8 +120,8 @@ class EpochReport(keras.callbacks.Callback):
         keys = [k for k in ("loss", "gender_accuracy", "age_mae", "age_accuracy", "val_gender_accuracy",
                             "val_age_mae", "val_age_accuracy", "val_score") if k in logs]
         line = " ".join(f"{k}={logs[k]:.4f}" for k in keys)
-        print(f"epoch {epoch + 1}/{self.total} {line} {logs['train_images_per_s']:.0f} img/s "
-              f"{time.time() - self.start:.0f}s", flush=True)
+        log.info(f"epoch {epoch + 1}/{self.total} {line} {logs['train_images_per_s']:.0f} img/s "
+                 f"{time.time() - self.start:.0f}s")
 
 
 class LossWeightScheduler(keras.callbacks.Callback):
@@ -142,17 +145,23 @@ class LossWeightScheduler(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Keeps the best model (by the monitored value), the last one and a resumable tf.train checkpoint."""
+    """Keeps the best model (by the monitored value), the last one, a resumable tf.train checkpoint and the
+    run's progress (state.json), in that order and after the epoch's history row, so that a kill at any point
+    resumes with a complete history (rows past the checkpoint are dropped on resume)."""
 
-    def __init__(self, run: Path, manager: tf.train.CheckpointManager, epoch_var, monitor: str, state: dict,
+    def __init__(self, run: Run, manager: tf.train.CheckpointManager, epoch_var, monitor: str, state: dict,
                  average: AverageWeights | None = None):
         super().__init__()
         self.run, self.manager, self.epoch_var, self.monitor, self.state = run, manager, epoch_var, monitor, state
         self.mode_max = "accuracy" in monitor
         self.average = average
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.time()
+
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        value = logs.get(self.monitor)
         if value is None:
             raise EdgefaceError(f"monitor {self.monitor!r} is not among the logged values: {', '.join(logs)}")
         best = self.state.get("best_value")
@@ -160,46 +169,21 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.average.swap()
         if best is None or (value > best if self.mode_max else value < best):
             self.state.update(best_value=float(value), best_epoch=epoch + 1)
-            save_model(self.model, self.run, "best")
-        save_model(self.model, self.run, "last")
+            self.run.save_model(self.model, "best")
+        self.run.save_model(self.model, "last")
         if self.average:
             self.average.swap()
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
-        write_json(self.run / "state.json", self.state)
-
-
-def save_model(model, run: Path, which: str) -> Path:
-    """Writes run/WHICH.keras (WHICH.h5 for quantization-aware models), atomically. A distillation wrapper
-    is saved as its student."""
-    model = getattr(model, "student", model)
-    path = Path(run) / f"{which}{'.h5' if has_quantize_wrappers(model) else '.keras'}"
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
-        model.save(str(tmp))
-    return path
-
-
-def _run_folder(cfg: TrainConfig, resume: bool) -> Path:
-    base = Path(cfg.runs_dir)
-    name = cfg.name or f"{cfg.backbone}-{cfg.input_size}"
-    run = base / name
-    if resume:
-        if not (run / "config.json").is_file():
-            raise EdgefaceError(f"{run}: nothing to resume (no config.json)")
-        return run
-    if run.exists() and cfg.name:
-        raise EdgefaceError(f"{run}: run folder exists; use --resume to continue it or another --name")
-    k = 2
-    while run.exists():
-        run, k = base / f"{name}-{k}", k + 1
-    run.mkdir(parents=True)
-    return run
+        self.state["epochs_done"] = epoch + 1
+        self.state["wall_s"] = self.state.get("wall_s", 0.0) + time.time() - self.start
+        self.state.setdefault("train_images_per_s", []).append(float(logs.get("train_images_per_s", 0)))
+        self.run.write_state(self.state)
 
 
 def _set_trainable(model, unfreeze_from: int | None) -> None:
     """None: everything trainable. Else backbone layers before index `unfreeze_from` are frozen; heads train."""
-    backbone = [l for l in model.layers if not l.name.startswith(HEAD_LAYER_PREFIXES)]
+    backbone = [l for l in model.layers if l.name not in HEAD_LAYERS]
     for i, layer in enumerate(backbone):
         layer.trainable = unfreeze_from is None or i >= unfreeze_from
 
@@ -210,11 +194,14 @@ def class_weights(records) -> dict:
 
 
 def model_spec(cfg: TrainConfig, data) -> ModelSpec:
-    """The model a config asks for; the age bias starts at the training split's mean age."""
-    return ModelSpec(backbone=cfg.backbone, input_size=cfg.input_size, alpha=cfg.alpha, tasks=tuple(cfg.tasks),
-                     age_head=cfg.age_head, numeric_age=data.numeric_age, weights=cfg.weights, dropout=cfg.dropout,
-                     head_units=cfg.head_units,
-                     age_init=float(np.mean([r.age for r in data["train"] if r.age is not None] or [33.0])))
+    """The model a config asks for, fitted to the data: group-only labels, the age bias at the training split's
+    mean age, and a run folder as weights resolved to its best model."""
+    weights = cfg.model.weights
+    if weights not in ("imagenet", "none") and Run.is_run(weights):
+        weights = str(Run.open(weights, finished=True).verify_model())
+    return cfg.model.replace(
+        numeric_age=data.numeric_age, weights=weights,
+        age_init=float(np.mean([r.age for r in data["train"] if r.age is not None] or [33.0])))
 
 
 def set_bn_momentum(model, momentum: float | None) -> None:
@@ -232,49 +219,71 @@ def loss_weight_variables(cfg: TrainConfig, spec: ModelSpec) -> dict:
 def compile_model(model, cfg: TrainConfig, spec: ModelSpec, lr, loss_vars: dict):
     """Compiles with the config's optimizer, per-task weighted losses and head metrics; returns the optimizer."""
     optimizer = make_optimizer(cfg, lr)
-    losses = {t: WeightedLoss(base_loss(t, spec.age_head, cfg.age_loss, cfg.label_smoothing), loss_vars[t])
-              for t in spec.tasks}
+    losses = {t: WeightedLoss(base_loss(t, spec, cfg.age_loss, cfg.label_smoothing), loss_vars[t]) for t in spec.tasks}
     # weighted: a missing label (sample weight 0) must not count in the metrics either
-    model.compile(optimizer=optimizer, loss=losses,
-                  weighted_metrics={t: head_metrics(t, spec.age_head, spec.numeric_age) for t in spec.tasks})
+    model.compile(optimizer=optimizer, loss=losses, weighted_metrics={t: head_metrics(t, spec) for t in spec.tasks})
     return optimizer
 
 
-def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callbacks=(), finalize=None) -> Path:
-    """Trains per `cfg`; returns the run folder. With resume=True continues `runs_dir/name` where it stopped.
+def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callbacks=(), finalize=None) -> Run:
+    """Trains per `cfg`; returns the Run. With resume=True continues `runs_dir/name` where it stopped.
 
     Compression reuses this loop: `build_model(spec)` supplies the (wrapped) model instead of a fresh one,
     `extra_callbacks` are added to fit, and `finalize(run)` rewrites the best model (e.g. strips pruning wrappers)
     before the final validation score."""
-    run = _run_folder(cfg, resume)
     if resume:
-        saved = json.loads((run / "config.json").read_text())
-        cfg = TrainConfig(**saved)
+        run = Run(Path(cfg.runs_dir) / cfg.run_name())
+        if not Run.is_run(run.path):
+            raise EdgefaceError(f"{run.path}: nothing to resume (no config.json)")
+        run = Run.open(run.path)
+        cfg = run.config
     seed_everything(cfg.seed)
     set_weights_dir(cfg.weights_dir)
+    problem = cfg.model.weights == "imagenet" and imagenet_problem(cfg.model.config, cfg.model.alpha)
+    if problem:  # the config must not record weights the model would not get
+        raise EdgefaceError(problem)
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit)
-    for task in cfg.tasks:
+    data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit,
+                     allow_outside_root=cfg.allow_outside_root)
+    for split in ("train", "val"):
+        if not data[split]:
+            raise EdgefaceError(f"{cfg.data}: the {split} split is empty ({data.summary()}); training needs "
+                                "images in both train and val")
+    for task in cfg.model.tasks:
         if not data.has_labels(task):
             raise EdgefaceError(f"{cfg.data}: the training split has no {task} labels; drop it with --tasks")
-    spec = model_spec(cfg, data)
-    if not resume:
-        write_json(run / "config.json", cfg.to_dict())
-        write_text(run / "config.yaml", yaml_dump(cfg.to_dict()))
-        spec.save(run)
-        write_splits(data, run / "splits")
-        write_json(run / "data.json", {"spec": cfg.data, "summary": data.summary(), "split": data.split_source,
-                                       "counts": {k: len(v) for k, v in data.splits.items()},
-                                       "skipped": data.skipped, "notes": data.notes})
-    print(f"run {run}\n{data.summary()}", flush=True)
+    for task in cfg.model.tasks:
+        classes = data.label_classes(task)
+        if classes == 1:
+            log.warning(f"{cfg.data}: every training image has the same {task} label; the {task} head will learn "
+                        "nothing useful (drop it with --tasks, or add images of the other classes)")
+    if resume:
+        spec = run.spec
+    else:  # everything that can fail on the user's input is checked before the run folder exists
+        spec = model_spec(cfg, data)
+        run = Run.create(cfg)
+        run.write_spec(spec)
+        run.write_data(data)
+    try:
+        with run.writer():
+            return _fit(run, cfg, data, spec, resume, build_model, extra_callbacks, finalize)
+    except BaseException:
+        if not resume and not run.state.get("epochs_done"):  # nothing trained: leave no folder that looks like a run
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_model, extra_callbacks,
+         finalize) -> Run:
+    log.info(f"run {run.path}\n{data.summary()}")
     for note in data.notes:
-        print(note, flush=True)
+        log.info(note)
 
     strategy = make_strategy(cfg.strategy)
     cw = class_weights(data["train"]) if cfg.class_weight == "balanced" else None
     train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
-                            augment=cfg.augment_config(), class_weight=cw)
+                            augment=cfg.augment, class_weight=cw)
     val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
     steps = math.ceil(len(data["train"]) / cfg.batch_size)
     phases = []  # (first epoch, end epoch, trainable-from, LR scale)
@@ -282,13 +291,13 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
         phases.append((0, cfg.freeze_epochs, "frozen", 1.0))
     phases.append((cfg.freeze_epochs, cfg.epochs, cfg.unfreeze_from if cfg.freeze_epochs else None,
                    cfg.finetune_lr_scale if cfg.freeze_epochs else 1.0))
-    state = json.loads((run / "state.json").read_text()) if resume and (run / "state.json").is_file() else {}
+    state = run.state if resume else {}
 
     with strategy.scope():
         model = (build_model or create_model)(spec)
         set_bn_momentum(getattr(model, "student", model), cfg.bn_momentum)
         loss_vars = loss_weight_variables(cfg, spec)
-    history_file = run / "history.csv"
+    history_file = run.history_file
     for index, (start, end, trainable, lr_scale) in enumerate(phases):
         done = state.get("epochs_done", 0)
         if done >= end:
@@ -299,23 +308,23 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
                                       loss_vars)
             epoch_var = tf.Variable(start, trainable=False, dtype=tf.int64, name="epoch")
             ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
-            manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / f"phase{index}"), max_to_keep=2)
+            manager = tf.train.CheckpointManager(ckpt, str(run.checkpoints / f"phase{index}"), max_to_keep=2)
             initial = start
             if resume and manager.latest_checkpoint:
                 ckpt.restore(manager.latest_checkpoint).expect_partial()
                 initial = int(epoch_var.numpy())
-                print(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}", flush=True)
+                run.trim_history(initial)  # a row written after the last checkpoint is trained again
+                log.info(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}")
             elif resume and done > start:
-                raise EdgefaceError(f"{run}: no checkpoint for phase {index}; cannot resume at epoch {done}")
+                raise EdgefaceError(f"{run.path}: no checkpoint for phase {index}; cannot resume at epoch {done}")
         average = AverageWeights() if cfg.ema else None
         callbacks = [
             LossWeightScheduler(loss_vars, cfg.loss_weights, cfg.loss_weight_schedule),
             EpochReport(len(data["train"]), cfg.epochs),
             *([average] if average else []),
-            RunCheckpoint(run, manager, epoch_var, cfg.monitor, state, average),
             keras.callbacks.CSVLogger(str(history_file), append=history_file.exists()),
-            keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False, profile_batch=0),
-            _EpochsDone(state, run),
+            RunCheckpoint(run, manager, epoch_var, cfg.monitor, state, average),
+            keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
             *extra_callbacks,
         ]
         if cfg.schedule == "plateau":
@@ -333,38 +342,17 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
     return finish(run, data, spec, state)
 
 
-class _EpochsDone(keras.callbacks.Callback):
-    def __init__(self, state, run):
-        super().__init__()
-        self.state, self.run = state, run
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.state["epochs_done"] = epoch + 1
-        self.state["wall_s"] = self.state.get("wall_s", 0.0) + time.time() - self.start
-        self.state.setdefault("train_images_per_s", []).append(float(logs.get("train_images_per_s", 0)))
-        write_json(self.run / "state.json", self.state)
-
-
-def finish(run: Path, data, spec: ModelSpec, state: dict) -> Path:
+def finish(run: Run, data, spec: ModelSpec, state: dict) -> Run:
     """Scores the best model on the validation split and writes metrics.json."""
     from edgeface.eval import evaluate_records
-    from edgeface.export.runtimes import KerasRunner
+    from edgeface.predictor import Predictor
 
-    model = load_keras(model_file(run))
-    report = evaluate_records(KerasRunner(model), spec, data["val"], split="val")
+    model = run.load_model()
+    report = evaluate_records(Predictor.from_keras(model, spec), data["val"], split="val")
     rates = state.get("train_images_per_s", [])
     report.update(best_epoch=state.get("best_epoch"), epochs_done=state.get("epochs_done"),
                   train_images_per_s=float(np.median(rates)) if rates else None, train_wall_s=state.get("wall_s"),
                   parameters=int(model.count_params()))
-    write_json(run / "metrics.json", report)
-    print(f"best epoch {state.get('best_epoch')}: val {report['summary']}", flush=True)
+    run.write_metrics(report)
+    log.info(f"best epoch {state.get('best_epoch')}: val {report['summary']}")
     return run
-
-
-def yaml_dump(data: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)

@@ -8,12 +8,12 @@ trials, hands each the weights it should continue from, and keeps the search sta
 """
 from __future__ import annotations
 
-import dataclasses
+import logging
 import math
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
-from edgeface.train.config import TrainConfig
+from edgeface.run.config import TrainConfig
 
 OBJECTIVE = "val_score"  # gender error % + age MAE on the validation split, lower is better
 
@@ -25,21 +25,22 @@ def define_space(hp, cfg: TrainConfig, numeric_age: bool) -> dict:
     """The searched hyperparameters as TrainConfig changes."""
     age_weight = hp.Float("age_loss_weight", 0.03, 1.0, sampling="log")
     jitter = hp.Choice("geometric_jitter", [0.0, 0.5, 1.0])
+    model = {"dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
+             "head_units": hp.Choice("head_units", [0, 128, 256])}
+    augment = cfg.augment.to_dict()
     changes = {"lr": hp.Float("lr", 1e-4, 3e-3, sampling="log"),
                "batch_size": hp.Choice("batch_size", [32, 64, 128]),
-               "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
-               "head_units": hp.Choice("head_units", [0, 128, 256]),
                "label_smoothing": hp.Choice("label_smoothing", [0.0, 0.05, 0.1]),
-               "augment": {**cfg.augment, **{k: cfg.augment[k] * jitter for k in GEOMETRIC}},
+               "augment": {**augment, **{k: augment[k] * jitter for k in GEOMETRIC}},
                "loss_weights": {**cfg.loss_weights, "age": age_weight}}
-    if "age" in cfg.tasks:
+    if "age" in cfg.model.tasks:
         heads = ["regression", "distribution", "ordinal"] if numeric_age else ["groups", "ordinal"]
-        changes["age_head"] = hp.Choice("age_head", heads)
-    return changes
+        model["age_head"] = hp.Choice("age_head", heads)
+    return {**changes, "model": {**cfg.model.to_dict(), **model}}
 
 
 def trial_config(cfg: TrainConfig, hp, numeric_age: bool) -> TrainConfig:
-    return dataclasses.replace(cfg, **define_space(hp, cfg, numeric_age))
+    return cfg.replace(**define_space(hp, cfg, numeric_age))
 
 
 def _tuner_class():
@@ -83,7 +84,7 @@ def run_one_trial(tuner, trial) -> dict:
                               loss_weight_variables(cfg, spec))
     optimizer.iterations.assign(first * steps)
     train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
-                            augment=cfg.augment_config())
+                            augment=cfg.augment)
     val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.values.items()
                        if not k.startswith("tuner/"))
@@ -101,22 +102,25 @@ def _weights_file(tuner, trial_id: str) -> Path:
 
 
 def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: int = 1, top: int = 10,
-         log=print) -> dict:
+         log=None) -> dict:
     """Runs (or resumes) the search in runs_dir/NAME and writes tune.json (ranked trials) and best.yaml (the
     winning recipe at cfg.epochs, ready for `edgeface train --config`)."""
     import keras_tuner as kt
 
     from edgeface.data import load_data
     from edgeface.models.weights import set_weights_dir
-    from edgeface.train.trainer import yaml_dump
+    import yaml
+
     from edgeface.utils import write_json, write_text
 
+    log = log or logging.getLogger(__name__).info
     if max_epochs < 2 or factor < 2:
         raise EdgefaceError("--max-epochs and --factor must be at least 2 for Hyperband")
-    name = cfg.name or f"tune-{cfg.backbone}-{cfg.input_size}"
+    name = cfg.name or f"tune-{cfg.run_name()}"
     folder = Path(cfg.runs_dir) / name
     set_weights_dir(cfg.weights_dir)
-    data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit)
+    data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit,
+                     allow_outside_root=cfg.allow_outside_root)
     if not data["val"]:
         raise EdgefaceError(f"{cfg.data}: no validation split to score trials on")
     log(f"tune {folder}: Hyperband over lr, batch size, dropout, head width, age loss weight, label smoothing, "
@@ -140,12 +144,12 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     if not ranked:
         raise EdgefaceError(f"{folder}: the search finished no trial")
     best_cfg = trial_config(cfg, tuner.oracle.get_best_trials(1)[0].hyperparameters, data.numeric_age)
-    best_cfg = dataclasses.replace(best_cfg, name=None)
+    best_cfg = best_cfg.replace(name=None)
     result = {"folder": str(folder), "objective": f"{OBJECTIVE} (min) on val", "max_epochs": max_epochs,
               "factor": factor, "iterations": iterations, "base_config": cfg.to_dict(), "trials": ranked,
               "best_config": str(folder / "best.yaml")}
     write_json(folder / "tune.json", result)
-    write_text(folder / "best.yaml", yaml_dump(best_cfg.to_dict()))
+    write_text(folder / "best.yaml", yaml.safe_dump(best_cfg.to_dict(), sort_keys=False))
     result["table"] = format_trials(ranked[:top])
     return result
 

@@ -1,15 +1,21 @@
-"""Runners: load an artifact in its own runtime and map normalized float images -> float head outputs.
+"""Runners: open an artifact in its own runtime and map normalized float images -> float head outputs.
 
 Integer inputs are quantized and integer outputs dequantized here, with the artifact's own scale and
 zero point, so parity checks and benchmarks compare like with like.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import numpy as np
 
-from edgeface.errors import EdgefaceError
+
+_WRAPPER_PREFIX = re.compile(r"^(val_)?(?:quant_|prune_low_magnitude_)")
+
+
+def task_key(name: str) -> str:
+    """tfmot wrappers rename outputs and their logs (quant_gender, val_quant_age_mae): the name by task."""
+    return _WRAPPER_PREFIX.sub(r"\1", name)
 
 
 class Runner:
@@ -19,12 +25,15 @@ class Runner:
 
     def __call__(self, images: np.ndarray) -> dict:
         # quantization-aware models name their outputs quant_gender, quant_age: report them by task
-        from edgeface.models import task_key
-
         return {task_key(k): v for k, v in self.run(images).items()}
 
     def run(self, images: np.ndarray) -> dict:
         raise NotImplementedError
+
+    def io(self) -> dict:
+        """The artifact's real input and outputs: {"input": {...}, "outputs": {task: {...}}}, each with what the
+        runtime reports of dtype, shape, (scale, zero point) quantization and output width ("units")."""
+        return {"input": {}, "outputs": {}}
 
     def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
         chunks = [self(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
@@ -40,6 +49,12 @@ class KerasRunner(Runner):
     def run(self, images):
         return {k: np.asarray(v, np.float32) for k, v in self.model(images, training=False).items()}
 
+    def io(self):
+        shape = [-1 if d is None else int(d) for d in self.model.input_shape]
+        outputs = {task_key(name): {"dtype": "float32", "units": int(tensor.shape[-1])}
+                   for name, tensor in zip(self.model.output_names, self.model.outputs)}
+        return {"input": {"dtype": "float32", "shape": shape}, "outputs": outputs}
+
 
 class SavedModelRunner(Runner):
     format = "saved_model"
@@ -52,11 +67,22 @@ class SavedModelRunner(Runner):
     def run(self, images):
         return {k: np.asarray(v, np.float32) for k, v in self.fn(image=images).items()}
 
+    def io(self):
+        (spec,) = self.fn.structured_input_signature[1].values()
+        return {"input": {"dtype": spec.dtype.name, "shape": [-1 if d is None else int(d) for d in spec.shape]},
+                "outputs": {task_key(name): {"dtype": out.dtype.name, "units": int(out.shape[-1])}
+                            for name, out in self.fn.structured_outputs.items()}}
+
 
 def _quantize(x, details):
     scale, zero = details["quantization_parameters"]["scales"], details["quantization_parameters"]["zero_points"]
     info = np.iinfo(details["dtype"])
     return np.clip(np.round(x / scale[0]) + zero[0], info.min, info.max).astype(details["dtype"])
+
+
+def _qparams(details):
+    params = details["quantization_parameters"]
+    return (float(params["scales"][0]), int(params["zero_points"][0])) if len(params["scales"]) else None
 
 
 def _dequantize(q, details):
@@ -82,6 +108,18 @@ class TFLiteRunner(Runner):
     def input_dtype(self):
         return self.input_details["dtype"]
 
+    def io(self):
+        def describe(details):
+            return {"dtype": np.dtype(details["dtype"]).name, "quantization": _qparams(details),
+                    "shape": [-1 if i == 0 else int(d) for i, d in enumerate(details["shape"])]}
+
+        outputs = {}
+        for name, details in self.outputs.items():
+            entry = describe(details)
+            entry["units"] = entry.pop("shape")[-1]
+            outputs[task_key(name)] = entry
+        return {"input": describe(self.input_details), "outputs": outputs}
+
     def run(self, images):
         x = images.astype(np.float32)
         if self.input_dtype != np.float32:
@@ -106,36 +144,18 @@ class ONNXRunner(Runner):
         self.channels_first = len(inp.shape) == 4 and inp.shape[1] == 3 and inp.shape[3] != 3
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def io(self):
+        def dims(shape):
+            return [d if isinstance(d, int) else -1 for d in shape]
+
+        inp = self.session.get_inputs()[0]
+        return {"input": {"dtype": "float32", "shape": dims(inp.shape)},
+                "outputs": {task_key(o.name): {"dtype": "float32", "units": dims(o.shape)[-1]}
+                            for o in self.session.get_outputs()}}
+
     def run(self, images):
         x = images.astype(np.float32)
         if self.channels_first:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         values = self.session.run(self.output_names, {self.input_name: x})
         return dict(zip(self.output_names, (np.asarray(v, np.float32) for v in values)))
-
-
-def load_runner(path, threads: int | None = None) -> Runner:
-    """Picks the runtime by artifact type: .tflite, .onnx, .engine/.plan, .keras, or a SavedModel folder."""
-    path = Path(path)
-    if not path.exists():
-        raise EdgefaceError(f"{path}: artifact not found")
-    try:
-        if path.is_dir() and (path / "saved_model.pb").is_file():
-            return SavedModelRunner(path)
-        if path.suffix == ".tflite":
-            return TFLiteRunner(path, threads)
-        if path.suffix == ".onnx":
-            return ONNXRunner(path, threads)
-        if path.suffix in (".engine", ".plan"):
-            from edgeface.export.tensorrt import TensorRTRunner
-
-            return TensorRTRunner(path)
-        if path.suffix in (".keras", ".h5") or path.is_dir():
-            from edgeface.models import load_model
-
-            return KerasRunner(load_model(path)[0])
-    except EdgefaceError:
-        raise
-    except Exception as err:
-        raise EdgefaceError(f"{path}: cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
-    raise EdgefaceError(f"{path}: unknown artifact type (expected .tflite, .onnx, .engine, .keras or a SavedModel)")

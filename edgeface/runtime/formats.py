@@ -1,7 +1,9 @@
-"""The one table of export formats and precisions; export, parity checks and the benchmark all read it."""
+"""The one table of export formats and precisions. Export writers, runners, parity tolerances, the CLI's choices
+and the model card schema's enums all read it (tests/test_formats.py checks they agree)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from edgeface.errors import EdgefaceError
 
@@ -14,6 +16,7 @@ class ExportFormat:
     runtime: str
     needs_gpu: bool = False
     description: str = ""
+    other_suffixes: tuple = ()  # also opened as this format
 
 
 FORMATS = {
@@ -24,17 +27,40 @@ FORMATS = {
                      description="LiteRT/TFLite flatbuffer for Android, iOS and embedded Linux"),
         ExportFormat("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime",
                      description="ONNX (tf2onnx); fp16 via onnxconverter-common; int8 as ONNX Runtime static QDQ"),
-        ExportFormat("trt", ".engine", ("fp16", "int8"), "tensorrt", needs_gpu=True,
+        ExportFormat("trt", ".engine", ("fp16", "int8"), "tensorrt", needs_gpu=True, other_suffixes=(".plan",),
                      description="Serialized TensorRT engine built from the ONNX model"),
     )
 }
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 # Precisions that are integer-quantized from a calibration set.
 CALIBRATED = {"int8"}
-
+# Parity against the Keras model. Float formats: every probability output within `atol` of Keras, a regression
+# age within `age_atol` years. Quantized formats: gender decisions agree, and age MAE against the labels moves
+# by at most mae_shift years.
+TOLERANCES = {
+    "fp32": {"atol": 1e-3, "age_atol": 0.05},
+    "fp16": {"atol": 2e-2, "age_atol": 1.0},
+    "dynamic": {"agreement": 0.95, "mae_shift": 0.5},
+    "int8": {"agreement": 0.95, "mae_shift": 0.5},
+}
+TOLERANCE_KEYS = ("atol", "age_atol", "agreement", "mae_shift")
 
 # A quantization-aware run carries its own int8 ranges in fake-quant wrappers, which only the TFLite converter
 # turns into an integer model; its float twin is the parent run.
 QAT_VARIANTS = {("tflite", "int8")}
+
+
+def format_of(path) -> str:
+    """The format of an artifact on disk, by suffix (or a SavedModel folder)."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return "saved_model"
+    for fmt in FORMATS.values():
+        if fmt.suffix and path.suffix in (fmt.suffix, *fmt.other_suffixes):
+            return fmt.name
+    known = ", ".join(f.suffix for f in FORMATS.values() if f.suffix)
+    raise EdgefaceError(f"{path}: unknown artifact type (expected {known}, a SavedModel folder, a run folder "
+                        "or a .keras model)")
 
 
 def is_all(value) -> bool:
@@ -68,3 +94,12 @@ def export_variants(formats=None, precisions=None, gpu: bool = False) -> list[tu
                 raise EdgefaceError(f"format {name} has no {precision} precision (has {', '.join(fmt.precisions)})")
             pairs.append((name, precision))
     return pairs
+
+
+def tolerances_for(precision: str, overrides: dict | None = None) -> dict:
+    base = dict(TOLERANCES[precision])
+    for key, value in (overrides or {}).items():
+        if key not in TOLERANCE_KEYS:
+            raise EdgefaceError(f"unknown tolerance {key!r} (use {', '.join(TOLERANCE_KEYS)})")
+        base[key] = float(value)
+    return base

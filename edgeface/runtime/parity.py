@@ -1,34 +1,16 @@
-"""Parity: an exported artifact must answer like the Keras model it came from, on real images."""
+"""Parity: an exported artifact must answer like the Keras model it came from, on real images, within the
+tolerances the formats table sets for its precision."""
 from __future__ import annotations
 
 import numpy as np
 
-from edgeface.errors import EdgefaceError
-
-# Float formats: every probability output within `atol` of Keras, a regression age within `age_atol` years.
-# Quantized formats: gender decisions agree, and age MAE against the labels moves by at most mae_shift years.
-DEFAULT_TOLERANCES = {
-    "fp32": {"atol": 1e-3, "age_atol": 0.05},
-    "fp16": {"atol": 2e-2, "age_atol": 1.0},
-    "dynamic": {"agreement": 0.95, "mae_shift": 0.5},
-    "int8": {"agreement": 0.95, "mae_shift": 0.5},
-}
-TOLERANCE_KEYS = ("atol", "age_atol", "agreement", "mae_shift")
+from edgeface.runtime.decode import decode_outputs
+from edgeface.runtime.formats import tolerances_for
 
 
-def tolerances_for(precision: str, overrides: dict | None = None) -> dict:
-    base = dict(DEFAULT_TOLERANCES[precision])
-    for key, value in (overrides or {}).items():
-        if key not in TOLERANCE_KEYS:
-            raise EdgefaceError(f"unknown tolerance {key!r} (use {', '.join(TOLERANCE_KEYS)})")
-        base[key] = float(value)
-    return base
-
-
-def compare(reference: dict, candidate: dict, spec, precision: str, true_age=None, overrides=None) -> dict:
-    """Checks candidate outputs against the Keras reference; returns {passed, checks, n}."""
-    from edgeface.eval import decode_outputs
-
+def compare(reference: dict, candidate: dict, decodings: dict, precision: str, true_age=None, overrides=None) -> dict:
+    """Checks candidate outputs against the reference (Keras) outputs with the precision's tolerances from the
+    formats table; `decodings` are the outputs' decoding rules. Returns {passed, checks, n, tolerances}."""
     tol = tolerances_for(precision, overrides)
     checks = []
 
@@ -40,9 +22,9 @@ def compare(reference: dict, candidate: dict, spec, precision: str, true_age=Non
     if "atol" in tol:
         for key in reference:
             diff = np.abs(candidate[key] - reference[key]).max()
-            limit = tol["age_atol"] if key == "age" and spec.age_head == "regression" else tol["atol"]
+            limit = tol["age_atol"] if key == "age" and decodings["age"]["rule"] == "value" else tol["atol"]
             check(f"{key}_max_abs_diff", diff, limit, diff <= limit)
-    ref, cand = decode_outputs(reference, spec), decode_outputs(candidate, spec)
+    ref, cand = decode_outputs(reference, decodings), decode_outputs(candidate, decodings)
     if "prob_male" in ref:
         agreement = np.mean((ref["prob_male"] >= 0.5) == (cand["prob_male"] >= 0.5))
         if "agreement" in tol:
@@ -52,7 +34,7 @@ def compare(reference: dict, candidate: dict, spec, precision: str, true_age=Non
     if "age_years" in ref:
         mean_diff = np.abs(ref["age_years"] - cand["age_years"]).mean()
         check("age_mean_abs_diff_years", mean_diff)
-        if true_age is not None and spec.numeric_age and "mae_shift" in tol:
+        if true_age is not None and decodings["age"].get("unit") == "years" and "mae_shift" in tol:
             known = ~np.isnan(true_age)
             shift = (np.abs(cand["age_years"][known] - true_age[known]).mean()
                      - np.abs(ref["age_years"][known] - true_age[known]).mean())

@@ -1,0 +1,188 @@
+"""`edgeface.load(path)`: one verified way to open any model, a Predictor behind one API (Ultralytics'
+AutoBackend idea) for a run folder, a .keras model or an exported artifact (.tflite, .onnx, .engine, SavedModel).
+
+Before anything runs, an artifact's card is read (the JSON file, or the copy embedded in the file when the JSON
+is lost), checked against the schema and against the embedded copy, the artifact's sha256 against the card, and
+the card's contract (normalization, colour order, output meanings and decoding, quantization) against the model
+spec it carries and the artifact's real inputs and outputs. Keras models open in safe mode; HDF5 models only from
+the run that recorded their hash, or with an explicit trust flag. `verify(path)` runs the same checks plus a
+parity run against the parent model and reports each."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.card import card_path, content_sha256, contract_problems, read_card
+from edgeface.errors import EdgefaceError
+from edgeface.models import MODEL_SUFFIXES, ModelSpec, load_keras
+from edgeface.run import Run
+from edgeface.runtime import KerasRunner, decode_outputs, open_runner
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """What `edgeface.data.pipeline.normalize` needs: per-channel mean/std on the 0-255 scale, channel order."""
+
+    mean: tuple
+    std: tuple
+    channel_order: str = "RGB"
+
+
+class Predictor:
+    """A verified model: `.predict(images)` on uint8 RGB images already at `.input_size` (or `.predict_files`,
+    `.predict_records`), `.spec`, `.card` (None for Keras models, which carry no card), `.format`, `.precision`.
+    Preprocessing and decoding follow the card (artifacts) or the spec (Keras models): one path either way."""
+
+    def __init__(self, runner, spec: ModelSpec, card: dict | None = None, path=None, run: Run | None = None,
+                 parameters: int | None = None):
+        self.runner, self.spec, self.card, self.run = runner, spec, card, run
+        self.path = Path(path) if path is not None else None
+        self.parameters = parameters
+        if card is not None:
+            inp = card["input"]["normalization"]
+            self.normalization = Normalization(tuple(inp["mean"]), tuple(inp["std"]), card["input"]["color_order"])
+            self.decodings = {o["name"]: o["decoding"] for o in card["outputs"]}
+        else:
+            config = spec.config
+            self.normalization = Normalization(config.mean, config.std, config.channel_order)
+            self.decodings = spec.decodings()
+
+    @classmethod
+    def from_keras(cls, model, spec: ModelSpec, path=None, run: Run | None = None) -> "Predictor":
+        return cls(KerasRunner(model), spec, None, path, run, int(model.count_params()))
+
+    @property
+    def format(self) -> str:
+        return self.runner.format
+
+    @property
+    def precision(self) -> str:
+        return self.card["artifact"]["precision"] if self.card else "fp32"
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    @property
+    def name(self) -> str:
+        """The run it came from."""
+        if self.card:
+            return Path(self.card["training"]["run"]).name
+        return self.run.name if self.run else (self.path.stem if self.path else "model")
+
+    def files(self) -> list[Path]:
+        if self.path is None:
+            return []
+        if self.card is None:
+            return [self.run.model_path() if self.run and self.path.is_dir() else self.path]
+        return sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        from edgeface.data.pipeline import normalize
+
+        return normalize(images, self.normalization).astype(np.float32)
+
+    def outputs(self, images: np.ndarray, batch_size: int = 64) -> dict:
+        """Raw head outputs (dequantized floats) for uint8 images at the input size."""
+        return self.runner.predict(self.preprocess(images), batch_size)
+
+    def decode(self, outputs: dict) -> dict:
+        return decode_outputs(outputs, self.decodings)
+
+    def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
+        """prob_male, age_years, age_group for uint8 RGB images at the input size."""
+        return self.decode(self.outputs(images, batch_size))
+
+    def predict_files(self, paths, batch_size: int = 64) -> dict:
+        from edgeface.data.pipeline import load_images
+
+        return self.predict(load_images([str(p) for p in paths], self.input_size), batch_size)
+
+    def predict_records(self, records, batch_size: int = 64) -> dict:
+        return self.predict_files([r.path for r in records], batch_size)
+
+
+def _keras_file(path: Path, trust_hdf5: bool) -> Predictor:
+    if Run.is_run(path.parent) and path.stem in ("best", "last"):
+        run = Run.open(path.parent)
+        return Predictor.from_keras(run.load_model(path.stem, trust_hdf5), run.spec, path, run)
+    spec_file = path.parent / "model.json"
+    if not spec_file.is_file():
+        raise EdgefaceError(f"{spec_file}: missing; edgeface models are saved with their model.json beside them")
+    import json
+
+    spec = ModelSpec(**json.loads(spec_file.read_text()))
+    return Predictor.from_keras(load_keras(path, hdf5="trust" if trust_hdf5 else "refuse"), spec, path)
+
+
+def load(path, threads: int | None = None, trust_hdf5: bool = False) -> Predictor:
+    """Opens and verifies a run folder, a Keras model file or an exported artifact (see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgefaceError(f"{path}: no such model file, run folder or exported artifact")
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        run = Run.open(path, finished=True)
+        return Predictor.from_keras(run.load_model(trust_hdf5=trust_hdf5), run.spec, path, run)
+    if path.suffix in MODEL_SUFFIXES:
+        return _keras_file(path, trust_hdf5)
+    card = read_card(path)
+    sha, scope = content_sha256(path)
+    if (sha, scope) != (card["artifact"]["sha256"], card["artifact"]["sha256_of"]):
+        raise EdgefaceError(f"{path}: sha256 ({scope}) differs from its model card: the artifact was changed "
+                            "after export, or the card belongs to another file")
+    spec = ModelSpec(**card["model"]["spec"])
+    runner = open_runner(path, threads)
+    problems = contract_problems(card, spec, runner.io())
+    if problems:
+        raise EdgefaceError(f"{card_path(path)}: the card does not describe this artifact: {problems[0]}"
+                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return Predictor(runner, spec, card, path, parameters=card["model"]["parameters"])
+
+
+def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
+    """Every load check, each reported, plus parity against the parent run's Keras model when it is available.
+    {"artifact", "checks": [{"name", "ok", "detail"}], "passed"}."""
+    from edgeface.runtime.parity import compare
+
+    checks = []
+
+    def check(name, ok, detail=""):
+        checks.append({"name": name, "ok": bool(ok), "detail": detail})
+
+    try:
+        predictor = load(path, threads)
+        check("card, hash and contract", True, "schema, embedded copy, sha256, normalization, outputs, I/O agree")
+    except EdgefaceError as err:
+        check("card, hash and contract", False, str(err))
+        return {"artifact": str(path), "checks": checks, "passed": False}
+    if predictor.card is None:
+        check("parity with parent", True, "a Keras model is its own reference")
+    else:
+        parent = Path(predictor.card["training"]["run"])
+        if not Run.is_run(parent):
+            check("parity with parent", True, f"skipped: the parent run {parent} is not on this machine")
+        else:
+            try:
+                run = Run.open(parent, finished=True)
+                reference = Predictor.from_keras(run.load_model(), run.spec, run=run)
+                records = run.split("val")[:parity_images]
+                from edgeface.data.pipeline import load_images
+
+                images = load_images([r.path for r in records], predictor.input_size)
+                ages = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+                result = compare(reference.outputs(images), predictor.outputs(images), predictor.decodings,
+                                 predictor.precision, ages)
+                failed = [c for c in result["checks"] if not c["ok"]]
+                check("parity with parent", not failed,
+                      f"{len(records)} val images of {parent}: " + ", ".join(
+                          f"{c['name']} {c['value']:.4g}" + (f" (limit {c['limit']:.4g})" if c["limit"] is not None
+                                                              else "") for c in result["checks"]))
+            except EdgefaceError as err:
+                check("parity with parent", False, str(err))
+    recorded = (predictor.card or {}).get("metrics", {}).get("parity_vs_keras")
+    if recorded is not None:
+        check("parity recorded at export", recorded.get("passed", False),
+              "passed" if recorded.get("passed") else "the card records a failed parity check")
+    return {"artifact": str(path), "checks": checks, "passed": all(c["ok"] for c in checks)}

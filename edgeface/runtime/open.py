@@ -1,0 +1,32 @@
+"""Opening an exported artifact in its runtime, by the formats table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeface.errors import EdgefaceError
+from edgeface.runtime.runners import ONNXRunner, Runner, SavedModelRunner, TFLiteRunner
+
+
+def open_runner(path, threads: int | None = None) -> Runner:
+    """The runner for an exported artifact, picked by the formats table (suffix, or a SavedModel folder).
+    Keras models are opened by `edgeface.load`, which checks them before any of their code could run."""
+    from edgeface.runtime.formats import format_of
+
+    path = Path(path)
+    if not path.exists():
+        raise EdgefaceError(f"{path}: artifact not found")
+    fmt = format_of(path)
+    try:
+        if fmt == "saved_model":
+            return SavedModelRunner(path)
+        if fmt == "tflite":
+            return TFLiteRunner(path, threads)
+        if fmt == "onnx":
+            return ONNXRunner(path, threads)
+        from edgeface.runtime.tensorrt import TensorRTRunner
+
+        return TensorRTRunner(path)
+    except EdgefaceError:
+        raise
+    except Exception as err:
+        raise EdgefaceError(f"{path}: cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:160]})")

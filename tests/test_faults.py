@@ -1,0 +1,256 @@
+"""The fault sweep (the fault-sweep issue): each test reproduces one class of fault a user met and checks the
+mature behaviour: one line naming the file and the problem, nothing lost, nothing that looks valid left
+behind, no file that runs code, one writer per run. `tools/fault_sweep.sh` runs this module and prints one
+line per fault."""
+import json
+import os
+import shutil
+import struct
+import zlib
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import edgeface
+from conftest import UTKFACE, face_image, require_shared
+from edgeface.bundled import bundled_model
+from edgeface.card import card_path, seal
+from edgeface.cli import main
+from edgeface.data import load_data
+from edgeface.errors import EdgefaceError
+from edgeface.run.config import TrainConfig
+from edgeface.train import trainer
+
+TINY = dict(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", batch_size=16,
+            warmup_epochs=0, lr=3e-3, verbose=0)
+
+
+def cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def one_line_error(code, output, fragment):
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "Traceback" not in output and len(errors) == 1 and fragment in errors[0], output
+
+
+def csv_dataset(folder, n, gender=lambda i: "m" if i % 2 else "f", split=None):
+    rows = ["path,gender,age" + (",split" if split else "")]
+    for i in range(n):
+        face_image(folder / "img" / f"{i}.png", i, size=48)
+        rows.append(f"img/{i}.png,{gender(i)},{20 + i}" + (f",{split(i)}" if split else ""))
+    (folder / "faces.csv").write_text("\n".join(rows) + "\n")
+    return folder / "faces.csv"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trainer.train(TrainConfig(**TINY, epochs=1, runs_dir=str(tmp_path_factory.mktemp("runs")), name="r"))
+
+
+def test_fault_01_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch):
+    for args, fragment in ((["--data", "utkface:/no/such"], "/no/such: no such file"),
+                           (["--data", "synthetic:40", "--backbone", "mobilenet_v2", "--alpha", "0.6"],
+                            "exist at alpha")):
+        one_line_error(*cli("train", *args, "--name", "x", "--runs-dir", tmp_path), fragment)
+    assert not (tmp_path / "x").exists()
+    one_line_error(*cli("train", "--resume", "--name", "x", "--runs-dir", tmp_path), "nothing to resume")
+
+    def broken_fit(*args, **kwargs):  # a failure after the folder was made, before any epoch finished
+        raise EdgefaceError("the model could not be built")
+
+    monkeypatch.setattr(trainer, "_fit", broken_fit)
+    with pytest.raises(EdgefaceError):
+        trainer.train(TrainConfig(**TINY, epochs=1, runs_dir=str(tmp_path), name="x"))
+    assert not (tmp_path / "x").exists()
+
+
+def test_fault_02_a_tiff_named_jpg_is_skipped_and_counted(tmp_path):
+    csv = csv_dataset(tmp_path, 10)
+    Image.new("RGB", (48, 48), (90, 40, 20)).save(tmp_path / "img" / "3.png", format="TIFF")
+    bundle = load_data(f"csv:{csv}")
+    assert any(path.endswith("3.png") and "TIFF" in why for path, why in bundle.skipped)
+    assert sum(len(v) for v in bundle.splits.values()) == 9
+    one_line_error(*cli("predict", tmp_path / "img" / "3.png"), "TIFF image, which TensorFlow's decoder cannot read")
+
+
+def test_fault_03_tiny_empty_and_single_class_datasets(tmp_path, caplog, monkeypatch):
+    for n in (1, 5):
+        folder = tmp_path / f"n{n}"
+        one_line_error(*cli("train", "--data", f"csv:{csv_dataset(folder, n)}", "--backbone", "compact_cnn",
+                            "--weights", "none", "--runs-dir", folder / "runs"), "split is empty")
+    folder = tmp_path / "test-only"
+    csv = csv_dataset(folder, 6, split=lambda i: "test")
+    one_line_error(*cli("train", "--data", f"csv:{csv}", "--backbone", "compact_cnn", "--weights", "none",
+                        "--runs-dir", folder / "runs"), "the train split is empty")
+    monkeypatch.setattr(trainer, "_fit", lambda *a, **k: (_ for _ in ()).throw(EdgefaceError("stop here")))
+    csv = csv_dataset(tmp_path / "men", 30, gender=lambda i: "m")
+    with pytest.raises(EdgefaceError, match="stop here"):
+        trainer.train(TrainConfig(**{**TINY, "data": f"csv:{csv}"}, epochs=1, runs_dir=str(tmp_path / "men-runs")))
+    assert "every training image has the same gender label" in caplog.text
+
+
+def test_fault_04_backbone_and_weights_mistakes(tmp_path, monkeypatch):
+    from edgeface.models.registry import get_backbone_config
+    from edgeface.models.weights import build_with_imagenet
+
+    one_line_error(*cli("train", "--data", "synthetic:40", "--backbone", "vit", "--input-size", "36",
+                        "--weights", "none", "--runs-dir", tmp_path), "multiple of 8")
+    one_line_error(*cli("train", "--data", "synthetic:40", "--backbone", "compact_cnn", "--runs-dir", tmp_path),
+                   "compact_cnn has no ImageNet weights")
+    one_line_error(*cli("train", "--data", "synthetic:40", "--alpha", "0.6", "--runs-dir", tmp_path),
+                   "exist at alpha 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, not 0.6")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    name = "mobilenet_2_5_128_tf_no_top.h5"
+    (weights / name).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))  # a truncated download
+    (weights / "SHA256SUMS").write_text(f"{'0' * 64}  {name}\n")
+    one_line_error(*cli("train", "--data", "synthetic:120", "--backbone", "mobilenet_v1", "--alpha", "0.25",
+                        "--input-size", "32", "--weights-dir", weights, "--runs-dir", tmp_path / "runs"),
+                   "sha256 does not match")
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+    (weights / "SHA256SUMS").unlink()
+    one_line_error(*cli("train", "--data", "synthetic:120", "--backbone", "mobilenet_v1", "--alpha", "0.25",
+                        "--input-size", "32", "--weights-dir", weights, "--runs-dir", tmp_path / "runs"),
+                   "cannot load these ImageNet weights")
+    url = "https://storage.googleapis.com/tensorflow/keras-applications/efficientnetb0_notop.h5"
+
+    def offline(**kwargs):
+        raise Exception(f"URL fetch failure on {url}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(EdgefaceError) as err:
+        build_with_imagenet(offline, get_backbone_config("efficientnet_b0"))
+    assert url in str(err.value)  # the whole address, not cut mid-word
+
+
+def test_fault_05_calibration_manifests(tmp_path, monkeypatch):
+    from edgeface.export.calibration import find_manifest
+
+    (tmp_path / "img").mkdir()
+    face_image(tmp_path / "img" / "ok.jpg", 0)
+    data = (tmp_path / "img" / "ok.jpg").read_bytes()
+    (tmp_path / "img" / "bad.jpg").write_bytes(data[: len(data) // 3])
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"# edgeface calibration manifest v1\n# root: {tmp_path}\nimg/ok.jpg\nimg/bad.jpg\n")
+    with pytest.raises(EdgefaceError, match="bad.jpg: unreadable image .*listed in the calibration manifest"):
+        find_manifest(str(manifest)).resolve()
+    require_shared(UTKFACE)
+    monkeypatch.chdir(tmp_path)  # the shipped manifest, from a folder that is not the repository
+    shipped = find_manifest("utkface-train-300")
+    assert len(shipped.resolve()) == 300
+
+
+def test_fault_06_tensorrt_without_a_gpu_is_one_line(run, tmp_path):
+    from edgeface.runtime.tensorrt import cuda_available
+
+    if cuda_available()[0]:
+        pytest.skip("a CUDA GPU is present: the no-GPU message does not apply")
+    one_line_error(*cli("export", run.path, "--format", "trt", "--precision", "fp16", "--output", tmp_path),
+                   "TensorRT export needs an NVIDIA GPU")
+    assert not list(tmp_path.iterdir())
+
+
+def test_fault_07_an_interrupted_re_export_never_pairs_a_file_with_another_card(run, tmp_path, monkeypatch):
+    from edgeface.export import export
+
+    first, = export(run.path, ["tflite"], ["fp32"], tmp_path)
+    moved = shutil.move
+
+    def killed(*args, **kwargs):  # killed while installing the re-export
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "move", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export(run.path, ["tflite"], ["fp32"], tmp_path)
+    monkeypatch.setattr(shutil, "move", moved)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging files left beside it
+    try:
+        predictor = edgeface.load(first.path)  # whatever is there must be a consistent pair, or refused
+        assert predictor.card["artifact"]["file"] == first.path.name
+    except EdgefaceError as err:
+        assert "card" in str(err)
+
+
+def test_fault_08_benchmark_rows_verify_the_artifact_first(tmp_path):
+    from edgeface.benchmark import Settings, benchmark
+
+    bundled = bundled_model()
+    corrupted = tmp_path / "corrupted.tflite"
+    data = bytearray(bundled.read_bytes())
+    data[200_000:220_000] = bytes(20_000)
+    corrupted.write_bytes(bytes(data))
+    shutil.copy(card_path(bundled), card_path(corrupted))
+    failed = tmp_path / "failed.tflite"  # an artifact whose own card records a failed parity check
+    shutil.copy(bundled, failed)
+    card = json.loads(card_path(bundled).read_text())
+    card["metrics"]["parity_vs_keras"]["passed"] = False
+    card_path(failed).write_text(json.dumps(seal(failed, card)))
+    payload = benchmark([corrupted, failed], Settings(data="synthetic:40", runs=2, warmup=1), tmp_path / "out")
+    rows = payload["rows"]
+    assert [r["status"] for r in rows] == ["validation failed", "validation failed"]
+    assert "sha256" in rows[0]["error"] and "failed parity check" in rows[1]["error"]
+
+
+def test_fault_09_a_card_that_lies_is_caught(tmp_path):
+    liar = tmp_path / bundled_model().name
+    shutil.copy(bundled_model(), liar)
+    card = json.loads(card_path(bundled_model()).read_text())
+    card["outputs"][0]["meaning"] = "probability that the face is female (index 0 of this output)"
+    card_path(liar).write_text(json.dumps(seal(liar, card)))
+    with pytest.raises(EdgefaceError, match="output gender.meaning"):
+        edgeface.load(liar)
+    code, output = cli("verify", liar)
+    assert code == 1 and "NOT verified" in output
+
+
+def _png_claiming(path, width, height):
+    """A valid PNG header that says width x height (the pixels are never decoded)."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytearray(data[12:29])  # type + 13 bytes of header data
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+
+
+def test_fault_10_inputs_that_could_run_code_hang_or_exhaust_memory(tmp_path):
+    outside = tmp_path / "elsewhere.png"
+    face_image(outside, 1)
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "faces.csv").write_text(f"path,gender,age\n../elsewhere.png,m,30\n{outside},f,20\n")
+    one_line_error(*cli("data", "--data", f"csv:{tmp_path / 'set' / 'faces.csv'}"), "points outside")
+    assert load_data(f"csv:{tmp_path / 'set' / 'faces.csv'}", allow_outside_root=True, check=False).splits
+    csv = csv_dataset(tmp_path / "odd", 10)
+    img = tmp_path / "odd" / "img"
+    (img / "0.png").unlink()
+    os.mkfifo(img / "0.png")  # reading it would block forever
+    with open(img / "1.png", "wb") as f:  # a sparse 200 MiB file
+        f.truncate(200 << 20)
+    _png_claiming(img / "2.png", 13_000, 13_000)  # 169 megapixels
+    bundle = load_data(f"csv:{csv}", dedup=True)
+    reasons = dict(bundle.skipped)
+    assert "not a regular file" in reasons[str(img / "0.png")]
+    assert "above the 64 MiB limit" in reasons[str(img / "1.png")]
+    assert "above the 40 MP budget" in reasons[str(img / "2.png")]
+    one_line_error(*cli("predict", img / "2.png", "--detect"), "above the 40 MP budget")
+    one_line_error(*cli("train", "--data", "synthetic:40", "--set", "x=!!python/object/apply:os.system [ls]"),
+                   "not a plain YAML value")
+
+
+def test_fault_11_one_writer_per_run_and_full_disks(run, tmp_path, monkeypatch):
+    with run.writer():  # another process holds the run
+        code, output = cli("train", "--resume", "--name", run.name, "--runs-dir", run.path.parent)
+        one_line_error(code, output, f"(pid {os.getpid()}) is writing this run")
+    import edgeface.utils as utils
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
+
+    monkeypatch.setattr(utils, "atomic_path", full)
+    code, output = cli("eval", run.path, "--output", tmp_path / "report.json")
+    one_line_error(code, output, "report.json: No space left on device")
+    assert "gender acc" in output  # the report was shown before the save failed
