@@ -41,8 +41,9 @@ def _tflite_card_span(data: bytes) -> tuple[int, int] | None:
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name().decode() == EMBEDDED_KEY:
+            # the generated API gives the bytes but not where they sit; its table does (field 4 = Buffer.data)
             table = model.Buffers(entry.Buffer())._tab
-            offset = table.Offset(4)  # BufferT.data
+            offset = table.Offset(4)
             if not offset:
                 return None
             start = table.Vector(offset)

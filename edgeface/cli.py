@@ -33,6 +33,7 @@ def _setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("edgeface")
     logger.handlers[:] = [_EchoHandler()]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False  # TensorFlow's absl gives the root logger a handler of its own: shown once, here
 
 
 def _terminated(signum, frame):

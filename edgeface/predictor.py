@@ -10,6 +10,7 @@ parity run against the parent model and reports each."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,6 @@ def _keras_file(path: Path, trust_hdf5: bool) -> Predictor:
     spec_file = path.parent / "model.json"
     if not spec_file.is_file():
         raise EdgefaceError(f"{spec_file}: missing; edgeface models are saved with their model.json beside them")
-    import json
-
     spec = ModelSpec(**json.loads(spec_file.read_text()))
     return Predictor.from_keras(load_keras(path, hdf5="trust" if trust_hdf5 else "refuse"), spec, path)
 

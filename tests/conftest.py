@@ -39,6 +39,15 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EDGEFACE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def _library_logs_reach_caplog(monkeypatch):
+    """The CLI keeps edgeface's messages to its own handler; tests that ran it before must not hide them from
+    caplog."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("edgeface"), "propagate", True)
+
+
 @pytest.fixture
 def utk_folder(tmp_path) -> Path:
     """UTKFace-style names, irregular ones included, with a canonical split folder."""

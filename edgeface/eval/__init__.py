@@ -88,7 +88,7 @@ def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit
     bundle = load_data(data, seed=seed, fold=fold, limit=limit, allow_outside_root=allow_outside_root)
     if split not in bundle.splits:
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
-    if run is not None:
+    if run is not None and {r.path for r in bundle[split]} != set(run.split_paths(split)):
         log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {run.path} recorded; "
                     "drop --data to score the run's own split")
     return bundle[split], {"data": data, "split_source": bundle.split_source}

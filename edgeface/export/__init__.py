@@ -240,8 +240,8 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
     return results
 
 
-def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None, options: ExportOptions | None = None,
-           ) -> list[ExportResult]:
+def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None,
+           options: ExportOptions | None = None) -> list[ExportResult]:
     """`export_run`, raising EdgefaceError (after installing everything that converted) when any variant failed
     to convert or failed its parity check."""
     results = export_run(run, formats, precisions, output_dir, options)

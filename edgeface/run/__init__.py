@@ -22,11 +22,11 @@ import warnings
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
+from edgeface.models import MODEL_SUFFIXES
 from edgeface.utils import atomic_path, write_json, write_text
 from edgeface.version import __version__
 
 FORMAT_VERSION = 2  # 1: no run.json (flat config, no model hashes); 2: run.json, nested config
-MODEL_SUFFIXES = (".keras", ".h5")
 SPLIT_COLUMNS = ("path", "gender", "age", "age_group", "race", "source")
 
 
