@@ -132,7 +132,8 @@ def _age_heads() -> click.Choice:
 _recipe_options = _option_group(
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
     click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
-                 help="Built-in recipe; without --data and --config the smoke recipe runs on synthetic faces."),
+                 help="Built-in recipe (train without --data or --config runs the smoke recipe on synthetic "
+                      "faces; tune needs --data)."),
     _data_options,
     click.option("--name", help="Run folder name under --runs-dir (default: BACKBONE-SIZE, numbered if taken)."),
     click.option("--runs-dir", help="Parent folder of run folders (default: runs)."),
@@ -249,7 +250,7 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True)  # files, folders or glob patterns
 @click.option("--model", "model_path", default=None,
               help="Run folder, .keras model or exported artifact (default: the bundled int8 model).")
 @click.option("--detect", is_flag=True, help="Images are full photos: find the faces (OpenCV) and predict each.")
@@ -261,24 +262,27 @@ def predict(images, model_path, detect, as_json, trust_hdf5):
     from edgeface.bundled import bundled_model
     from edgeface.eval import predict as run_predict
 
-    rows = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5)
+    result = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5)
+    rows, model = result["predictions"], result["model"]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        if row.get("faces") == 0:
-            click.echo(f"{row['image']}  no face found (the detector wants a frontal face of at least 40 px; "
-                       "pass a face crop without --detect)")
-            continue
-        parts = [row["image"]] + ([f"face {row['face'] + 1} at x,y,w,h={','.join(map(str, row['box']))}"]
-                                  if "box" in row else [])
-        if "gender" in row:
-            parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
-        if "age" in row:
-            parts.append(f"age {row['age']:.1f}")
-        if "age_group" in row:
-            parts.append(f"group {row['age_group']}")
-        click.echo("  ".join(parts))
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"model: {model['path']} ({model['format']} {model['precision']}, run {model['run']})", err=True)
+        for row in rows:
+            parts = [row["image"]]
+            if row["face"] is not None:
+                parts.append(f"face {row['face']} at x,y,w,h={','.join(map(str, row['box']))}")
+            if row["error"]:
+                parts.append(row["error"] if row["error"].startswith("no face") else f"error: {row['error']}")
+            if row["gender"]:
+                parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
+            if row["age"] is not None:
+                parts.append(f"age {row['age']:.1f}")
+            if row["age_group"]:
+                parts.append(f"group {row['age_group']}")
+            click.echo("  ".join(parts))
+    if any(row["error"] and not row["error"].startswith("no face") for row in rows):
+        sys.exit(1)  # some images could not be read; the others were predicted above
 
 
 @main.command()
@@ -308,6 +312,7 @@ def data(data, fold, dedup, seed, allow_outside_root):
 
     bundle = load_data(data, seed=seed, fold=fold, dedup=dedup, allow_outside_root=allow_outside_root)
     click.echo(bundle.summary())
+    click.echo(bundle.label_counts())
     for note in bundle.notes:
         click.echo(note)
 
@@ -519,7 +524,8 @@ def _print_compression(run) -> None:
     click.echo(f"  parameters {p['parameters']:,} -> {m['parameters']:,} (non-zero {m['nonzero_parameters']:,}), "
                f"MACs {p['macs'] / 1e6:.1f}M -> {m['macs'] / 1e6:.1f}M, gzip weights {p['gzip_weights_kb']:.0f} -> "
                f"{m['gzip_weights_kb']:.0f} KB, kernel sparsity {100 * m['sparsity']['overall_kernel_sparsity']:.1f}%")
-    click.echo(f"  val: parent {report['val_summary']['parent']}; this {report['val_summary']['this']}")
+    summary = report["val_summary"]
+    click.echo(f"  val ({summary['images']} images, both models): parent {summary['parent']}; this {summary['this']}")
     for entry in report.get("layers_left_float", []):
         click.echo(f"  left float: {entry['layer']}: {entry['why']}")
 

@@ -83,14 +83,17 @@ def test_run_folder_expands_to_its_formats_and_failed_exports_are_rows(artifacts
     assert rows[("keras", "fp32")]["status"] == "ok" and rows[("tflite", "fp16")]["status"] == "ok"
     assert rows[("tflite", "int8")]["status"] == "export failed"
     assert "needs --calibration" in rows[("tflite", "int8")]["error"]
-    assert rows[("keras", "fp32")]["latency_ratio"] == 1.0
+    assert rows[("tflite", "fp16")]["latency_ratio"] == 1.0  # the first compiled-runtime row, not Keras
+    assert payload["ratio_reference"] == "tiny tflite fp16"
+    assert payload["host"]["cpu"] and "onnxruntime" in payload["host"]["runtimes"]  # figures name their host
 
 
 def test_budget_picks_the_most_accurate_row_that_fits():
-    rows = [Row("a", "tflite", "fp32", gender_acc=0.95, latency_mean_ms=5, size_kb=900),
-            Row("b", "tflite", "int8", gender_acc=0.94, latency_mean_ms=1, size_kb=300),
-            Row("c", "onnx", "int8", status="validation failed", gender_acc=0.99, latency_mean_ms=1, size_kb=10)]
-    assert pick_best(rows).model == "a"
+    rows = [Row("a", "tflite", "fp32", gender_acc=0.95, age_mae=5.0, latency_mean_ms=5, size_kb=900),
+            Row("b", "tflite", "int8", gender_acc=0.94, age_mae=5.1, latency_mean_ms=1, size_kb=300),
+            Row("c", "onnx", "int8", status="validation failed", gender_acc=0.99, latency_mean_ms=1, size_kb=10),
+            Row("peer:gender-only", "onnx", "fp32", gender_acc=0.97, latency_mean_ms=1, size_kb=50)]
+    assert pick_best(rows).model == "a"  # the peer is more accurate but gives no age, which the models do
     assert pick_best(rows, budget_ms=2).model == "b" and pick_best(rows, budget_kb=100) is None
 
 

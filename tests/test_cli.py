@@ -42,9 +42,10 @@ def test_eval_and_predict(trained_run, tmp_path):
     assert code == 0 and "gender acc" in output and "by age band" in output
     image = face_image(tmp_path / "face.png", 0, size=50)
     code, output = run("predict", image, "--model", trained_run, "--json")
-    rows = json.loads(output)
+    result = json.loads(output)
+    rows = result["predictions"]
     assert code == 0 and rows[0]["gender"] in ("male", "female") and 0 <= rows[0]["prob_male"] <= 1
-    assert isinstance(rows[0]["age"], float)
+    assert isinstance(rows[0]["age"], float) and result["model"]["format"] == "keras"
 
 
 def test_backbones_lists_the_registry():
@@ -89,23 +90,33 @@ def test_default_age_head_on_group_labels_is_refused_with_the_alternatives(tmp_p
     assert_user_error(code, output, "age distribution needs numeric ages; these labels are age groups: use --age-head")
 
 
-def test_predict_corrupt_image(trained_run, tmp_path):
-    bad = tmp_path / "broken.jpg"
+def test_predict_reports_an_unreadable_image_and_predicts_the_others(trained_run, tmp_path):
+    folder = tmp_path / "photos"
+    bad = folder / "broken.jpg"
+    face_image(folder / "good.png", 0, size=50)
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    code, output = run("predict", bad, "--model", trained_run)
-    assert_user_error(code, output, "broken.jpg: unreadable image")
+    code, output = run("predict", folder, tmp_path / "nothing*.png", "--model", trained_run)
+    lines = output.splitlines()
+    assert code == 1 and "Traceback" not in output  # one image failed; the good one was still predicted
+    assert any(l.startswith(f"{bad}  error: unreadable image") for l in lines)
+    assert any(l.startswith(str(folder / "good.png")) and "P(male)" in l for l in lines)
+    assert any("nothing*.png  error: no file matches" in l for l in lines)
+    code, output = run("predict", folder / "good.png", "--model", trained_run, "--json")
+    (row,) = json.loads(output)["predictions"]
+    assert code == 0 and set(row) == {"image", "face", "box", "gender", "prob_male", "age", "age_group", "error"}
 
 
 def test_cli_predict_detect(trained_run, tmp_path):
     path, _ = photo_with_chip(tmp_path)
     code, output = run("predict", path, "--model", trained_run, "--detect", "--json")
-    rows = json.loads(output)
-    assert code == 0 and len(rows) == 1 and rows[0]["face"] == 0 and len(rows[0]["box"]) == 4
+    rows = json.loads(output)["predictions"]
+    assert code == 0 and len(rows) == 1 and rows[0]["face"] == 1 and len(rows[0]["box"]) == 4
     assert rows[0]["gender"] in ("male", "female")
     wall = tmp_path / "wall.png"
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(wall)
-    code, output = run("predict", wall, "--model", trained_run, "--detect")
-    assert code == 0 and "no face found" in output
+    code, output = run("predict", wall, "--model", trained_run, "--detect", "--json")
+    (row,) = json.loads(output)["predictions"]  # same keys as a face row
+    assert code == 0 and row["face"] is None and row["error"].startswith("no face found") and row["gender"] is None
 
 
 def test_predict_uses_the_bundled_model_by_default(tmp_path):
@@ -116,5 +127,20 @@ def test_predict_uses_the_bundled_model_by_default(tmp_path):
     assert model.stat().st_size <= 1_000_000 and card["input"]["dtype"] == "int8"
     assert {o["name"] for o in card["outputs"]} == {"gender", "age"}
     code, output = run("predict", face_image(tmp_path / "face.png", 0, size=128), "--json")
-    rows = json.loads(output)
+    rows = json.loads(output)["predictions"]
     assert code == 0 and rows[0]["gender"] in ("male", "female") and 0 <= rows[0]["age"] <= 120
+
+
+def test_calibrate_a_csv_dataset_then_read_it_back(csv_manifest, tmp_path):
+    from edgeface.export.calibration import read_manifest
+
+    code, output = run("calibrate", "--data", f"csv:{csv_manifest}", "--name", "small", "--size", "8",
+                       "--folder", tmp_path / "cal")
+    assert code == 0, output
+    manifest = read_manifest(tmp_path / "cal" / "small.txt")
+    assert manifest.meta["root"] == str(csv_manifest.parent) and len(manifest.resolve()) == 8
+
+
+def test_data_reports_label_counts():
+    code, output = run("data", "--data", "synthetic:60")
+    assert code == 0 and "train: female" in output and "age 0-2" in output and "no gender 0" in output

@@ -172,3 +172,12 @@ def test_older_flat_run_configs_still_read():
             "tasks": ["gender", "age"], "weights": "none", "dropout": 0.2, "head_units": 0, "epochs": 20}
     cfg = TrainConfig(**flat)
     assert cfg.model.backbone == "mobilenet_v1" and cfg.model.alpha == 0.5 and cfg.epochs == 20
+
+
+def test_age_bands_are_listed_in_age_order():
+    from edgeface.eval.metrics import breakdown
+    from edgeface.labels import AGE_GROUP_LABELS
+
+    bands = list(reversed(AGE_GROUP_LABELS)) * 3
+    table = breakdown(bands, np.zeros(len(bands), int), np.zeros(len(bands)), None, False)
+    assert list(table["groups"]) == list(AGE_GROUP_LABELS)  # 0-2, 4-6, 8-12, ... not "15-20" before "4-6"

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -260,13 +261,17 @@ def benchmark(sources, settings: Settings, output) -> dict:
     rows = []
     log.info(f"benchmark on {scored_on}, {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
              f"{s.warmup} warm-up + {s.runs} timed runs per row")
-    for row, make, exports in _sources(sources, s, output / "artifacts"):
+    for index, (row, make, exports) in enumerate(_sources(sources, s, output / "artifacts"), start=1):
+        log.info(f"row {index}: {row.model} {row.format} {row.precision} ...")
         row = _measure(row, make, exports, images, s, device)
         rows.append(row)
         log.info(format_row(row))
     _ratios(rows)
+    reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
     payload = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "data": s.data, "split": s.split,
-               "scored_on": scored_on, "images": len(records), "settings": dataclasses.asdict(s),
+               "scored_on": scored_on, "images": len(records), "host": host(),
+               "ratio_reference": reference and f"{reference.model} {reference.format} {reference.precision}",
+               "settings": dataclasses.asdict(s),
                "sources": [str(x) for x in sources], "rows": [dataclasses.asdict(r) for r in rows]}
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "benchmark.json", payload)
@@ -281,9 +286,37 @@ def benchmark(sources, settings: Settings, output) -> dict:
     return payload
 
 
+def host() -> dict:
+    """The machine the latencies belong to: CPU model, the vector instructions int8 kernels use, runtime
+    versions (int8 speed depends on them: figures from different hosts are not comparable)."""
+    import platform
+    from importlib import metadata
+
+    cpu, flags = platform.processor(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in ("tensorflow", "ai-edge-litert", "onnxruntime", "tensorrt"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    isa = [f for f in ("sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+           if f in flags]
+    return {"cpu": cpu, "machine": platform.machine(), "cores": os.cpu_count(), "isa": isa, "python":
+            platform.python_version(), "runtimes": versions}
+
+
 def _ratios(rows) -> None:
-    ok = [r for r in rows if r.status == "ok" and r.latency_mean_ms]
-    reference = next((r for r in ok if r.format == "keras"), ok[0] if ok else None)
+    reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
     if reference is None:
         return
     for r in rows:
@@ -293,12 +326,25 @@ def _ratios(rows) -> None:
             r.size_ratio = r.size_kb / reference.size_kb
 
 
+def _reference(rows, compiled: bool = False):
+    """The row others are compared with: our first ok row, preferring a compiled runtime (LiteRT, ONNX Runtime,
+    TensorRT) whose latency is not Python-call overhead, as the Keras row's is."""
+    ours = [r for r in rows if r.status == "ok" and not r.model.startswith("peer:")]
+    fast = [r for r in ours if r.format in ("tflite", "onnx", "trt")] if compiled else []
+    return (fast or ours or [None])[0]
+
+
 def pick_best(rows, budget_ms: float | None = None, budget_kb: float | None = None):
-    """The most accurate ok row (gender accuracy, then lower age MAE) within the latency and size budgets."""
-    fits = [r for r in rows if r.status == "ok" and r.gender_acc is not None
+    """The most accurate ok row (gender accuracy, then lower age MAE) within the latency and size budgets, among
+    the rows that answer every task the reference row answers (a gender-only peer cannot replace a gender and
+    age model)."""
+    reference = _reference(rows)
+    needs = [m for m in ("gender_acc", "age_mae") if reference is None or getattr(reference, m) is not None]
+    fits = [r for r in rows if r.status == "ok" and all(getattr(r, m) is not None for m in needs)
             and (budget_ms is None or (r.latency_mean_ms or 1e18) <= budget_ms)
             and (budget_kb is None or (r.size_kb or 1e18) <= budget_kb)]
-    return max(fits, key=lambda r: (r.gender_acc, -(r.age_mae if r.age_mae is not None else 1e9)), default=None)
+    return max(fits, key=lambda r: (r.gender_acc if r.gender_acc is not None else 0.0,
+                                    -(r.age_mae if r.age_mae is not None else 1e9)), default=None)
 
 
 def _fmt(value, spec):
@@ -306,9 +352,9 @@ def _fmt(value, spec):
 
 
 def format_row(r: Row) -> str:
-    acc = None if r.gender_acc is None else 100 * r.gender_acc
-    line = (f"{r.model[:28]:28} {r.format:11} {r.precision:8} {r.status:17} {_fmt(r.size_kb, '9.0f')} KB "
-            f"acc {_fmt(acc, '6.2f')}% MAE {_fmt(r.age_mae, '5.2f')} "
+    acc = "acc      —" if r.gender_acc is None else f"acc {100 * r.gender_acc:6.2f}%"
+    line = (f"{r.model:28} {r.format:11} {r.precision:8} {r.status:17} {_fmt(r.size_kb, '9.0f')} KB "
+            f"{acc} MAE {_fmt(r.age_mae, '5.2f')} "
             f"{_fmt(r.latency_mean_ms, '8.2f')} ms (p50 {_fmt(r.latency_p50_ms, '.2f')}, "
             f"p90 {_fmt(r.latency_p90_ms, '.2f')}) {_fmt(r.peak_memory_mb, '6.0f')} MB")
     return line + (f"  [{r.error}]" if r.error else "")
@@ -321,7 +367,7 @@ def markdown_table(rows) -> str:
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
-        status = r.status if not r.error else f"{r.status}: {r.error[:80]}"
+        status = r.status if not r.error else f"{r.status}: {r.error}".replace("|", "\\|")
         lines.append(f"| {r.model} | {r.format} | {r.precision} | {status} | {_fmt(r.size_kb, '.0f')} | "
                      f"{_fmt(r.gzip_kb, '.0f')} | {_fmt(acc, '.2f')} | {_fmt(bal, '.2f')} | {_fmt(r.age_mae, '.2f')} | "
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from edgeface.models.age_heads import check_distillable
 from edgeface.run import Run
 from edgeface.run.config import TrainConfig
 from edgeface.train.trainer import train
+
+log = logging.getLogger(__name__)
 
 __all__ = ["prune_run", "structured_prune_run", "qat_run", "distill_run", "derived_config"]
 
@@ -46,12 +49,29 @@ def _steps(parent: Run, cfg: TrainConfig) -> int:
     return max(1, math.ceil(train_n / cfg.batch_size)) * cfg.epochs
 
 
+COLLAPSE_POINTS = 10.0  # a child this many gender-accuracy points below its parent is reported as collapsed
+
+
 def _report(run: Run, parent: Run, extra: dict) -> dict:
+    """compression.json: size and cost of child and parent, and both scored on the same images (the child's
+    recorded validation split; with --limit it is smaller than the parent's own)."""
+    from edgeface.eval import evaluate_records
+    from edgeface.predictor import Predictor
+
     config = run.config
+    parent_model = parent.load_model()
+    parent_val = evaluate_records(Predictor.from_keras(parent_model, parent.spec), run.split("val"), "val")
+    this_val = run.metrics or {}
     report = {**config.compression, **extra, "fine_tune": {"epochs": config.epochs, "lr": config.lr},
-              "model": stats.describe(run.load_model()), "parent_model": stats.describe(parent.load_model()),
-              "val_summary": {"parent": (parent.metrics or {}).get("summary"),
-                              "this": (run.metrics or {}).get("summary")}}
+              "model": stats.describe(run.load_model()), "parent_model": stats.describe(parent_model),
+              "val_summary": {"parent": parent_val.get("summary"), "this": this_val.get("summary"),
+                              "images": parent_val["n"]}}
+    drop = 100 * (parent_val.get("gender", {}).get("accuracy", 0) - this_val.get("gender", {}).get("accuracy", 0))
+    if "gender" in this_val and drop > COLLAPSE_POINTS:
+        report["warning"] = (f"the compressed model lost {drop:.1f} points of gender accuracy against its parent "
+                             f"on the same {parent_val['n']} validation images: it has collapsed (fine-tune longer, "
+                             "at a lower rate, or compress less)")
+        log.warning(report["warning"])
     run.write_compression(report)
     return report
 

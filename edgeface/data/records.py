@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from edgeface.labels import FEMALE, MALE
+from edgeface.labels import AGE_GROUP_LABELS, FEMALE, GENDER_LABELS, MALE
 
 SPLITS = ("train", "val", "test")
 
@@ -49,6 +49,17 @@ class DataBundle:
     def has_labels(self, task: str) -> bool:
         field = "gender" if task == "gender" else "age_group"
         return any(getattr(r, field) is not None for r in self.splits.get("train", []))
+
+    def label_counts(self) -> str:
+        """Per split: images by gender and by age group (unlabelled ones counted as such)."""
+        lines = []
+        for name, records in self.splits.items():
+            genders = Counter(r.gender for r in records)
+            groups = Counter(r.age_group for r in records)
+            gender = ", ".join(f"{label} {genders[i]}" for i, label in enumerate(GENDER_LABELS))
+            ages = ", ".join(f"{label} {groups[i]}" for i, label in enumerate(AGE_GROUP_LABELS))
+            lines.append(f"  {name}: {gender}, no gender {genders[None]}; age {ages}, no age {groups[None]}")
+        return "\n".join(lines)
 
     def summary(self) -> str:
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())

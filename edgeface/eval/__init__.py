@@ -88,6 +88,7 @@ def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit
     bundle = load_data(data, seed=seed, fold=fold, limit=limit, allow_outside_root=allow_outside_root)
     if split not in bundle.splits:
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
+    log.info(f"scoring {len(bundle[split])} images of {data} [{split}]")
     if run is not None and {r.path for r in bundle[split]} != set(run.split_paths(split)):
         log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {run.path} recorded; "
                     "drop --data to score the run's own split")
@@ -147,31 +148,70 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) -> list:
-    """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact. With
-    `detect`, images are full photos: every face found is cropped like the training chips and predicted, and a
-    photo without a face gets a row that says so."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+NO_FACE = "no face found (the detector wants a frontal face of at least 40 px; pass a face crop without --detect)"
+
+
+def expand_inputs(inputs) -> list[tuple[str, str | None]]:
+    """(path, problem) for every image the inputs name: files, folders (their images, sorted) and glob patterns;
+    a name that gives nothing keeps a row with its problem."""
+    import glob
+
+    out = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            out += [(p, None) for p in found] or [(item, "a folder without images")]
+        elif not path.exists() and any(c in item for c in "*?["):
+            found = sorted(glob.glob(item))
+            out += [(p, None) for p in found] or [(item, "no file matches this pattern")]
+        else:
+            out.append((item, None))
+    return out
+
+
+def _row(image: str, face: int | None = None, box=None, error: str | None = None) -> dict:
+    """One prediction row; every row has the same keys (face numbers count from 1)."""
+    return {"image": image, "face": face, "box": box, "gender": None, "prob_male": None, "age": None,
+            "age_group": None, "error": error}
+
+
+def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) -> dict:
+    """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact:
+    {"model": what answered, "predictions": rows}. With `detect`, images are full photos: each face found is
+    cropped like the training chips and gets a row. An image that cannot be read, or holds no face, gets a row
+    with its `error`; the other images are still predicted."""
     from edgeface.data import check_image
-    from edgeface.data.pipeline import load_images
+    from edgeface.data.pipeline import load_images, square_resize
+    from edgeface.detect import detect_faces
 
     predictor = load(model_path, trust_hdf5=trust_hdf5)
     spec = predictor.spec
-    paths = [Path(p) for p in images]
-    for p in paths:
-        if not p.is_file():
-            raise EdgefaceError(f"{p}: no such image")
-    for p in paths:
-        problem = check_image(str(p))
+    rows, crops, readable = [], [], []
+    for path, problem in expand_inputs(images):
+        problem = problem or check_image(path)
         if problem:
-            raise EdgefaceError(f"{p}: {problem}")
-    if detect:
-        rows, crops = _detect(paths, spec.input_size)
-    else:
-        rows, crops = [{"image": str(p)} for p in paths], load_images(paths, spec.input_size)
-    faces = [row for row in rows if row.get("faces", 1)]
-    if faces:
-        pred = predictor.predict(crops)
-        for i, row in enumerate(faces):
+            rows.append(_row(path, error=problem))
+        elif not detect:
+            rows.append(_row(path))
+            readable.append(path)
+        else:
+            try:
+                found = detect_faces(path)
+            except EdgefaceError as err:
+                rows.append(_row(path, error=str(err)))
+                continue
+            rows += [_row(path, index, list(face.box)) for index, face in enumerate(found, start=1)]
+            crops += [square_resize(face.crop, spec.input_size).numpy() for face in found]
+            if not found:
+                rows.append(_row(path, error=NO_FACE))
+    if readable:
+        crops = list(load_images(readable, spec.input_size))
+    answered = [row for row in rows if row["error"] is None]
+    if answered:
+        pred = predictor.predict(np.stack(crops))
+        for i, row in enumerate(answered):
             if "prob_male" in pred:
                 prob = float(pred["prob_male"][i])
                 row.update(gender=GENDER_LABELS[int(prob >= 0.5)], prob_male=prob)
@@ -179,20 +219,6 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) 
                 if spec.numeric_age:
                     row["age"] = float(pred["age_years"][i])
                 row["age_group"] = age_band_label(pred["age_group"][i])
-    return rows
-
-
-def _detect(paths, size: int):
-    """A row per detected face (image, face index, box) and their crops; a faces=0 row for a photo without."""
-    from edgeface.data.pipeline import square_resize
-    from edgeface.detect import detect_faces
-
-    rows, crops = [], []
-    for p in paths:
-        found = detect_faces(p)
-        if not found:
-            rows.append({"image": str(p), "faces": 0})
-        for index, face in enumerate(found):
-            rows.append({"image": str(p), "face": index, "box": list(face.box)})
-            crops.append(square_resize(face.crop, size).numpy())
-    return rows, np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    model = {"path": str(model_path), "format": predictor.format, "precision": predictor.precision,
+             "run": predictor.name}
+    return {"model": model, "predictions": rows}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeface.labels import AGE_GROUP_LABELS
+
 
 
 def gender_metrics(true: np.ndarray, prob_male: np.ndarray) -> dict:
@@ -42,11 +44,16 @@ def age_metrics(true_years, pred_years, true_group, pred_group, numeric: bool) -
     return out
 
 
+def _band_order(key):
+    """Age bands in age order (0-2, 4-6, ..., 60-100), anything else (races) by name after them."""
+    return (AGE_GROUP_LABELS.index(key), "") if key in AGE_GROUP_LABELS else (len(AGE_GROUP_LABELS), str(key))
+
+
 def breakdown(keys, true_gender, prob_male, age_parts, numeric: bool) -> dict:
     """The same metrics per value of `keys` (age band or race), plus the gap between best and worst."""
     keys = np.asarray(keys, dtype=object)
     out = {}
-    for key in sorted({k for k in keys if k is not None}, key=str):
+    for key in sorted({k for k in keys if k is not None}, key=_band_order):
         m = keys == key
         entry = {"n": int(m.sum())}
         if true_gender is not None:

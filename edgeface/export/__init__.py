@@ -169,19 +169,27 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
     (format, precision) `variants`. Every variant gets a result: installed with its card and parity check, or
     `error` set when conversion failed. The fp32 ONNX model is converted once and reused for fp16, int8 and
     TensorRT."""
-    options = options or ExportOptions()
-    run, which = _open(source)
-    model, spec = run.load_model(which), run.spec
-    variants = list(variants) if variants is not None else export_variants(formats, precisions)
-    if any(FORMATS[f].needs_gpu for f, _ in variants):
-        from edgeface.runtime.tensorrt import require_gpu
+    from edgeface.runtime.tensorrt import cuda_available
 
-        require_gpu()
+    options = options or ExportOptions()
+    gpu, why = cuda_available()
+    asked = {f for f, _ in variants} if variants is not None else (set() if is_all(formats) else set(formats))
+    if not gpu and any(f in FORMATS and FORMATS[f].needs_gpu for f in asked):  # before anything slow
+        raise EdgefaceError(f"TensorRT export needs an NVIDIA GPU with CUDA: {why}")
+    if not gpu and variants is None and is_all(formats):
+        log.info(f"trt skipped: {why}")
+    run, which = _open(source)
+    variants = list(variants) if variants is not None else export_variants(formats, precisions, gpu)
+    model, spec = run.load_model(which), run.spec
     folder = Path(output_dir) if output_dir else DEFAULT_OUTPUT / run.name
     manifest = calibration = calibration_error = None
     qat = has_quantize_wrappers(model)  # quantization-aware runs carry their own int8 ranges
     if qat:
-        variants = qat_variants(variants, explicit=not (is_all(formats) and is_all(precisions)))
+        try:
+            variants = qat_variants(variants, explicit=not (is_all(formats) and is_all(precisions)))
+        except EdgefaceError as err:
+            parent = run.lineage[0] if run.lineage else "its parent run"
+            raise EdgefaceError(f"{run.path}: {err} ({parent})") from None
     if any(p in CALIBRATED for _, p in variants) and (options.calibration or not qat):
         try:  # a calibration problem fails the calibrated variants only
             if not options.calibration:

@@ -68,7 +68,13 @@ def create_manifest(data: str, name: str, size: int = 300, split: str = "train",
     if split not in bundle.splits or not bundle[split]:
         raise EdgefaceError(f"{data}: no {split} split to calibrate from")
     chosen = stratified_subset(bundle[split], size, seed)
-    root = Path(parse_spec(data)[1]) if not data.startswith("synthetic") else Path(chosen[0].path).parent
+    kind, location = parse_spec(data)
+    if kind == "synthetic":
+        root = Path(chosen[0].path).parent
+    elif kind == "csv":  # a csv manifest's image paths are relative to its folder, not to the file
+        root = Path(location).parent
+    else:
+        root = Path(location)
     strata = Counter((r.gender, r.age_group) for r in chosen)
     lines = [HEADER, f"# data: {data}", f"# split: {split} ({bundle.split_source})", f"# size: {len(chosen)}",
              f"# seed: {seed}",

@@ -1,6 +1,7 @@
 """ONNX export with tf2onnx, and int8 QDQ static quantization with ONNX Runtime's quantization tools."""
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class _Reader:
     """onnxruntime CalibrationDataReader over normalized float batches (with a progress bar)."""
 
     def __init__(self, batches, input_name: str, nchw: bool):
-        self.batches = iter(tqdm(batches, desc="calibrating int8", unit="img", leave=False))
+        self.batches = iter(tqdm(batches, desc="calibrating int8", unit="img", leave=False,
+                                 disable=not sys.stderr.isatty()))  # no carriage-return floods in log files
         self.input_name, self.nchw = input_name, nchw
 
     def get_next(self):

@@ -1,6 +1,8 @@
 """TFLite conversion: fp32, fp16 weights, dynamic-range int8, full-integer int8 with calibration."""
 from __future__ import annotations
 
+import sys
+
 import tensorflow as tf
 from tqdm import tqdm
 
@@ -25,7 +27,7 @@ def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if calibration:
             converter.representative_dataset = lambda: ([batch] for batch in tqdm(
-                calibration, desc="calibrating int8", unit="img", leave=False))
+                calibration, desc="calibrating int8", unit="img", leave=False, disable=not sys.stderr.isatty()))
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # else quantization-aware: every op already carries fake-quant ranges, no representative set needed
         converter.inference_input_type = IO_TYPES[io]

@@ -74,7 +74,7 @@ def qat_variants(variants: list, explicit: bool) -> list[tuple[str, str]]:
     dropped = [f"{f} {p}" for f, p in variants if (f, p) not in QAT_VARIANTS]
     if not kept or (dropped and explicit):
         raise EdgefaceError(f"a quantization-aware run exports as tflite int8 only, not {', '.join(dropped)}; "
-                            "export its parent run for float formats")
+                            "export its float parent run for other formats")
     return kept
 
 
