@@ -240,10 +240,11 @@ def scoring_records(sources, s: Settings) -> tuple[list, str]:
             records = stratified_subset(records, s.limit, 0)
         return records, f"the {s.split} split recorded by {runs[0].path}"
     records = load_data(s.data, limit=s.limit, verbose=False)[s.split]
+    scored = {r.path for r in records}
     for run in runs:
-        if set(run.split_paths(s.split)) != {r.path for r in load_data(s.data, verbose=False, check=False)[s.split]}:
-            log.warning(f"{run.path} recorded another {s.split} split than {s.data} gives; its rows are scored on "
-                        f"{s.data} [{s.split}] as asked")
+        if not scored <= set(run.split_paths(s.split)):
+            log.warning(f"{s.data} [{s.split}] holds images outside the {s.split} split {run.path} recorded; its "
+                        "rows are scored on them as asked (drop --data to score the run's own split)")
     return records, f"{s.data} [{s.split}]"
 
 

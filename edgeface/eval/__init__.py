@@ -89,7 +89,7 @@ def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit
     if split not in bundle.splits:
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
     log.info(f"scoring {len(bundle[split])} images of {data} [{split}]")
-    if run is not None and {r.path for r in bundle[split]} != set(run.split_paths(split)):
+    if run is not None and not {r.path for r in bundle[split]} <= set(run.split_paths(split)):
         log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {run.path} recorded; "
                     "drop --data to score the run's own split")
     return bundle[split], {"data": data, "split_source": bundle.split_source}
