@@ -191,3 +191,4 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     assert best.augment.rotation == pytest.approx(cfg.augment.rotation * jitter)
     again = tune(cfg, max_epochs=2, factor=2)  # finished search: nothing re-runs
     assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in trials]
+    assert sorted(t["trial"] for t in trials)[0] == "#1"  # named as KerasTuner's own log names them

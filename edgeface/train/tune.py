@@ -88,13 +88,18 @@ def run_one_trial(tuner, trial) -> dict:
     val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.values.items()
                        if not k.startswith("tuner/"))
-    tuner.log(f"trial {trial.trial_id}: epochs {first}->{last}, {values}")
+    tuner.log(f"trial {trial_number(trial.trial_id)}: epochs {first}->{last}, {values}")
     history = model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, verbose=0,
                         callbacks=[EpochReport(len(data["train"]), last)])
     model.save_weights(str(_weights_file(tuner, trial.trial_id)))
     logs = [dict(zip(history.history, values)) for values in zip(*history.history.values())]
     best = min(logs, key=lambda entry: entry[OBJECTIVE])
     return {k: float(v) for k, v in best.items() if k.startswith("val_")}
+
+
+def trial_number(trial_id: str) -> str:
+    """KerasTuner's trial ids count from 0000 while its log says "Trial #1": name trials as its log does."""
+    return f"#{int(trial_id) + 1}"
 
 
 def _weights_file(tuner, trial_id: str) -> Path:
@@ -136,7 +141,7 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     ranked = []
     for rank, trial in enumerate(tuner.oracle.get_best_trials(num_trials=10 ** 6), 1):
         values = trial.hyperparameters.values
-        ranked.append({"rank": rank, "trial": trial.trial_id, OBJECTIVE: trial.score,
+        ranked.append({"rank": rank, "trial": trial_number(trial.trial_id), OBJECTIVE: trial.score,
                        "epochs": values.get("tuner/epochs"),
                        "val_gender_accuracy": _at_best_epoch(trial, "val_gender_accuracy"),
                        "val_age_mae": _at_best_epoch(trial, "val_age_mae"),
