@@ -282,7 +282,9 @@ def benchmark(sources, settings: Settings, output) -> dict:
         writer.writerows(dataclasses.asdict(r) for r in rows)
     from edgeface.benchmark.plot import pareto_plot
 
-    pareto_plot(rows, output / "pareto.png", f"{scored_on}, batch {s.batch}, {s.threads} thread(s)")
+    limit = f", --limit {s.limit}" if s.limit else ""
+    pareto_plot(rows, output / "pareto.png", f"{scored_on} ({len(records)} images{limit}), batch {s.batch}, "
+                                              f"{s.threads} thread(s)")
     write_text(output / "table.md", markdown_table(rows))
     return payload
 

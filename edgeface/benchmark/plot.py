@@ -39,19 +39,25 @@ def pareto_plot(rows, path: Path, title: str) -> None:
             ax.scatter(r.latency_mean_ms, value * scale, s=max(20.0, (r.size_kb or 1) ** 0.5 * 6),
                        c=COLOURS.get(r.format, "tab:purple"), marker="^" if peer else "o", alpha=0.6,
                        edgecolors="black")
+            # alternate the label above and below its point so neighbours' labels do not sit on each other
             ax.annotate(f"{r.model.removeprefix('peer:')} {r.format} {r.precision}" if not peer
                         else r.model.removeprefix("peer:"), (r.latency_mean_ms, value * scale), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
+                        xytext=(4, 3 if len(points) % 2 == 0 else -9), textcoords="offset points")
             points.append((r.latency_mean_ms, value * scale, r.model))
         front = _frontier(points, better_high)
         if len(front) > 1:
             ax.plot(*zip(*front), "k--", lw=1, label="Pareto frontier")
-            ax.legend(loc="best", fontsize=8)
+        for fmt in sorted({r.format for r in ok}):  # a colour legend, one entry per format shown
+            ax.scatter([], [], c=COLOURS.get(fmt, "tab:purple"), edgecolors="black", label=fmt)
+        ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("latency per batch (ms, log scale)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    failed = [f"{r.model} {r.format} {r.precision} ({r.status})" for r in rows if r not in ok]
     fig.suptitle(f"{title}; marker area ~ size on disk; triangles = peers; colour = format")
+    if failed:  # rows without a point are named, not dropped silently
+        fig.text(0.01, 0.01, "not plotted: " + "; ".join(failed), fontsize=7, wrap=True)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
