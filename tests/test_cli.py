@@ -144,3 +144,12 @@ def test_calibrate_a_csv_dataset_then_read_it_back(csv_manifest, tmp_path):
 def test_data_reports_label_counts():
     code, output = run("data", "--data", "synthetic:60")
     assert code == 0 and "train: female" in output and "age 0-2" in output and "no gender 0" in output
+
+
+def test_epoch_summary_starts_its_own_line_after_the_progress_bar(tmp_path):
+    code, output = run("train", "--recipe", "smoke", "--data", "synthetic:120", "--epochs", "1", "--input-size",
+                       "32", "--runs-dir", tmp_path, "--set", "verbose=1")  # the bar a terminal shows
+    assert code == 0 and "[====" in output, output
+    assert any(line.startswith("epoch 1/1 ") for line in output.replace("\r", "\n").splitlines())
+    assert "epoch 1/1" not in output.split("\n", 1)[0] and not any(
+        "]" in line and "epoch 1/1" in line for line in output.splitlines())  # not glued onto the bar's line

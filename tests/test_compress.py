@@ -146,19 +146,16 @@ def test_qat_of_the_plain_cnns_exports_integer_only(backbone, tmp_path, caplog):
     assert "stayed float32" not in caplog.text
 
 
-def test_prune_preserving_qat_keeps_zeros(pruned):
-    run = qat_run(pruned, epochs=1)
+def test_prune_preserving_qat_with_a_teacher_keeps_zeros_and_learns_soft_outputs(parent, pruned):
+    """One QAT run checks both (each costs a minute): a magnitude-pruned parent keeps its zeros, and a teacher's
+    soft outputs are learned."""
+    run = qat_run(pruned, epochs=1, teacher=parent, kd_weight=0.7, name="pruned-qatkd")
     report = run.compression
     assert report["preserve_sparsity"] is True
     assert report["model"]["sparsity"]["per_layer"]["block_1_expand"] == pytest.approx(0.5, abs=0.02)
-
-
-def test_qat_with_a_teacher_learns_its_soft_outputs(parent):
-    run = qat_run(parent, epochs=1, teacher=parent, kd_weight=0.7, name="parent-qatkd")
     assert run.model_path().suffix == ".h5"  # saved as the quantized student, not the distillation wrapper
     model = run.load_model()
     assert not any(l.name == "distiller" for l in model.layers)
-    report = run.compression
     assert report["method"] == "qat" and report["teacher"] == str(parent) and report["kd_weight"] == 0.7
     assert "distill_soft_loss" in run.history_file.read_text().splitlines()[0]
 

@@ -318,7 +318,11 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
             elif resume and done > start:
                 raise EdgefaceError(f"{run.path}: no checkpoint for phase {index}; cannot resume at epoch {done}")
         average = AverageWeights() if cfg.ema else None
+        verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 0)
         callbacks = [
+            # Keras appends its progress bar after our callbacks, so our epoch line would print before the bar's
+            # final newline; given first, the bar finishes its line before the epoch summary starts a new one
+            *([keras.callbacks.ProgbarLogger(count_mode="steps")] if verbose == 1 else []),
             LossWeightScheduler(loss_vars, cfg.loss_weights, cfg.loss_weight_schedule),
             EpochReport(len(data["train"]), cfg.epochs),
             *([average] if average else []),
@@ -332,7 +336,6 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
         if cfg.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(cfg.monitor, patience=cfg.early_stopping,
                                                            mode="max" if "accuracy" in cfg.monitor else "min"))
-        verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 0)
         model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=initial, callbacks=callbacks,
                   verbose=verbose)
         if any(getattr(c, "stopped_epoch", 0) for c in callbacks):
