@@ -201,7 +201,7 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
         click.echo(format_crossval(run_cv(cfg)))
         return
     run = run_training(cfg, resume=resume)
-    click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.path / 'metrics.json'})")
+    click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.metrics_file})")
     if recipe == SMOKE_RECIPE:
         from edgeface.eval import evaluate, format_report
 

@@ -10,7 +10,6 @@ parity run against the parent model and reports each."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -109,10 +108,7 @@ def _keras_file(path: Path, trust_hdf5: bool) -> Predictor:
     if Run.is_run(path.parent) and path.stem in ("best", "last"):
         run = Run.open(path.parent)
         return Predictor.from_keras(run.load_model(path.stem, trust_hdf5), run.spec, path, run)
-    spec_file = path.parent / "model.json"
-    if not spec_file.is_file():
-        raise EdgefaceError(f"{spec_file}: missing; edgeface models are saved with their model.json beside them")
-    spec = ModelSpec(**json.loads(spec_file.read_text()))
+    spec = Run(path.parent).spec  # a model file saved outside a run still has its spec beside it
     return Predictor.from_keras(load_keras(path, hdf5="trust" if trust_hdf5 else "refuse"), spec, path)
 
 

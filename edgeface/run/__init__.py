@@ -146,8 +146,12 @@ class Run:
         """The validation report written when training finished (None before)."""
         return self._optional("metrics.json")
 
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
     def write_metrics(self, report: dict) -> None:
-        write_json(self.path / "metrics.json", report)
+        write_json(self.metrics_file, report)
 
     @property
     def data_info(self) -> dict:
