@@ -23,7 +23,7 @@ from edgeface.runtime import KerasRunner, decode_outputs, open_runner
 
 @dataclasses.dataclass(frozen=True)
 class Normalization:
-    """What `edgeface.data.pipeline.normalize` needs: per-channel mean/std on the 0-255 scale, channel order."""
+    """What `edgeface.data.images.normalize` needs: per-channel mean/std on the 0-255 scale, channel order."""
 
     mean: tuple
     std: tuple
@@ -80,7 +80,7 @@ class Predictor:
         return sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
-        from edgeface.data.pipeline import normalize
+        from edgeface.data.images import normalize
 
         return normalize(images, self.normalization).astype(np.float32)
 
@@ -96,7 +96,7 @@ class Predictor:
         return self.decode(self.outputs(images, batch_size))
 
     def predict_files(self, paths, batch_size: int = 64) -> dict:
-        from edgeface.data.pipeline import load_images
+        from edgeface.data.images import load_images
 
         return self.predict(load_images([str(p) for p in paths], self.input_size), batch_size)
 
@@ -163,7 +163,7 @@ def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
                 run = Run.open(parent, finished=True)
                 reference = Predictor.from_keras(run.load_model(), run.spec, run=run)
                 records = run.split("val")[:parity_images]
-                from edgeface.data.pipeline import load_images
+                from edgeface.data.images import load_images
 
                 images = load_images([r.path for r in records], predictor.input_size)
                 ages = np.array([np.nan if r.age is None else r.age for r in records], np.float32)

@@ -138,7 +138,7 @@ def test_cli_benchmark_errors_and_budget(artifacts, tmp_path):
 def test_peers_load_and_decode():
     from edgeface.benchmark.peers import find_peers, load_peer
     from edgeface.data import load_data
-    from edgeface.data.pipeline import load_images
+    from edgeface.data.images import load_images
 
     peers_dir = require_shared(SHARED / "peers")
     records = load_data(f"utkface:{require_shared(SHARED / 'data' / 'utkface')}", check=False)["test"][:8]

@@ -229,7 +229,8 @@ def test_student_age_head_may_switch_between_numeric_heads_only():
     import tensorflow as tf
     from edgeface.compress.distill import as_student_age
     from edgeface.models import ModelSpec
-    from edgeface.models.age_heads import check_distillable, expected_age
+    from edgeface.models.age_heads import check_distillable
+    from edgeface.models.age_losses import expected_age
     regression, distribution = (ModelSpec(backbone="compact_cnn", age_head=h) for h in ("regression", "distribution"))
     peaked = tf.one_hot([30], 101)
     assert float(as_student_age(peaked, distribution, regression)[0, 0]) == pytest.approx(30.0)

@@ -123,14 +123,14 @@ def test_every_age_head_encodes_decodes_and_describes_itself(name, numeric_age):
 
 
 def test_age_distribution_loss_is_lowest_at_the_true_age_and_decodes_to_its_mean():
-    from edgeface.models.age_heads import AgeDistributionLoss, ExpectedAgeMAE
+    from edgeface.models.age_losses import ExpectedAgeMAE
     ages = np.arange(101, dtype=np.float32)
 
     def peaked(center):
         p = np.exp(-0.5 * ((ages - center) / 2.0) ** 2)
         return (p / p.sum())[None].astype(np.float32)
 
-    loss = AgeDistributionLoss()
+    loss = age_head("distribution").loss()
     y = tf.constant([[30.0]])
     at, near, far = (float(loss(y, tf.constant(peaked(c)))) for c in (30, 33, 60))
     assert at < 1e-3 < near < far

@@ -3,7 +3,9 @@ import pytest
 import tensorflow as tf
 
 from edgeface.data import load_data
-from edgeface.data.pipeline import AugmentConfig, augment_image, load_images, make_dataset, normalize
+from edgeface.data.config import AugmentConfig
+from edgeface.data.images import load_images, normalize
+from edgeface.data.pipeline import augment_image, make_dataset
 from edgeface.models import ModelSpec, get_backbone_config
 
 

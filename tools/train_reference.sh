@@ -3,6 +3,7 @@
 # each scored once on the test split with `edgeface eval` (JSON copied to benchmarks/).
 # Usage: tools/train_reference.sh [RUN ...]
 #   runs: mnv2-128 mnv2-96 mnv2-96-scratch (default: these three), mnv2-128-seed1 (the default recipe, seed 1),
+#         mnv2-160, mnv2-192 (the default recipe at a larger input: teacher candidates),
 #         mnv2-128-ba (born-again: mnv2-128 distilled into a fresh MobileNetV2 1.0 @128 with the same recipe),
 #         mnv2-128-ba2 (the same from the mnv2-128 + mnv2-128-seed1 ensemble); their teachers must be run first
 set -euo pipefail
@@ -25,6 +26,8 @@ for name in ${@:-mnv2-128 mnv2-96 mnv2-96-scratch}; do
     mnv2-128) run mnv2-128 train --input-size 128 ;;
     mnv2-128-seed1) run mnv2-128-seed1 train --input-size 128 --seed 1 ;;
     mnv2-96) run mnv2-96 train --input-size 96 ;;
+    mnv2-160) run mnv2-160 train --input-size 160 ;;  # teacher candidates (issue 20): UTKFace chips are 200 px
+    mnv2-192) run mnv2-192 train --input-size 192 ;;
     mnv2-96-scratch) run mnv2-96-scratch train --input-size 96 --weights none ;;
     mnv2-128-ba) run mnv2-128-ba born_again runs/mnv2-128 ;;
     mnv2-128-ba2) run mnv2-128-ba2 born_again runs/mnv2-128 runs/mnv2-128-seed1 ;;

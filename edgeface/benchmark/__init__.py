@@ -89,7 +89,7 @@ class _Images:
     """Eval images decoded once per input size, through the shared decode/resize op."""
 
     def __init__(self, records):
-        from edgeface.data.pipeline import load_images
+        from edgeface.data.images import load_images
 
         self.records, self.load_images, self.cache = records, load_images, {}
         self.gender = np.array([-1 if r.gender is None else r.gender for r in records])

@@ -109,7 +109,7 @@ def _calibration_images(parent: Run, cfg, spec, n: int):
     if not n:
         return None
     from edgeface.data import stratified_subset
-    from edgeface.data.pipeline import load_images, normalize
+    from edgeface.data.images import load_images, normalize
 
     train = parent.split("train")
     chosen = stratified_subset(train, min(n, len(train)), seed=cfg.seed)
@@ -144,7 +144,7 @@ def _train_images(parent: Run, spec, seed: int, n: int = 256):
     """Normalized images from the parent's own training split, to start QAT's activation ranges."""
     import random
 
-    from edgeface.data.pipeline import load_images, normalize
+    from edgeface.data.images import load_images, normalize
 
     paths = parent.split_paths("train")
     paths = random.Random(seed).sample(paths, min(n, len(paths)))

@@ -15,12 +15,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from edgeface.models.age_heads import age_head, sigmoid_soft_loss
+from edgeface.models.age_heads import age_head
+from edgeface.models.age_losses import sigmoid_soft_loss
 from edgeface.runtime import task_key
 
 
 def _pixels(x, config):
-    """Inverse of edgeface.data.pipeline.normalize: network input -> float 0-255 RGB."""
+    """Inverse of edgeface.data.images.normalize: network input -> float 0-255 RGB."""
     x = x * np.asarray(config.std, np.float32) + np.asarray(config.mean, np.float32)
     return x[..., ::-1] if config.channel_order == "BGR" else x
 
@@ -61,7 +62,7 @@ class Distiller(keras.Model):
         return self.student(x, training=training)
 
     def _one_teacher(self, teacher, spec, pixels):
-        from edgeface.data.pipeline import normalize
+        from edgeface.data.images import normalize
 
         if spec.input_size != self.student_spec.input_size:
             pixels = tf.image.resize(pixels, (spec.input_size, spec.input_size), antialias=True)

@@ -1,37 +1,19 @@
-"""The tf.data input pipeline. `decode_and_resize` and `normalize` are the single preprocessing path shared by
-training, eval, predict, calibration, export checks and benchmarks, so train and deploy cannot drift apart."""
+"""The tf.data input pipeline for training. `decode_and_resize` is edgeface.data.images' preprocessing
+(what eval, predict, calibration, export checks and benchmarks use, without TensorFlow) as graph ops;
+tests/test_images.py holds the two to the same pixels, so train and deploy cannot drift apart."""
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
-import numpy as np
-import pydantic
 import tensorflow as tf
 
-from edgeface.config import Config
+from edgeface.data.config import AugmentConfig
+from edgeface.data.images import normalize
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-class AugmentConfig(Config):
-    """Training-time augmentation. Angles in degrees; zoom/shear/translate as fractions; 0 turns a step off."""
-
-    config_key: ClassVar[str] = "augment"
-
-    flip: bool = True
-    rotation: float = pydantic.Field(10.0, ge=0)
-    zoom: float = pydantic.Field(0.1, ge=0, lt=1)
-    shear: float = pydantic.Field(0.0, ge=0)
-    translate: float = pydantic.Field(0.05, ge=0, lt=1)
-    brightness: float = pydantic.Field(0.15, ge=0)
-    contrast: float = pydantic.Field(0.15, ge=0, lt=1)
-    randaugment: int = pydantic.Field(0, ge=0)  # number of RandAugment ops per image (Cubuk et al. 2020); 0 = off
-    randaugment_magnitude: int = pydantic.Field(9, ge=0, le=10)
-    mixup: float = pydantic.Field(0.0, ge=0)  # Beta(alpha, alpha) for MixUp (Zhang et al. 2018); 0 = off
-
-
-# ---- preprocessing shared by every consumer ------------------------------------------------------------
+# ---- preprocessing (edgeface.data.images as graph ops) -----------------------------------------------
 def decode_and_resize(path, size: int):
     """File -> uint8 (size, size, 3): decode, centre-crop to square, antialiased bilinear resize."""
     return square_resize(tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), size)
@@ -44,29 +26,6 @@ def square_resize(image, size: int):
     image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side)
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-
-def normalize(images, config):
-    """uint8/float 0-255 RGB pixels -> what the network expects (numpy or tf). `config` is anything with mean,
-    std (per channel, 0-255 scale) and channel_order: a backbone's registered config or a model card's input."""
-    mean = np.asarray(config.mean, np.float32)
-    std = np.asarray(config.std, np.float32)
-    if isinstance(images, np.ndarray):
-        images = images.astype(np.float32)
-    else:
-        images = tf.cast(images, tf.float32)
-    if config.channel_order == "BGR":
-        images = images[..., ::-1]
-    return (images - mean) / std
-
-
-def load_images(paths, size: int) -> np.ndarray:
-    """Decoded, resized uint8 images for a list of files, through the same ops as training."""
-    if not len(paths):
-        return np.zeros((0, size, size, 3), np.uint8)
-    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
-    ds = ds.map(lambda p: decode_and_resize(p, size), num_parallel_calls=AUTOTUNE, deterministic=True)
-    return np.concatenate(list(ds.batch(256).as_numpy_iterator()))
 
 
 # ---- augmentation ----------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) 
     cropped like the training chips and gets a row. An image that cannot be read, or holds no face, gets a row
     with its `error`; the other images are still predicted."""
     from edgeface.data import check_image
-    from edgeface.data.pipeline import load_images, square_resize
+    from edgeface.data.images import load_images, square_resize
     from edgeface.detect import detect_faces
 
     predictor = load(model_path, trust_hdf5=trust_hdf5)
@@ -203,7 +203,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) 
                 rows.append(_row(path, error=str(err)))
                 continue
             rows += [_row(path, index, list(face.box)) for index, face in enumerate(found, start=1)]
-            crops += [square_resize(face.crop, spec.input_size).numpy() for face in found]
+            crops += [square_resize(face.crop, spec.input_size) for face in found]
             if not found:
                 rows.append(_row(path, error=NO_FACE))
     if readable:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.card import build_card, card_path, seal
-from edgeface.data.pipeline import load_images, normalize
+from edgeface.data.images import load_images, normalize
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.tflite import float_weights_warning

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.data import load_data, parse_spec, stratified_subset
-from edgeface.data.pipeline import load_images, normalize
+from edgeface.data.images import load_images, normalize
 from edgeface.errors import EdgefaceError
 from edgeface.utils import write_text
 

@@ -5,13 +5,13 @@ models without running code stored in them.
     age_heads   the age-head registry (layer, targets, loss, metrics, decoding, card output)
     heads       gender head, head layer names, build_heads
     spec        ModelSpec, the per-model config carried by runs and model cards
+
+Importing this facade (and reading a spec) does not import TensorFlow; building and loading models does.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import tf_keras as keras
 
 from edgeface.errors import EdgefaceError
 from edgeface.models import backbones  # noqa: F401  (registers the backbones)
@@ -25,8 +25,10 @@ __all__ = ["ModelSpec", "create_model", "load_keras", "list_backbones", "get_bac
 MODEL_SUFFIXES = (".keras", ".h5")
 
 
-def create_model(spec: ModelSpec | None = None, **kwargs) -> keras.Model:
-    """Builds the multi-task model. Pass a ModelSpec or its fields (`create_model(backbone="vit")`)."""
+def create_model(spec: ModelSpec | None = None, **kwargs):
+    """Builds the multi-task model (a keras.Model). Pass a ModelSpec or its fields (`create_model(backbone="vit")`)."""
+    import tf_keras as keras
+
     spec = spec or ModelSpec(**kwargs)
     size = spec.input_size
     inputs = keras.Input((size, size, 3), name="image")
@@ -79,13 +81,15 @@ def code_layers(path) -> list[str]:
 HDF5_POLICIES = ("refuse", "scan", "trust")
 
 
-def load_keras(path, hdf5: str = "refuse") -> keras.Model:
+def load_keras(path, hdf5: str = "refuse"):
     """Opens a .keras file in Keras' safe mode (no Lambda code is deserialized), including models still wrapped
     for pruning or quantization-aware training. HDF5 files can carry code that Keras runs while loading, so by
     `hdf5` policy they are refused; opened when no layer carries code ("scan": what a run uses for the files
     whose hash it recorded itself); or opened as they are ("trust": the user's explicit --trust-hdf5)."""
     import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
 
+    from edgeface.models import layers  # noqa: F401  (registers the custom layers for loading)
     from edgeface.models.quantizers import CUSTOM_OBJECTS
 
     path = Path(path)

@@ -1,17 +1,17 @@
 """The age-head registry: one class per kind of age output. Each builds its layer, encodes training targets,
 gives its loss, metrics and decoding rule, writes its model-card output, and converts to and from years for
-distillation. Adding a fifth head means adding one class here."""
+distillation. Adding a fifth head means adding one class here (and its tensor maths in age_losses.py).
+
+This module does not import TensorFlow (the TensorFlow parts live in age_losses.py and load on first use), so
+reading a model card and running a TFLite/ONNX artifact stays TensorFlow-free."""
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
-import tf_keras as keras
 
 from edgeface.errors import EdgefaceError
 from edgeface.labels import AGE_GROUPS
 from edgeface.runtime.decode import decode_age
 
-EPS = 1e-6
 # distribution head (DLDL-v2, Gao et al. 2018): softmax over ages 0..100 in years, trained towards a Gaussian
 # of this width around the true age plus L1 on its expectation; the deployed age is that expectation.
 DISTRIBUTION_YEARS = 101
@@ -19,80 +19,11 @@ DISTRIBUTION_SIGMA = 2.0
 ORDINAL_MAX_YEARS = 100  # ordinal over years: outputs k = 1..100 answer "age >= k"
 
 
-# ---- tensors shared by heads -----------------------------------------------------------------------------
-def expected_age(probs):
-    """(batch, 101) distribution -> (batch, 1) years."""
-    return tf.reduce_sum(probs * tf.range(DISTRIBUTION_YEARS, dtype=probs.dtype), -1, keepdims=True)
+def _tf():
+    """The TensorFlow side (losses, metrics, tensor maths), imported when training needs it."""
+    import edgeface.models.age_losses
 
-
-def gaussian_age_target(years, sigma: float = DISTRIBUTION_SIGMA):
-    """(batch, 1) years -> (batch, 101) Gaussian label distribution (DLDL)."""
-    ages = tf.range(DISTRIBUTION_YEARS, dtype=years.dtype)
-    target = tf.exp(-0.5 * tf.square((ages - years) / sigma))
-    return target / tf.reduce_sum(target, -1, keepdims=True)
-
-
-def _logit(p):
-    p = tf.clip_by_value(p, EPS, 1 - EPS)
-    return tf.math.log(p) - tf.math.log1p(-p)
-
-
-def sigmoid_soft_loss(teacher, student, temperature: float):
-    """T^2-scaled cross-entropy of temperature-softened sigmoid outputs (Hinton et al. 2015)."""
-    t = tf.sigmoid(_logit(teacher) / temperature)
-    s = tf.sigmoid(_logit(student) / temperature)
-    return tf.reduce_mean(keras.losses.binary_crossentropy(t, s)) * temperature ** 2
-
-
-def softmax_soft_loss(teacher, student, temperature: float):
-    t = tf.nn.softmax(tf.math.log(tf.clip_by_value(teacher, EPS, 1.0)) / temperature)
-    s = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(student, EPS, 1.0)) / temperature)
-    return -tf.reduce_mean(tf.reduce_sum(t * s, -1)) * temperature ** 2
-
-
-# ---- losses and metrics ----------------------------------------------------------------------------------
-class AgeDistributionLoss(keras.losses.Loss):
-    """DLDL-v2: KL(Gaussian around the true age || predicted distribution) + L1 of the expected age.
-
-    The KL term teaches that neighbouring ages look alike (a 30-year-old face says little about 30 vs 31);
-    the L1 term aligns the expectation, which is what gets deployed, with the label.
-    """
-
-    def __init__(self, sigma: float = DISTRIBUTION_SIGMA, name="age_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.sigma = sigma
-
-    def call(self, y_true, y_pred):
-        target = gaussian_age_target(tf.cast(y_true, y_pred.dtype), self.sigma)
-        probs = tf.clip_by_value(y_pred, 1e-7, 1.0)
-        kl = tf.reduce_sum(target * (tf.math.log(tf.maximum(target, 1e-12)) - tf.math.log(probs)), -1)
-        return kl + tf.abs(expected_age(y_pred) - y_true)[:, 0]
-
-    def get_config(self):
-        return {**super().get_config(), "sigma": self.sigma}
-
-
-class ExpectedAgeMAE(keras.metrics.Mean):
-    """MAE in years of the distribution head's expected age."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(tf.abs(expected_age(y_pred) - y_true)[:, 0], sample_weight)
-
-
-class OrdinalMAE(keras.metrics.Mean):
-    """|decoded(pred) - decoded(true)| where decoding counts outputs above 0.5 (years or groups)."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        diff = tf.abs(tf.reduce_sum(tf.cast(y_pred > 0.5, tf.float32), -1)
-                      - tf.reduce_sum(tf.cast(y_true > 0.5, tf.float32), -1))
-        return super().update_state(diff, sample_weight)
-
-
-class OrdinalAccuracy(keras.metrics.Mean):
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        same = tf.cast(tf.equal(tf.reduce_sum(tf.cast(y_pred > 0.5, tf.int32), -1),
-                                tf.reduce_sum(tf.cast(y_true > 0.5, tf.int32), -1)), tf.float32)
-        return super().update_state(same, sample_weight)
+    return edgeface.models.age_losses
 
 
 # ---- the registry ----------------------------------------------------------------------------------------
@@ -113,7 +44,7 @@ class AgeHead:
         return None
 
     def layer(self, age_init: float = 33.0):
-        return keras.layers.Dense(self.units(), activation=self.activation(), name="age", dtype="float32")
+        return _tf().keras.layers.Dense(self.units(), activation=self.activation(), name="age", dtype="float32")
 
     def targets(self, years: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """Training targets from ages in years (NaN unknown) and group indices (-1 unknown); unknown rows get
@@ -152,7 +83,7 @@ class AgeHead:
 
     def soft_loss(self, teacher, student, temperature: float):
         """Distillation loss between a teacher's and a student's output of this head."""
-        return sigmoid_soft_loss(teacher, student, temperature)
+        return _tf().sigmoid_soft_loss(teacher, student, temperature)
 
 
 class RegressionHead(AgeHead):
@@ -164,17 +95,19 @@ class RegressionHead(AgeHead):
         return 1
 
     def layer(self, age_init: float = 33.0):
+        keras = _tf().keras
         return keras.layers.Dense(1, name="age", dtype="float32", bias_initializer=keras.initializers.Constant(age_init))
 
     def targets(self, years, groups):
         return np.nan_to_num(years).reshape(-1, 1)
 
     def loss(self, age_loss="mae"):
+        keras = _tf().keras
         return {"mae": keras.losses.MeanAbsoluteError, "huber": lambda name: keras.losses.Huber(3.0, name=name),
                 "mse": keras.losses.MeanSquaredError}[age_loss](name="age_loss")
 
     def metrics(self):
-        return [keras.metrics.MeanAbsoluteError(name="mae")]
+        return [_tf().keras.metrics.MeanAbsoluteError(name="mae")]
 
     def decoding(self):
         return {"rule": "value", "unit": "years"}
@@ -189,7 +122,7 @@ class RegressionHead(AgeHead):
         return years
 
     def soft_loss(self, teacher, student, temperature):
-        return tf.reduce_mean(tf.abs(teacher - student))
+        return _tf().mean_absolute(teacher, student)
 
 
 class DistributionHead(AgeHead):
@@ -207,10 +140,10 @@ class DistributionHead(AgeHead):
         return np.nan_to_num(years).reshape(-1, 1)
 
     def loss(self, age_loss="mae"):
-        return AgeDistributionLoss()
+        return _tf().AgeDistributionLoss(DISTRIBUTION_SIGMA)
 
     def metrics(self):
-        return [ExpectedAgeMAE(name="mae")]
+        return [_tf().ExpectedAgeMAE(name="mae")]
 
     def decoding(self):
         return {"rule": "expectation", "unit": "years", "first_value": 0}
@@ -220,13 +153,13 @@ class DistributionHead(AgeHead):
                 "age in years = sum(k * output[k]) / sum(output)")
 
     def years(self, output):
-        return expected_age(output)
+        return _tf().expected_age(output)
 
     def from_years(self, years):
-        return gaussian_age_target(years)
+        return _tf().gaussian_age_target(years, DISTRIBUTION_SIGMA, DISTRIBUTION_YEARS)
 
     def soft_loss(self, teacher, student, temperature):
-        return softmax_soft_loss(teacher, student, temperature)
+        return _tf().softmax_soft_loss(teacher, student, temperature)
 
 
 class GroupsHead(AgeHead):
@@ -243,10 +176,10 @@ class GroupsHead(AgeHead):
         return np.eye(len(AGE_GROUPS), dtype=np.float32)[np.maximum(groups, 0)]
 
     def loss(self, age_loss="mae"):
-        return keras.losses.CategoricalCrossentropy(name="age_loss")
+        return _tf().keras.losses.CategoricalCrossentropy(name="age_loss")
 
     def metrics(self):
-        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        return [_tf().keras.metrics.CategoricalAccuracy(name="accuracy")]
 
     def decoding(self):
         return {"rule": "argmax", "unit": "age_group"}
@@ -255,7 +188,7 @@ class GroupsHead(AgeHead):
         return ("probabilities of the 8 Adience age groups (labels.age_groups)", "group = argmax(output)")
 
     def soft_loss(self, teacher, student, temperature):
-        return softmax_soft_loss(teacher, student, temperature)
+        return _tf().softmax_soft_loss(teacher, student, temperature)
 
 
 class OrdinalHead(AgeHead):
@@ -274,10 +207,10 @@ class OrdinalHead(AgeHead):
         return (np.asarray(values, np.float32)[..., None] >= np.arange(1, self.units() + 1)).astype(np.float32)
 
     def loss(self, age_loss="mae"):
-        return keras.losses.BinaryCrossentropy(name="age_loss")  # one BCE per "older than k" output
+        return _tf().keras.losses.BinaryCrossentropy(name="age_loss")  # one BCE per "older than k" output
 
     def metrics(self):
-        return [OrdinalMAE(name="mae")] if self.numeric_age else [OrdinalAccuracy(name="accuracy")]
+        return [_tf().OrdinalMAE(name="mae")] if self.numeric_age else [_tf().OrdinalAccuracy(name="accuracy")]
 
     def decoding(self):  # counting decode (Niu et al. 2016)
         return {"rule": "count_above", "threshold": 0.5, "unit": "years" if self.numeric_age else "age_group"}

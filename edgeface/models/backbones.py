@@ -1,11 +1,10 @@
 """Registered backbones. Each builder maps an input tensor to a pooled feature tensor in one flat graph.
 
 Flat (not nested) graphs matter: tfmot cannot quantize a Keras model nested inside another one, and
-structured pruning walks layers directly.
+structured pruning walks layers directly. Registering imports no TensorFlow (builders import Keras when they
+run), so a backbone's config can be read by commands that only run exported artifacts.
 """
 from __future__ import annotations
-
-import tf_keras as keras
 
 from edgeface.models.registry import BackboneConfig, register_backbone
 from edgeface.models.weights import build_with_imagenet
@@ -16,8 +15,11 @@ UNIT = (1.0, 1.0, 1.0)
 ZERO = (0.0, 0.0, 0.0)
 
 
-def _application(app_fn, inputs, config, alpha, weights, **kwargs):
+def _application(app_name, inputs, config, alpha, weights, **kwargs):
     """Builds a keras.applications network on `inputs`, then loads ImageNet weights from a local file."""
+    import tf_keras as keras
+
+    app_fn = getattr(keras.applications, app_name)
     if config.default_alpha is not None:
         kwargs["alpha"] = alpha
     kwargs.update(input_tensor=inputs, include_top=False, pooling="avg")
@@ -26,7 +28,7 @@ def _application(app_fn, inputs, config, alpha, weights, **kwargs):
     return app_fn(weights=None, **kwargs).output
 
 
-def _keras_app(name, app_fn, family, sizes, mean, std, channel_order="RGB", imagenet_files=None,
+def _keras_app(name, app_name, family, sizes, mean, std, channel_order="RGB", imagenet_files=None,
                default_alpha=None, description="", **app_kwargs):
     config = BackboneConfig(
         name=name, family=family, default_input_size=sizes[0], min_input_size=sizes[1],
@@ -35,54 +37,52 @@ def _keras_app(name, app_fn, family, sizes, mean, std, channel_order="RGB", imag
 
     @register_backbone(config)
     def build(inputs, alpha=None, weights=None):
-        return _application(app_fn, inputs, config, alpha, weights, **app_kwargs)
+        return _application(app_name, inputs, config, alpha, weights, **app_kwargs)
 
     return build
 
 
-A = keras.applications
 _keras_app(
-    "mobilenet_v2", A.MobileNetV2, "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
+    "mobilenet_v2", "MobileNetV2", "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
     imagenet_files={a: f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{a}_*_no_top.h5"
                     for a in ("0.35", "0.5", "0.75", "1.0", "1.3", "1.4")},
     default_alpha=1.0, description="MobileNetV2 (Sandler et al. 2018), width multiplier alpha")
 _keras_app(
-    "mobilenet_v1", A.MobileNet, "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
+    "mobilenet_v1", "MobileNet", "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
     imagenet_files={a: f"mobilenet_{t}_*_tf_no_top.h5"
                     for a, t in (("0.25", "2_5"), ("0.5", "5_0"), ("0.75", "7_5"), ("1.0", "1_0"))},
     default_alpha=1.0, description="MobileNet v1 (Howard et al. 2017), width multiplier alpha")
 # include_preprocessing=False: the [-1, 1] scaling lives in the shared preprocessing, like every other backbone.
 _keras_app(
-    "mobilenet_v3_small", A.MobileNetV3Small, "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
+    "mobilenet_v3_small", "MobileNetV3Small", "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
     imagenet_files={a: f"weights_mobilenet_v3_small_224_{a}_float_no_top_v2.h5" for a in ("0.75", "1.0")},
     default_alpha=1.0, description="MobileNetV3-Small (Howard et al. 2019)", include_preprocessing=False)
 _keras_app(
-    "mobilenet_v3_large", A.MobileNetV3Large, "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
+    "mobilenet_v3_large", "MobileNetV3Large", "lightweight", (128, 32, 512), INCEPTION, INCEPTION,
     imagenet_files={a: f"weights_mobilenet_v3_large_224_{a}_float_no_top_v2.h5" for a in ("0.75", "1.0")},
     default_alpha=1.0, description="MobileNetV3-Large (Howard et al. 2019)", include_preprocessing=False)
 # EfficientNet rescales inside the network (Rescaling + Normalization layers): feed raw 0-255 pixels.
 _keras_app(
-    "efficientnet_b0", A.EfficientNetB0, "lightweight", (128, 32, 512), ZERO, UNIT,
+    "efficientnet_b0", "EfficientNetB0", "lightweight", (128, 32, 512), ZERO, UNIT,
     imagenet_files={None: "efficientnetb0_notop.h5"},
     description="EfficientNet-B0 (Tan & Le 2019); normalizes inside the network")
 _keras_app(
-    "resnet50", A.ResNet50, "full-size", (128, 32, 512), CAFFE_MEAN_BGR, UNIT, channel_order="BGR",
+    "resnet50", "ResNet50", "full-size", (128, 32, 512), CAFFE_MEAN_BGR, UNIT, channel_order="BGR",
     imagenet_files={None: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"},
     description="ResNet-50 (He et al. 2016), Caffe preprocessing (BGR, mean subtracted)")
 _keras_app(
-    "inception_v3", A.InceptionV3, "full-size", (139, 75, 512), INCEPTION, INCEPTION,
+    "inception_v3", "InceptionV3", "full-size", (139, 75, 512), INCEPTION, INCEPTION,
     imagenet_files={None: "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"},
     description="Inception v3 (Szegedy et al. 2016)")
 _keras_app(
-    "inception_resnet_v2", A.InceptionResNetV2, "full-size", (139, 75, 512), INCEPTION, INCEPTION,
+    "inception_resnet_v2", "InceptionResNetV2", "full-size", (139, 75, 512), INCEPTION, INCEPTION,
     imagenet_files={None: "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"},
     description="Inception-ResNet v2 (Szegedy et al. 2017)")
 _keras_app(
-    "vgg16", A.VGG16, "full-size", (128, 32, 512), CAFFE_MEAN_BGR, UNIT, channel_order="BGR",
+    "vgg16", "VGG16", "full-size", (128, 32, 512), CAFFE_MEAN_BGR, UNIT, channel_order="BGR",
     imagenet_files={None: "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"},
     description="VGG-16 (Simonyan & Zisserman 2015), Caffe preprocessing (BGR, mean subtracted)")
 
-layers = keras.layers
 
 
 # Small from-scratch nets see few steps: BN momentum 0.9 (not Keras' 0.99) lets the moving statistics
@@ -93,6 +93,8 @@ layers = keras.layers
     description="Levi & Hassner 2015: 3 conv + 2 FC(512) with dropout; batch norm before the ReLU stands in "
                 "for LRN, which edge runtimes rarely accelerate"))
 def levi_hassner(inputs, alpha=None, weights=None):
+    from tf_keras import layers
+
     # conv-BN-ReLU (not the paper's conv-ReLU-pool-norm order) so that int8 conversion folds each BN into its
     # convolution; a BN after the ReLU stays a float op and the next convolution keeps float32 weights in a
     # quantization-aware file
@@ -114,6 +116,8 @@ def levi_hassner(inputs, alpha=None, weights=None):
     name="compact_cnn", family="lightweight", default_input_size=96, min_input_size=32, max_input_size=256,
     mean=INCEPTION, std=INCEPTION, description="Four conv-BN-ReLU-pool blocks (16, 32, 64, 128 filters), GAP"))
 def compact_cnn(inputs, alpha=None, weights=None):
+    from tf_keras import layers
+
     x = inputs
     for i, filters in enumerate((16, 32, 64, 128), start=1):  # BN before ReLU folds into the int8 convolution
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
@@ -123,24 +127,15 @@ def compact_cnn(inputs, alpha=None, weights=None):
     return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
 
-@keras.utils.register_keras_serializable(package="edgeface")
-class PositionEmbedding(layers.Layer):
-    """Learned position embedding added to a (batch, tokens, dim) sequence."""
-
-    def build(self, input_shape):
-        self.embedding = self.add_weight(
-            name="embedding", shape=(1, input_shape[1], input_shape[2]),
-            initializer=keras.initializers.TruncatedNormal(stddev=0.02))
-
-    def call(self, tokens):
-        return tokens + self.embedding
-
-
 @register_backbone(BackboneConfig(
     name="vit", family="full-size", default_input_size=128, min_input_size=32, max_input_size=512,
     mean=INCEPTION, std=INCEPTION, input_multiple=8,
     description="Small ViT (Dosovitskiy et al. 2021): 8x8 patch grid, 6 blocks, dim 192, 3 heads, mean-pooled"))
 def vit(inputs, alpha=None, weights=None, dim=192, depth=6, heads=3, mlp_dim=384):
+    from tf_keras import layers
+
+    from edgeface.models.layers import PositionEmbedding
+
     patch = inputs.shape[1] // 8  # ModelSpec checks the size is a multiple of 8
     x = layers.Conv2D(dim, patch, strides=patch, name="patch_embed")(inputs)
     x = layers.Reshape((64, dim), name="tokens")(x)

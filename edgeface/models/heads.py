@@ -2,8 +2,6 @@
 (edgeface.models.age_heads). The one place that names head layers."""
 from __future__ import annotations
 
-import tf_keras as keras
-
 from edgeface.labels import GENDER_MEANING
 
 TASKS = ("gender", "age")
@@ -25,7 +23,8 @@ def gender_card_output(dtype: str = "float32", quantization=None) -> dict:
 
 
 def build_heads(features, spec) -> dict:
-    layers = keras.layers
+    from tf_keras import layers
+
     x = layers.Dropout(spec.dropout, name=DROPOUT_LAYER)(features) if spec.dropout else features
     outputs = {}
 

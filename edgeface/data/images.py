@@ -1,0 +1,115 @@
+"""The preprocessing every consumer outside training uses (eval, predict, calibration, export checks, benchmarks),
+without TensorFlow: file -> uint8 RGB -> centre square crop -> antialiased bilinear resize -> normalize.
+
+Training decodes and resizes inside tf.data (edgeface.data.pipeline); this module computes the same pixels:
+JPEGs are decoded by libjpeg-turbo with the settings TensorFlow's decoder uses (fast integer DCT, fancy
+upsampling), the resize uses the weights of TensorFlow's antialiased scale-and-translate (triangle kernel
+widened by the downscale factor, each row normalized, float32 sums in the kernel's order: rows, then columns).
+tests/test_images.py holds both paths to the same bytes."""
+from __future__ import annotations
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from edgeface.errors import EdgefaceError
+
+JPEG_MAGIC = b"\xff\xd8"
+
+
+def read_image(path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB pixels of a JPEG, PNG, GIF (first frame), BMP or WebP file, as TensorFlow's
+    `decode_image(channels=3)` gives them (alpha dropped, no EXIF rotation, 16-bit samples shifted to 8)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        if data[:2] == JPEG_MAGIC:
+            # tf.io.decode_jpeg's defaults: JDCT_IFAST (dct_method "") and fancy upsampling
+            return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True, fastupsample=False)
+        with Image.open(path) as image:
+            if image.mode.startswith("I;16") or image.mode == "I":
+                return np.repeat((np.asarray(image, np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=-1)
+            return np.asarray(image.convert("RGB"))
+    except Exception as err:  # decoders raise many types for corrupt files
+        raise EdgefaceError(f"{path}: unreadable image ({type(err).__name__}: {str(err)[:80]})") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _spans(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source start (n_out,) and weights (n_out, span) of TensorFlow's antialiased bilinear resize along one
+    axis (tensorflow/core/kernels/image/scale_and_translate_op.cc, ComputeSpansCore with the triangle kernel)."""
+    f32 = np.float32
+    inv_scale = f32(1.0 / float(f32(n_out) / f32(n_in)))  # the kernel divides in double, stores a float
+    kernel_scale = max(inv_scale, f32(1))
+    one_over_kernel_scale = f32(1) / kernel_scale
+    span = min(2 * int(np.ceil(kernel_scale)) + 1, n_in)
+    starts = np.zeros(n_out, np.int64)
+    weights = np.zeros((n_out, span), np.float32)
+    for x in range(n_out):
+        sample = (f32(x) + f32(0.5)) * inv_scale
+        start = min(max(int(np.ceil(sample - kernel_scale - f32(0.5))), 0), n_in - 1)
+        end = min(max(int(np.floor(sample + kernel_scale - f32(0.5))), 0), n_in - 1) + 1
+        source = np.arange(start, end, dtype=np.float32)
+        k = np.maximum(f32(0), f32(1) - np.abs((source + f32(0.5) - sample) * one_over_kernel_scale))
+        total = f32(0)
+        for value in k:  # summed in order, in float32, as the kernel does
+            total = f32(total + value)
+        if total > 0:
+            starts[x] = min(start, n_in - span)
+            weights[x, start - starts[x]:end - starts[x]] = k * (f32(1) / total)
+    return starts, weights
+
+
+def _gather(image: np.ndarray, axis: int, n_out: int) -> np.ndarray:
+    """Resamples one axis, each output a float32 sum over its span in source order (zero weights add nothing)."""
+    starts, weights = _spans(image.shape[axis], n_out)
+    out = np.zeros(image.shape[:axis] + (n_out,) + image.shape[axis + 1:], np.float32)
+    shape = [1] * image.ndim
+    shape[axis] = n_out
+    for k in range(weights.shape[1]):
+        out += weights[:, k].reshape(shape) * np.take(image, starts + k, axis=axis)
+    return out
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> (size, size, 3): centre-crop to square, antialiased bilinear resize (rows, then
+    columns, as TensorFlow's kernel gathers them)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[top:top + side, left:left + side].astype(np.float32)
+    out = _gather(_gather(square, 0, size), 1, size)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def load_image(path, size: int) -> np.ndarray:
+    return square_resize(read_image(path), size)
+
+
+def load_images(paths, size: int, threads: int = 4) -> np.ndarray:
+    """Decoded, square-cropped, resized uint8 images for a list of files (N, size, size, 3)."""
+    paths = [str(p) for p in paths]
+    if not paths:
+        return np.zeros((0, size, size, 3), np.uint8)
+    with ThreadPoolExecutor(threads) as pool:  # the decoder and numpy release the GIL
+        return np.stack(list(pool.map(functools.partial(load_image, size=size), paths)))
+
+
+def normalize(images, config):
+    """uint8/float 0-255 RGB pixels -> what the network expects (numpy arrays, or tf tensors inside tf.data).
+    `config` is anything with mean, std (per channel, 0-255 scale) and channel_order: a backbone's registered
+    config or a model card's input."""
+    mean = np.asarray(config.mean, np.float32)
+    std = np.asarray(config.std, np.float32)
+    if isinstance(images, np.ndarray):
+        images = images.astype(np.float32)
+    else:
+        import tensorflow as tf  # a tensor: TensorFlow is loaded already
+
+        images = tf.cast(images, tf.float32)
+    if config.channel_order == "BGR":
+        images = images[..., ::-1]
+    return (images - mean) / std
