@@ -160,6 +160,13 @@ _recipe_options = _option_group(
 )
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise EdgefaceError(f"{option} {text}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
 def _overrides(recipe, flags, assignments, tasks) -> dict:
     from edgeface.recipes import recipe_overrides
     from edgeface.run.config import merge, nest, parse_assignments
@@ -175,8 +182,10 @@ def _overrides(recipe, flags, assignments, tasks) -> dict:
 @click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped.")
 @click.option("--cross-validate", is_flag=True, help="Adience 5-fold protocol: a run per held-out fold, "
                                                       "then mean ± std (finished folds are kept on re-run).")
+@click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2: a run per seed under runs/NAME/seedS, then "
+                              "mean ± std of their validation metrics (finished seeds are kept on re-run).")
 @user_errors
-def train(config_file, recipe, resume, cross_validate, assignments, tasks, **flags):
+def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
     from edgeface.run.config import TrainConfig
     from edgeface.train.trainer import train as run_training
@@ -193,12 +202,13 @@ def train(config_file, recipe, resume, cross_validate, assignments, tasks, **fla
         cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs")
     else:
         cfg = TrainConfig.load(config_file, overrides)
-    if cross_validate:
-        from edgeface.train.crossval import cross_validate as run_cv, format_crossval
+    if cross_validate or seeds:
+        from edgeface.train.repeats import cross_validate as run_cv, format_family, train_seeds
 
-        if resume or cfg.fold is not None:
-            raise EdgefaceError("--cross-validate runs every fold itself: drop --fold/--resume (re-run to continue)")
-        click.echo(format_crossval(run_cv(cfg)))
+        if resume or (cross_validate and cfg.fold is not None) or (cross_validate and seeds):
+            raise EdgefaceError("--cross-validate and --seeds run every member themselves: use one of them, without "
+                                "--resume or --fold (re-run the same command to continue)")
+        click.echo(format_family(run_cv(cfg) if cross_validate else train_seeds(cfg, _int_list(seeds, "--seeds"))))
         return
     run = run_training(cfg, resume=resume)
     click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.metrics_file})")
@@ -247,6 +257,31 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
                       allow_outside_root=bool(allow_outside_root))
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))  # shown before it is saved
     click.echo(f"report: {write_report(report, output)}", err=True)
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True)
+@_data_options
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000),
+              help="Paired bootstrap resamples.")
+@click.option("--output", help="Also write the JSON report here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
+@user_errors
+def compare(models, data, fold, limit, seed, allow_outside_root, split, resamples, output, as_json, trust_hdf5):
+    """Score models (runs, .keras, artifacts) on the same images and compare each with the first: Δ gender
+    accuracy and Δ age MAE with paired bootstrap 95% intervals, McNemar's exact test for gender. Without --data
+    it uses the split the first model's run recorded."""
+    from edgeface.eval.compare import compare as run_compare, format_comparison
+    from edgeface.utils import write_json
+
+    report = run_compare(list(models), data, split, limit=limit, seed=seed or 0, resamples=resamples,
+                         trust_hdf5=trust_hdf5, allow_outside_root=bool(allow_outside_root))
+    click.echo(json.dumps(report, indent=2) if as_json else format_comparison(report))
+    if output:
+        write_json(output, report)
+        click.echo(f"report: {output}", err=True)
 
 
 @main.command()

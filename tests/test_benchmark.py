@@ -64,6 +64,11 @@ def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
         assert 0 < r["gzip_kb"] <= r["size_kb"] * 1.01 and r["threads"] == 1 and r["runs"] == 5
     assert rows[0]["gender_acc"] == rows[1]["gender_acc"]  # same weights, same images, same decisions
     assert rows[0]["latency_ratio"] == 1.0 and rows[0]["format"] == "tflite" and rows[1]["format"] == "onnx"
+    assert rows[0]["gender_acc_delta"] is None  # the reference row
+    assert rows[1]["gender_acc_delta"] == pytest.approx(rows[1]["gender_acc"] - rows[0]["gender_acc"])
+    assert rows[1]["gender_acc_delta_low"] <= rows[1]["gender_acc_delta"] <= rows[1]["gender_acc_delta_high"]
+    assert rows[1]["age_mae_delta"] == pytest.approx(rows[1]["age_mae"] - rows[0]["age_mae"], abs=1e-5)
+    assert rows[1]["gender_mcnemar_p"] == 1.0 and rows[3]["age_mae_delta"] is None
     assert (tmp_path / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     with (tmp_path / "out" / "benchmark.csv").open() as f:  # the files say what the payload says
         table = list(csv.DictReader(f))
@@ -72,6 +77,7 @@ def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
     assert float(table[0]["gender_acc"]) == pytest.approx(rows[0]["gender_acc"]) and table[3]["gender_acc"] == ""
     md = (tmp_path / "out" / "table.md").read_text().splitlines()
     assert len(md) == 2 + len(rows) and md[2].startswith("| tiny | tflite | fp32 | ok |")
+    assert "Δ acc vs ref, pt [95% CI]" in md[0] and "+0.00 [+0.00, +0.00] |" in md[3]
     assert f"{100 * rows[1]['gender_acc']:.2f}" in md[3] and "validation failed" in md[5]
     assert json.loads((tmp_path / "out" / "benchmark.json").read_text())["rows"] == rows
 
@@ -84,7 +90,7 @@ def test_run_folder_expands_to_its_formats_and_failed_exports_are_rows(artifacts
     assert rows[("tflite", "int8")]["status"] == "export failed"
     assert "needs --calibration" in rows[("tflite", "int8")]["error"]
     assert rows[("tflite", "fp16")]["latency_ratio"] == 1.0  # the first compiled-runtime row, not Keras
-    assert payload["ratio_reference"] == "tiny tflite fp16"
+    assert payload["reference"] == "tiny tflite fp16"
     assert payload["host"]["cpu"] and "onnxruntime" in payload["host"]["runtimes"]  # figures name their host
 
 

@@ -162,14 +162,33 @@ def test_one_epoch_on_a_utkface_subset_then_eval(tmp_path):
 
 
 def test_adience_cross_validation_reports_mean_and_std(adience_folder, tmp_path):
-    from edgeface.train.crossval import cross_validate, format_crossval
+    from edgeface.train.repeats import cross_validate, format_family
     cfg = TrainConfig(**{**TINY, "data": f"adience:{adience_folder}"}, epochs=1, age_head="groups",
                       runs_dir=str(tmp_path), name="cv")
     result = cross_validate(cfg)
-    assert [f["fold"] for f in result["folds"]] == [0, 1, 2, 3, 4]
+    assert [f["fold"] for f in result["members"]] == [0, 1, 2, 3, 4]
     assert set(result["summary"]) >= {"gender_accuracy", "age_group_accuracy", "age_group_one_off_accuracy"}
-    assert "±" in format_crossval(result) and (tmp_path / "cv" / "crossval.json").is_file()
+    assert "±" in format_family(result) and (tmp_path / "cv" / "crossval.json").is_file()
     assert all((tmp_path / "cv" / f"fold{k}" / "best.keras").is_file() for k in range(5))
+
+
+def test_seeds_train_one_run_each_and_summarise_validation(tmp_path):
+    """`train --seeds`: a run per seed (finished ones kept on re-run), mean ± sd of their validation metrics."""
+    from edgeface.train.repeats import train_seeds
+    cfg = TrainConfig(**TINY, epochs=1, runs_dir=str(tmp_path), name="rec")
+    result = train_seeds(cfg, [0, 3])
+    members = result["members"]
+    assert [m["seed"] for m in members] == [0, 3] and result["split"] == "val"
+    assert [Run(m["run"]).config.seed for m in members] == [0, 3]
+    accs = [m["gender_accuracy"] for m in members]
+    assert result["summary"]["gender_accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert result["summary"]["gender_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+    assert accs[0] == Run(members[0]["run"]).metrics["gender"]["accuracy"]
+    stamp = (tmp_path / "rec" / "seed0" / "best.keras").stat().st_mtime_ns
+    assert train_seeds(cfg, [0, 3])["summary"] == result["summary"]  # nothing retrained
+    assert (tmp_path / "rec" / "seed0" / "best.keras").stat().st_mtime_ns == stamp
+    with pytest.raises(EdgefaceError, match="distinct seeds"):
+        train_seeds(cfg, [1, 1])
 
 
 def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):

@@ -28,7 +28,8 @@ from edgeface.utils import atomic_path, write_json, write_text
 log = logging.getLogger(__name__)
 
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
-           "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
+           "gender_acc_delta", "gender_acc_delta_low", "gender_acc_delta_high", "gender_mcnemar_p", "age_mae_delta",
+           "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
            "latency_ratio", "size_ratio", "runs", "threads", "batch", "where", "path", "error")
 
 
@@ -45,6 +46,14 @@ class Row:
     gender_acc: float | None = None
     balanced_acc: float | None = None
     age_mae: float | None = None
+    # paired against the reference row on the same images (edgeface.eval.stats): Δ and its 95% bootstrap interval
+    gender_acc_delta: float | None = None
+    gender_acc_delta_low: float | None = None
+    gender_acc_delta_high: float | None = None
+    gender_mcnemar_p: float | None = None
+    age_mae_delta: float | None = None
+    age_mae_delta_low: float | None = None
+    age_mae_delta_high: float | None = None
     latency_mean_ms: float | None = None
     latency_p50_ms: float | None = None
     latency_p90_ms: float | None = None
@@ -101,8 +110,10 @@ class _Images:
         return self.cache[size]
 
 
-def _score(row: Row, candidate, images: _Images) -> None:
+def _score(row: Row, candidate, images: _Images) -> dict:
+    """Fills the row's accuracy; returns its per-image outcomes for the paired comparison."""
     from edgeface.eval.metrics import gender_metrics
+    from edgeface.eval.stats import per_image
 
     pred = candidate.predict(images.at(candidate.load_size))
     if "prob_male" in pred:
@@ -113,6 +124,26 @@ def _score(row: Row, candidate, images: _Images) -> None:
         known = ~np.isnan(images.age)
         if known.any():
             row.age_mae = float(np.abs(pred["age_years"][known] - images.age[known]).mean())
+    return per_image(pred, images.gender, images.age)
+
+
+def _paired(rows, outcomes: dict, reference) -> None:
+    """Each scored row against the reference row, paired on the same images (seeded bootstrap, McNemar)."""
+    from edgeface.eval.stats import paired_deltas
+
+    if reference is None or id(reference) not in outcomes:
+        return
+    for r in rows:
+        if r is reference or id(r) not in outcomes:
+            continue
+        d = paired_deltas(outcomes[id(reference)], outcomes[id(r)])
+        if "gender_accuracy" in d:
+            g = d["gender_accuracy"]
+            r.gender_acc_delta, r.gender_acc_delta_low, r.gender_acc_delta_high = g["delta"], g["low"], g["high"]
+            r.gender_mcnemar_p = g["mcnemar_p"]
+        if "age_mae" in d:
+            a = d["age_mae"]
+            r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high = a["delta"], a["low"], a["high"]
 
 
 def _time_on_host(candidate, images: _Images, s: Settings) -> dict:
@@ -129,13 +160,15 @@ def _time_on_host(candidate, images: _Images, s: Settings) -> dict:
     return json.loads(line[len("PROBE "):])
 
 
-def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device) -> Row:
-    """`exports`: making the candidate runs an export, so failing there is 'export failed'."""
+def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device) -> tuple[Row, dict | None]:
+    """The measured row and its per-image outcomes (None when it was not scored). `exports`: making the
+    candidate runs an export, so failing there is 'export failed'."""
+    outcome = None
     try:
         candidate = make()
     except Exception as err:
         return dataclasses.replace(row, status="export failed" if exports else "validation failed",
-                                   error=_one_line(err))
+                                   error=_one_line(err)), None
     if row.format == "?":  # given directly (artifact or peer): the candidate knows what it is
         row.model, row.format, row.precision = candidate.name, candidate.format, candidate.precision
     try:
@@ -143,7 +176,7 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
         row.path = str(getattr(candidate, "path", getattr(candidate, "folder", "")))
         row.size_kb = candidate.size_bytes() / 1000
         row.gzip_kb = _gzip_size(files) / 1000
-        _score(row, candidate, images)
+        outcome = _score(row, candidate, images)
         if device is not None and candidate.format == "tflite":
             timing = device.benchmark(Path(candidate.path), s.threads, s.runs, s.warmup)
             row.where = f"adb:{device.serial}"
@@ -157,7 +190,7 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
             row.status, row.error = "validation failed", candidate.parity_error
     except Exception as err:  # a broken artifact is a failed row, never a crashed benchmark
         row.status, row.error = "validation failed", _one_line(err)
-    return row
+    return row, outcome
 
 
 def _one_line(err: Exception) -> str:
@@ -259,19 +292,22 @@ def benchmark(sources, settings: Settings, output) -> dict:
     device = Device(s.device, s.device_binary or DEFAULT_BINARY) if s.device else None
     images = _Images(records)
     output = Path(output)
-    rows = []
+    rows, outcomes = [], {}
     log.info(f"benchmark on {scored_on}, {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
              f"{s.warmup} warm-up + {s.runs} timed runs per row")
     for index, (row, make, exports) in enumerate(_sources(sources, s, output / "artifacts"), start=1):
         log.info(f"row {index}: {row.model} {row.format} {row.precision} ...")
-        row = _measure(row, make, exports, images, s, device)
+        row, outcome = _measure(row, make, exports, images, s, device)
         rows.append(row)
+        if outcome is not None and row.status == "ok":
+            outcomes[id(row)] = outcome
         log.info(format_row(row))
-    _ratios(rows)
     reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
+    _ratios(rows, reference)
+    _paired(rows, outcomes, reference)
     payload = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "data": s.data, "split": s.split,
                "scored_on": scored_on, "images": len(records), "host": host(),
-               "ratio_reference": reference and f"{reference.model} {reference.format} {reference.precision}",
+               "reference": reference and f"{reference.model} {reference.format} {reference.precision}",
                "settings": dataclasses.asdict(s),
                "sources": [str(x) for x in sources], "rows": [dataclasses.asdict(r) for r in rows]}
     output.mkdir(parents=True, exist_ok=True)
@@ -318,8 +354,7 @@ def host() -> dict:
             platform.python_version(), "runtimes": versions}
 
 
-def _ratios(rows) -> None:
-    reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
+def _ratios(rows, reference) -> None:
     if reference is None:
         return
     for r in rows:
@@ -363,16 +398,27 @@ def format_row(r: Row) -> str:
     return line + (f"  [{r.error}]" if r.error else "")
 
 
+def _interval(delta, low, high, scale: float) -> str:
+    """'+0.12 [-0.20, +0.45]', marked 'real' when the paired interval excludes zero."""
+    if delta is None:
+        return "—"
+    real = " real" if low > 0 or high < 0 else ""
+    return f"{scale * delta:+.2f} [{scale * low:+.2f}, {scale * high:+.2f}]{real}"
+
+
 def markdown_table(rows) -> str:
     head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
+            "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | "
             "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref |")
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
         status = r.status if not r.error else f"{r.status}: {r.error}".replace("|", "\\|")
         lines.append(f"| {r.model} | {r.format} | {r.precision} | {status} | {_fmt(r.size_kb, '.0f')} | "
                      f"{_fmt(r.gzip_kb, '.0f')} | {_fmt(acc, '.2f')} | {_fmt(bal, '.2f')} | {_fmt(r.age_mae, '.2f')} | "
+                     f"{_interval(r.gender_acc_delta, r.gender_acc_delta_low, r.gender_acc_delta_high, 100)} | "
+                     f"{_interval(r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)} | "
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.throughput_ips, '.0f')} | "
                      f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "

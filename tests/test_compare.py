@@ -1,0 +1,85 @@
+"""Paired comparison: McNemar's exact test against scipy, the paired bootstrap against the normal approximation,
+and `edgeface compare` on the bundled TFLite model and its ONNX twin."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeface.bundled import bundled_model
+from edgeface.cli import main
+from edgeface.eval.stats import mcnemar, paired_deltas, per_image
+
+
+@pytest.mark.parametrize("only_a,only_b", [(0, 10), (7, 3), (25, 40), (0, 0)])
+def test_mcnemar_is_the_exact_binomial_test(only_a, only_b):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a = np.array([True] * only_a + [False] * only_b + [True] * 50)
+    b = np.array([False] * only_a + [True] * only_b + [True] * 50)
+    result = mcnemar(a, b)
+    assert (result["only_reference_right"], result["only_candidate_right"]) == (only_a, only_b)
+    expected = 1.0 if only_a + only_b == 0 else scipy_stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
+    assert result["mcnemar_p"] == pytest.approx(expected, rel=1e-9)
+
+
+def outcomes(correct, errors):
+    return {"gender_correct": np.asarray(correct, float), "age_error": np.asarray(errors, float)}
+
+
+def test_identical_models_differ_by_exactly_nothing():
+    rng = np.random.default_rng(0)
+    a = outcomes(rng.random(500) < 0.9, rng.exponential(5, 500))
+    d = paired_deltas(a, a, resamples=1000)
+    for metric in ("gender_accuracy", "age_mae"):
+        assert d[metric]["delta"] == d[metric]["low"] == d[metric]["high"] == 0 and not d[metric]["real"]
+    assert d["gender_accuracy"]["mcnemar_p"] == 1.0
+
+
+def test_bootstrap_interval_matches_the_paired_normal_approximation():
+    rng = np.random.default_rng(1)
+    n = 2000
+    a_correct = rng.random(n) < 0.90
+    b_correct = a_correct.copy()
+    b_correct[rng.choice(np.flatnonzero(~a_correct), 60, replace=False)] = True  # B fixes 60 of A's errors
+    b_correct[rng.choice(np.flatnonzero(a_correct), 20, replace=False)] = False  # and breaks 20 others
+    a_err = rng.exponential(5, n)
+    b_err = a_err + rng.normal(0.0, 1.0, n)  # no real age difference
+    d = paired_deltas(outcomes(a_correct, a_err), outcomes(b_correct, b_err), resamples=4000, seed=3)
+    for metric, diff in (("gender_accuracy", b_correct.astype(float) - a_correct), ("age_mae", b_err - a_err)):
+        se = diff.std(ddof=1) / np.sqrt(n)
+        assert d[metric]["delta"] == pytest.approx(diff.mean())
+        assert d[metric]["low"] == pytest.approx(diff.mean() - 1.96 * se, abs=0.15 * se)
+        assert d[metric]["high"] == pytest.approx(diff.mean() + 1.96 * se, abs=0.15 * se)
+    assert d["gender_accuracy"]["real"] and d["gender_accuracy"]["delta"] == pytest.approx(40 / n)
+    assert d["gender_accuracy"]["mcnemar_p"] < 1e-4
+    assert not d["age_mae"]["real"]
+    again = paired_deltas(outcomes(a_correct, a_err), outcomes(b_correct, b_err), resamples=4000, seed=3)
+    assert again == d  # seeded
+
+
+def test_unknown_labels_and_missing_heads_are_left_out():
+    pred = {"prob_male": np.array([0.9, 0.2, 0.7])}  # a gender-only model
+    out = per_image(pred, np.array([1, -1, 0]), np.array([30.0, np.nan, 12.0]))
+    assert out["gender_correct"][0] == 1 and np.isnan(out["gender_correct"][1]) and out["gender_correct"][2] == 0
+    assert np.isnan(out["age_error"]).all()
+    full = per_image({**pred, "age_years": np.array([31.0, 5.0, 10.0])}, np.array([1, -1, 0]),
+                     np.array([30.0, np.nan, 12.0]))
+    d = paired_deltas(full, out, resamples=1000)
+    assert "age_mae" not in d and d["gender_accuracy"]["n"] == 2
+
+
+def test_compare_cli_scores_every_model_on_the_same_images(csv_manifest, tmp_path):
+    tflite = bundled_model()
+    onnx = next(tflite.parent.glob("*.onnx"))
+    out = tmp_path / "cmp.json"
+    result = CliRunner().invoke(main, ["compare", str(tflite), str(onnx), "--data", f"csv:{csv_manifest}",
+                                       "--split", "train", "--resamples", "1000", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["reference"] == str(tflite) and [m["format"] for m in report["models"]] == ["tflite", "onnx"]
+    vs = report["models"][1]["vs_reference"]
+    assert {"gender_accuracy", "age_mae"} <= set(vs)
+    assert vs["gender_accuracy"]["n"] == report["n"] and vs["gender_accuracy"]["low"] <= vs["gender_accuracy"]["high"]
+    assert "(reference)" in result.output and "Δ gender" in result.output and "McNemar p" in result.output
+    single = CliRunner().invoke(main, ["compare", str(tflite), "--data", f"csv:{csv_manifest}"])
+    assert single.exit_code != 0 and "at least two models" in single.output
