@@ -70,6 +70,16 @@ def main(verbose):
     _setup_logging(verbose)
 
 
+def entry():
+    """The console script: TensorFlow's and LiteRT's known C++ start-up chatter is kept off stderr unless
+    --verbose (edgeface.native_stderr), then the command runs."""
+    from edgeface.native_stderr import filter_native_stderr
+
+    if "--verbose" not in sys.argv[1:]:
+        filter_native_stderr()
+    main()
+
+
 def _option_group(*options):
     """One decorator for options several commands share, in the order --help lists them."""
     def apply(fn):

@@ -100,8 +100,21 @@ class Predictor:
 
         return self.predict(load_images([str(p) for p in paths], self.input_size), batch_size)
 
-    def predict_records(self, records, batch_size: int = 64) -> dict:
-        return self.predict_files([r.path for r in records], batch_size)
+    def predict_records(self, records, batch_size: int = 64, progress: str | None = None) -> dict:
+        """Predictions for labelled records, in chunks; `progress` names a bar shown on a terminal."""
+        import sys
+
+        from tqdm import tqdm
+
+        if not records:
+            raise EdgefaceError("no images to predict")
+        chunk, parts = 512, []
+        with tqdm(total=len(records), desc=progress, unit="img", leave=False,
+                  disable=progress is None or not sys.stderr.isatty()) as bar:
+            for i in range(0, len(records), chunk):
+                parts.append(self.predict_files([r.path for r in records[i:i + chunk]], batch_size))
+                bar.update(len(parts[-1][next(iter(parts[-1]))]))
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _keras_file(path: Path, trust_hdf5: bool) -> Predictor:

@@ -24,7 +24,7 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
     if not records:
         raise EdgefaceError(f"no images in the {split} split to evaluate")
     spec = predictor.spec
-    pred = predictor.predict_records(records)
+    pred = predictor.predict_records(records, progress=f"scoring {len(records)} images")
     report = {"split": split, "n": len(records), "edgeface_version": __version__}
     true_gender = np.array([-1 if r.gender is None else r.gender for r in records])
     bands = [None if r.age_group is None else age_band_label(r.age_group) for r in records]

@@ -41,7 +41,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     for index, (model, predictor) in enumerate(zip(models, predictors), start=1):
         log.info(f"[{index}/{len(models)}] scoring {model} ({predictor.format} {predictor.precision}) on "
                  f"{len(records)} images")
-        outcomes.append(per_image(predictor.predict_records(records), gender, age))
+        outcomes.append(per_image(predictor.predict_records(records, progress=f"model {index}"), gender, age))
     rows = []
     for model, predictor, outcome in zip(models, predictors, outcomes):
         row = {"model": str(model), "format": predictor.format, "precision": predictor.precision,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import tensorflow as tf
 from tqdm import tqdm
@@ -34,7 +35,11 @@ def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool
         converter.inference_output_type = IO_TYPES[io]
     elif precision != "fp32":
         raise EdgefaceError(f"TFLite has no {precision} precision")
-    return converter.convert()
+    with warnings.catch_warnings():
+        # int8 I/O: the converter asks for input statistics meant for old TF1 graphs; the calibration set (or the
+        # QAT ranges) gives the input scale, which the model card records from the converted file
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return converter.convert()
 
 
 def _named_by_task(model):
