@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
+from edgeface.data.framing import crop_card
 from edgeface.errors import EdgefaceError
 from edgeface.labels import AGE_GROUP_LABELS, GENDER_LABELS
 from edgeface.version import __version__
@@ -213,6 +214,9 @@ def build_card(*, file_name: str, fmt: str, precision: str, runtime: str, spec, 
         "calibration": calibration,
         "metrics": metrics or {},
     }
+    crop = crop_card(training.get("data", ""))
+    if crop is not None:  # how to cut a face from a photo so it matches the training chips
+        card["input"]["crop"] = crop
     validate_card(card)
     return card
 

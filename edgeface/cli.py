@@ -119,6 +119,12 @@ class _LazyChoice(click.Choice):
         pass
 
 
+def _detectors() -> tuple:
+    from edgeface.detect import DETECTORS
+
+    return DETECTORS
+
+
 def _choices(name: str) -> click.Choice:
     """A config key's allowed values, from the typed config."""
     def values():
@@ -298,21 +304,30 @@ def compare(models, data, fold, limit, seed, allow_outside_root, split, resample
 @click.argument("images", nargs=-1, required=True)  # files, folders or glob patterns
 @click.option("--model", "model_path", default=None,
               help="Run folder, .keras model or exported artifact (default: the bundled int8 model).")
-@click.option("--detect", is_flag=True, help="Images are full photos: find the faces (OpenCV) and predict each.")
+@click.option("--detect", is_flag=True, help="Images are full photos: find every face, crop it per the crop "
+                                           "contract and predict each.")
+@click.option("--detector", type=_LazyChoice(_detectors),
+              help="Face detector for --detect: blazeface (MediaPipe short-range, default), blazeface-full "
+                   "(small or distant faces) or haar (OpenCV).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
 @user_errors
-def predict(images, model_path, detect, as_json, trust_hdf5):
+def predict(images, model_path, detect, detector, as_json, trust_hdf5):
     """Gender (with probability) and age for face crops, or for every face in photos with --detect."""
     from edgeface.bundled import bundled_model
     from edgeface.eval import predict as run_predict
 
-    result = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5)
+    if detector and not detect:
+        raise EdgefaceError("--detector chooses the face detector of --detect; add --detect")
+    result = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5,
+                         detector=detector)
     rows, model = result["predictions"], result["model"]
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"model: {model['path']} ({model['format']} {model['precision']}, run {model['run']})", err=True)
+        detector = f"; faces by {model['detector']}" if model["detector"] else ""
+        click.echo(f"model: {model['path']} ({model['format']} {model['precision']}, run {model['run']}){detector}",
+                   err=True)
         for row in rows:
             parts = [row["image"]]
             if row["face"] is not None:

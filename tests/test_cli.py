@@ -103,7 +103,8 @@ def test_predict_reports_an_unreadable_image_and_predicts_the_others(trained_run
     assert any("nothing*.png  error: no file matches" in l for l in lines)
     code, output = run("predict", folder / "good.png", "--model", trained_run, "--json")
     (row,) = json.loads(output)["predictions"]
-    assert code == 0 and set(row) == {"image", "face", "box", "gender", "prob_male", "age", "age_group", "error"}
+    assert code == 0 and set(row) == {"image", "face", "box", "score", "keypoints", "gender", "prob_male", "age",
+                                      "age_group", "error"}
 
 
 def test_cli_predict_detect(trained_run, tmp_path):
@@ -111,7 +112,8 @@ def test_cli_predict_detect(trained_run, tmp_path):
     code, output = run("predict", path, "--model", trained_run, "--detect", "--json")
     rows = json.loads(output)["predictions"]
     assert code == 0 and len(rows) == 1 and rows[0]["face"] == 1 and len(rows[0]["box"]) == 4
-    assert rows[0]["gender"] in ("male", "female")
+    assert rows[0]["gender"] in ("male", "female") and len(rows[0]["keypoints"]) == 6 and rows[0]["score"] > 0.5
+    assert json.loads(output)["model"]["detector"] == "blazeface"
     wall = tmp_path / "wall.png"
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(wall)
     code, output = run("predict", wall, "--model", trained_run, "--detect", "--json")

@@ -1,5 +1,5 @@
-"""Rewrites a schema-1 model card (edgeface before the verified loader) as a schema-2 card, without touching
-the model's weights: the contract (normalization, outputs, decoding rules, quantization) is rebuilt from the
+"""Rewrites a schema-1 model card (edgeface before the verified loader), or a schema-2 card written before cards
+carried the crop contract (`input.crop`), as a current card, without touching the model's weights: the contract (normalization, outputs, decoding rules, quantization) is rebuilt from the
 card's model spec and the artifact's real inputs and outputs, the facts (training, calibration, metrics,
 options, creation date) are kept, and the card is embedded (TFLite, ONNX) and hashed as `edgeface export` does.
 
@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from edgeface.card import build_card, card_path, seal
+from edgeface.data.framing import crop_card
 from edgeface.models import ModelSpec
 from edgeface.runtime import open_runner
 from edgeface.utils import write_json
@@ -21,7 +22,8 @@ from edgeface.utils import write_json
 
 def upgrade(artifact: Path) -> None:
     old = json.loads(card_path(artifact).read_text())
-    if old.get("schema_version") != 1:
+    current = old.get("schema_version") == 2 and ("crop" in old["input"] or crop_card(old["training"]["data"]) is None)
+    if current or old.get("schema_version") not in (1, 2):
         print(f"{artifact}: card schema {old.get('schema_version')}, nothing to do")
         return
     spec = ModelSpec(**old["model"]["spec"])

@@ -149,7 +149,8 @@ def format_report(report: dict) -> str:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-NO_FACE = "no face found (the detector wants a frontal face of at least 40 px; pass a face crop without --detect)"
+NO_FACE = ("no face found by {detector} (try --detector blazeface-full for small or distant faces, or pass a face "
+           "crop without --detect)")
 
 
 def expand_inputs(inputs) -> list[tuple[str, str | None]]:
@@ -171,20 +172,29 @@ def expand_inputs(inputs) -> list[tuple[str, str | None]]:
     return out
 
 
-def _row(image: str, face: int | None = None, box=None, error: str | None = None) -> dict:
-    """One prediction row; every row has the same keys (face numbers count from 1)."""
-    return {"image": image, "face": face, "box": box, "gender": None, "prob_male": None, "age": None,
-            "age_group": None, "error": error}
+def _row(image: str, face=None, error: str | None = None) -> dict:
+    """One prediction row; every row has the same keys (face numbers count from 1; box, detector score and
+    keypoints, in photo pixels, only with a detector)."""
+    row = {"image": image, "face": None, "box": None, "score": None, "keypoints": None, "gender": None,
+           "prob_male": None, "age": None, "age_group": None, "error": error}
+    if face is not None:
+        index, found = face
+        row.update(face=index, box=[round(v, 1) for v in found.box],
+                   score=None if found.score is None else round(found.score, 4),
+                   keypoints=None if found.keypoints is None else np.round(found.keypoints, 1).tolist())
+    return row
 
 
-def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) -> dict:
+def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, detector: str | None = None) -> dict:
     """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact:
-    {"model": what answered, "predictions": rows}. With `detect`, images are full photos: each face found is
-    cropped like the training chips and gets a row. An image that cannot be read, or holds no face, gets a row
-    with its `error`; the other images are still predicted."""
+    {"model": what answered, "predictions": rows}. With `detect`, images are full photos: each face the detector
+    (default BlazeFace short-range) finds is cropped per the crop contract and gets a row. An image that cannot be
+    read, or holds no face, gets a row with its `error`; the other images are still predicted."""
     from edgeface.data import check_image
     from edgeface.data.images import load_images, square_resize
-    from edgeface.detect import detect_faces
+    from edgeface.detect import DEFAULT_DETECTOR, detect_faces
+
+    detector = detector or DEFAULT_DETECTOR
 
     predictor = load(model_path, trust_hdf5=trust_hdf5)
     spec = predictor.spec
@@ -198,14 +208,14 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) 
             readable.append(path)
         else:
             try:
-                found = detect_faces(path)
+                found = detect_faces(path, detector)
             except EdgefaceError as err:
                 rows.append(_row(path, error=str(err)))
                 continue
-            rows += [_row(path, index, list(face.box)) for index, face in enumerate(found, start=1)]
+            rows += [_row(path, (index, face)) for index, face in enumerate(found, start=1)]
             crops += [square_resize(face.crop, spec.input_size) for face in found]
             if not found:
-                rows.append(_row(path, error=NO_FACE))
+                rows.append(_row(path, error=NO_FACE.format(detector=detector)))
     if readable:
         crops = list(load_images(readable, spec.input_size))
     answered = [row for row in rows if row["error"] is None]
@@ -220,5 +230,5 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False) 
                     row["age"] = float(pred["age_years"][i])
                 row["age_group"] = age_band_label(pred["age_group"][i])
     model = {"path": str(model_path), "format": predictor.format, "precision": predictor.precision,
-             "run": predictor.name}
+             "run": predictor.name, "detector": detector if detect else None}
     return {"model": model, "predictions": rows}

