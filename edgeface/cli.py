@@ -263,16 +263,54 @@ def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations
 @click.option("--output", help="Where to write the JSON report (default: beside the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
+@click.option("--framing-stress", is_flag=True, help="Instead: accuracy when the chips are re-framed (the measured "
+                                                     "detector spread, zoom-outs, shifts, rotations).")
+@click.option("--detector", type=_LazyChoice(_detectors), default="blazeface", show_default=True,
+              help="With --framing-stress: whose measured framing spread to reproduce.")
 @user_errors
-def eval_command(model, data, fold, limit, seed, allow_outside_root, split, output, as_json, trust_hdf5):
+def eval_command(model, data, fold, limit, seed, allow_outside_root, split, output, as_json, trust_hdf5,
+                 framing_stress, detector):
     """Evaluate a run folder, .keras model or exported artifact: accuracy, MAE, per age band and race. Without
     --data it scores the split the model's run recorded when training."""
     from edgeface.eval import evaluate, format_report, write_report
 
+    if framing_stress:
+        from edgeface.eval.framing import format_framing, framing_stress as run_stress
+        from edgeface.utils import write_json
+
+        report = run_stress(model, data, split, limit=limit, seed=seed or 0, detector=detector,
+                            trust_hdf5=trust_hdf5)
+        click.echo(json.dumps(report, indent=2) if as_json else format_framing(report))
+        if output:
+            write_json(output, report)
+            click.echo(f"report: {output}", err=True)
+        return
     report = evaluate(model, data, split, limit=limit, seed=seed or 0, fold=fold, trust_hdf5=trust_hdf5,
                       allow_outside_root=bool(allow_outside_root))
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))  # shown before it is saved
     click.echo(f"report: {write_report(report, output)}", err=True)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--calibration", required=True, help="Calibration manifest name (calibration/NAME.txt) or path.")
+@click.option("--calibration-root", help="Folder the manifest's image paths are relative to (overrides its root).")
+@click.option("--val-limit", default=500, show_default=True, type=int,
+              help="Validation images the task effect is measured on (0: all).")
+@click.option("--top", default=12, show_default=True, type=click.IntRange(1),
+              help="Layers (largest numeric int8 error first) whose task effect is measured.")
+@click.option("--output", help="Folder for analysis.json, layers.csv, sensitivity.png (default: RUN/int8-analysis).")
+@user_errors
+def analyze(run, calibration, calibration_root, val_limit, top, output):
+    """Which layers break int8: per-layer numeric error (TensorFlow's QuantizationDebugger) and task effect on
+    validation when only that layer stays float / only it is quantized; a ranked table and a verdict."""
+    from pathlib import Path
+
+    from edgeface.compress.sensitivity import analyze as run_analysis, format_analysis, write_analysis
+
+    report = run_analysis(run, calibration, root=calibration_root, val_limit=val_limit or None, top=top)
+    click.echo(format_analysis(report))
+    click.echo(f"wrote {write_analysis(report, output or Path(run) / 'int8-analysis')}", err=True)
 
 
 @main.command()
@@ -412,16 +450,29 @@ def _pairs(values, what: str) -> dict:
                    "agreement=, mae_shift= (years) for int8/dynamic.")
 @click.option("--parity-data", help="Dataset spec for parity images (default: the run's recorded validation split).")
 @click.option("--timing-cache", help="TensorRT timing cache file (read and updated).")
+@click.option("--keep-float", help="Int8 TFLite mixed precision: Keras layers to leave float (comma-separated, see "
+                                   "`edgeface analyze`), or auto: the fewest that keep int8 within 0.3 points / "
+                                   "0.1 years of float on validation.")
 @user_errors
 def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, per_channel,
-           calibration_method, tolerances, parity_data, timing_cache):
+           calibration_method, tolerances, parity_data, timing_cache, keep_float):
     """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check."""
     from edgeface.export import ExportOptions, export as run_export
 
+    layers, reason = (), ""
+    if keep_float:
+        from edgeface.compress.sensitivity import keep_float_options
+
+        if set(formats) != {"tflite"} or set(precisions) != {"int8"}:
+            raise EdgefaceError("--keep-float makes a mixed-precision int8 TFLite file: use --format tflite "
+                                "--precision int8")
+        if not calibration:
+            raise EdgefaceError("--keep-float needs --calibration NAME (post-training int8)")
+        layers, reason = keep_float_options(run, keep_float, calibration, calibration_root)
     options = ExportOptions(calibration=calibration, calibration_root=calibration_root, io=io, opset=opset,
                             nchw=nchw, per_channel=per_channel, calibration_method=calibration_method,
                             tolerances=_pairs(tolerances, "--tolerance"), parity_data=parity_data,
-                            timing_cache=timing_cache)
+                            timing_cache=timing_cache, keep_float=layers, keep_float_reason=reason)
     results = run_export(run, "all" if "all" in formats else formats,
                          "all" if "all" in precisions else precisions, output_dir, options)
     for r in results:

@@ -172,3 +172,15 @@ def test_trt_engines_build_run_and_pass_parity(run, manifest, tmp_path):
     assert all(r.passed for r in results) and (tmp_path / "timing.cache").is_file()
     out = open_runner(results[0].path)(np.zeros((2, 32, 32, 3), np.float32))
     assert out["gender"].shape == (2, 1)
+
+
+def test_gpu_readiness_reads_the_analyzer_report():
+    from edgeface.export.tflite import parse_gpu_report
+
+    ok = parse_gpu_report("Your model looks compatible with GPU delegate on TFLite runtime version 2.21.0.")
+    assert ok["compatible"] and ok["cpu_fallback_ops"] == []
+    bad = parse_gpu_report(
+        "GPU COMPATIBILITY WARNING: Subgraph#0 has GPU delegate compatibility issues at nodes 3 on TFLite runtime\n"
+        "  Op#3 GATHER(T#1, T#2) -> [T#3]\n"
+        "    Op#3 GATHER(T#1, T#2) -> [T#3] GPU COMPATIBILITY WARNING: Not supported op GATHER\n")
+    assert not bad["compatible"] and bad["cpu_fallback_ops"] == ["Op#3 GATHER: Not supported op GATHER"]

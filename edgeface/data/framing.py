@@ -41,6 +41,10 @@ class CropContract:
     offset: tuple  # (right, down): crop centre - anchor, in box widths, in the eye-levelled frame
     rotate: bool  # turn the crop so the eyes (keypoints 0 and 1) are level
     measured: str  # where the numbers come from
+    # how much the detector's framing of a chip varies around the contract (standard deviations over the measured
+    # chips): crop size (fraction), centre right and down (chip sides), angle (degrees) -- what framing-robust
+    # training and the framing-stress evaluation reproduce
+    spread: tuple = (0.0, 0.0, 0.0, 0.0)
 
     def angle(self, keypoints) -> float:
         """Radians from the image's x axis to the line from the subject's right eye to the left eye."""
@@ -93,12 +97,16 @@ class CropContract:
 CONTRACTS = {c.detector: c for c in (
     # medians of `python tools/measure_framing.py --detector NAME` on 400 UTKFace train chips, 2026-11-29
     # (benchmarks/framing-2026-11-29/): chip side / box width, chip centre from the anchor in box widths
+    # spread: std of scale / median scale, std of the eye (or box) offsets x box width / chip side, std of the angle
     CropContract("blazeface", "eye_midpoint", 1.0666, (0.0034, 0.2192), True,
-                 "tools/measure_framing.py --detector blazeface: medians over 400 of 400 UTKFace train chips"),
+                 "tools/measure_framing.py --detector blazeface: medians over 400 of 400 UTKFace train chips",
+                 (0.060, 0.028, 0.015, 2.93)),
     CropContract("blazeface-full", "eye_midpoint", 0.9997, (0.0083, 0.2047), True,
-                 "tools/measure_framing.py --detector blazeface-full: medians over 387 of 400 UTKFace train chips"),
+                 "tools/measure_framing.py --detector blazeface-full: medians over 387 of 400 UTKFace train chips",
+                 (0.056, 0.020, 0.013, 2.50)),
     CropContract("haar", "box_centre", 0.9662, (0.0028, 0.0855), False,
-                 "tools/measure_framing.py --detector haar: medians over 383 of 400 UTKFace train chips"),
+                 "tools/measure_framing.py --detector haar: medians over 383 of 400 UTKFace train chips",
+                 (0.210, 0.081, 0.081, 0.0)),
 )}
 
 

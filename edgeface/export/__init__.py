@@ -49,6 +49,8 @@ class ExportOptions:
     parity_data: str | None = None  # dataset spec for parity images; default: the run's own validation split
     trt_batch: tuple = (1, 16, 64)
     timing_cache: str | None = None
+    keep_float: tuple = ()  # Keras layers left float in int8 TFLite (mixed precision), and why
+    keep_float_reason: str = ""
 
 
 @dataclasses.dataclass
@@ -112,11 +114,17 @@ def _write_saved_model(model, spec, precision, target: Path, options: ExportOpti
 def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
     from edgeface.export import tflite as tflite_export
 
-    flatbuffer = tflite_export.convert(model, precision, calibration, options.io, qat=has_quantize_wrappers(model))
+    keep_float = tuple(options.keep_float) if precision == "int8" else ()
+    flatbuffer = tflite_export.convert(model, precision, calibration, options.io, qat=has_quantize_wrappers(model),
+                                       keep_float=keep_float)
     target.write_bytes(flatbuffer)
+    gpu = {"gpu_delegate": tflite_export.gpu_readiness(flatbuffer)}
     if precision not in ("int8", "dynamic"):
-        return {}
-    return {**({"io": options.io} if precision == "int8" else {}), "weights": tflite_export.weight_census(flatbuffer)}
+        return gpu
+    mixed = {"keep_float": list(keep_float), "keep_float_reason": options.keep_float_reason or "requested",
+             "io": "float (mixed precision: quantize and dequantize inside)"} if keep_float else {}
+    return {**({"io": options.io} if precision == "int8" else {}), **mixed, **gpu,
+            "weights": tflite_export.weight_census(flatbuffer)}
 
 
 def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
@@ -241,10 +249,15 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             results.append(result)
             status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
             log.info(f"  {result.size_bytes / 1024:.0f} KiB, {status}")
-            # dynamic-range files compute in float by design; only full-integer ones promise integer-only kernels
-            warning = precision == "int8" and "weights" in fmt_options and float_weights_warning(fmt_options["weights"])
+            # dynamic-range files compute in float by design; only full-integer ones promise integer-only kernels,
+            # unless layers were kept float on purpose (--keep-float), which the card records
+            warning = precision == "int8" and "weights" in fmt_options and not fmt_options.get("keep_float") \
+                and float_weights_warning(fmt_options["weights"])
             if warning:
-                log.warning(f"  {warning}")
+                log.warning(warning)
+            elif fmt_options.get("keep_float"):
+                log.info(f"  float layers: {', '.join(fmt_options['keep_float'])} "
+                         f"({100 * fmt_options['weights']['float32_share']:.0f}% of the weight bytes)")
     return results
 
 

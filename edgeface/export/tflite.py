@@ -1,9 +1,12 @@
 """TFLite conversion: fp32, fp16 weights, dynamic-range int8, full-integer int8 with calibration."""
 from __future__ import annotations
 
+import csv
+import io as text_io
 import sys
 import warnings
 
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
@@ -13,9 +16,9 @@ IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
 FLOAT_SHARE_WARNING = 0.05  # of a quantized file's weight bytes
 
 
-def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False) -> bytes:
-    """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only); a
-    quantization-aware model (qat) brings its own ranges and needs none."""
+def converter_for(model, precision: str, calibration=None, io: str = "int8", qat: bool = False):
+    """The configured TFLiteConverter for a Keras model (convert() runs it; the sensitivity analysis hands it to
+    TensorFlow's QuantizationDebugger)."""
     converter = _named_by_task(model) if qat else tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -35,11 +38,87 @@ def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool
         converter.inference_output_type = IO_TYPES[io]
     elif precision != "fp32":
         raise EdgefaceError(f"TFLite has no {precision} precision")
+    return converter
+
+
+def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False,
+            keep_float: tuple = ()) -> bytes:
+    """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only); a
+    quantization-aware model (qat) brings its own ranges and needs none. `keep_float`: tensor names of ops left
+    Keras layers left in float32 in a full-integer int8 file (mixed precision; `edgeface analyze` says which)."""
+    if keep_float:
+        if precision != "int8" or qat or not calibration:
+            raise EdgefaceError("--keep-float applies to post-training full-integer int8 (with --calibration)")
+        quantizer = Quantizer(model, calibration)
+        return quantizer.file(quantizer.tensors(keep_float))
+    converter = converter_for(model, precision, calibration, io, qat)
     with warnings.catch_warnings():
         # int8 I/O: the converter asks for input statistics meant for old TF1 graphs; the calibration set (or the
         # QAT ranges) gives the input scale, which the model card records from the converted file
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         return converter.convert()
+
+
+def layer_name(tensor_name: str) -> str:
+    """The Keras layer behind a converted op's output tensor. A fused op names every layer it absorbed, the
+    weighted one last ('m/block_1_relu/Relu6;m/block_1_bn/FusedBatchNormV3;m/block_1_conv/Conv2D' -> block_1_conv)."""
+    parts = tensor_name.split(";")[-1].split("/")
+    return parts[1] if len(parts) > 2 else tensor_name.split(";")[-1]
+
+
+class Quantizer:
+    """One calibration of a Keras model, then any number of full-integer int8 files with chosen ops left float."""
+
+    def __init__(self, model, calibration):
+        converter = converter_for(model, "int8", calibration)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            self.debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=lambda: ([batch] for batch in calibration))
+
+    def layer_statistics(self) -> list[dict]:
+        """Per quantized op output: op, tensor, layer, scale, RMSE (float units) and RMSE / scale."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            self.debugger.run()
+        buffer = text_io.StringIO()
+        self.debugger.layer_statistics_dump(buffer)
+        rows = []
+        for row in csv.DictReader(text_io.StringIO(buffer.getvalue())):
+            scale, mse = float(row["scale"]), float(row["mean_squared_error"])
+            rows.append({"op": row["op_name"], "tensor": row["tensor_name"], "layer": layer_name(row["tensor_name"]),
+                         "scale": scale, "rmse": float(np.sqrt(mse)),
+                         "rmse_steps": float(np.sqrt(mse) / scale) if scale else 0.0})
+        return rows
+
+    def tensors(self, layers) -> list[str]:
+        """Output tensor names of the ops that carry these Keras layers (one layer may feed a fused op)."""
+        by_layer = {}
+        for name in self._op_tensors():
+            by_layer.setdefault(layer_name(name), []).append(name)
+        missing = [layer for layer in layers if layer not in by_layer]
+        if missing:
+            raise EdgefaceError(f"--keep-float: no quantized op carries layer(s) {', '.join(missing)}; layers that "
+                                f"do: {', '.join(sorted(by_layer))}")
+        return [t for layer in layers for t in by_layer[layer]]
+
+    def _op_tensors(self) -> list[str]:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=self.file())
+        names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+        return [names[op["outputs"][0]] for op in interpreter._get_ops_details()
+                if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE") and op["outputs"]]
+
+    def file(self, keep_float=()) -> bytes:
+        """Full-integer int8 except the ops producing the `keep_float` tensors, which stay float32 with float
+        weights (the debugger's denylisted nodes). Such a file takes float input and gives float output: its
+        quantize and dequantize ops are inside it."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            self.debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(keep_float))
+            return self.debugger.get_nondebug_quantized_model()
 
 
 def _named_by_task(model):
@@ -81,9 +160,32 @@ def weight_census(flatbuffer: bytes) -> dict:
             "largest_float32": [name for _, name in sorted(floats, reverse=True)[:3]]}
 
 
+def gpu_readiness(flatbuffer: bytes) -> dict:
+    """Which ops a GPU delegate would leave to the CPU, from TensorFlow's model analyzer (its GPU compatibility
+    check for this TFLite version); a check of the op set, not a run on a GPU."""
+    import contextlib
+
+    text = text_io.StringIO()
+    with contextlib.redirect_stdout(text):
+        tf.lite.experimental.Analyzer.analyze(model_content=flatbuffer, gpu_compatibility=True)
+    return parse_gpu_report(text.getvalue())
+
+
+def parse_gpu_report(text: str) -> dict:
+    fallback = []
+    for line in text.splitlines():
+        line = line.strip()
+        if "GPU COMPATIBILITY WARNING" in line and line.startswith("Op#"):
+            op, _, reason = line.partition("GPU COMPATIBILITY WARNING:")
+            fallback.append(f"{op.split('(')[0].strip()}: {reason.strip()}")
+    compatible = "looks compatible with GPU delegate" in text and not fallback
+    return {"checker": f"tf.lite.experimental.Analyzer (TFLite {tf.__version__})", "compatible": compatible,
+            "cpu_fallback_ops": fallback}
+
+
 def float_weights_warning(census: dict) -> str | None:
     if census["float32_share"] <= FLOAT_SHARE_WARNING:
         return None
-    return (f"warning: {100 * census['float32_share']:.0f}% of the weight bytes stayed float32 (largest: "
+    return (f"{100 * census['float32_share']:.0f}% of the weight bytes stayed float32 (largest: "
             f"{', '.join(census['largest_float32'])}); integer-only delegates (NNAPI, Edge TPU, Hexagon) will not "
             "run those layers")

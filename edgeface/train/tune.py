@@ -139,7 +139,9 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
                            project_name=name, overwrite=False)
     tuner.search()
     ranked = []
-    for rank, trial in enumerate(tuner.oracle.get_best_trials(num_trials=10 ** 6), 1):
+    # ties in score (tiny searches have them) ranked by trial number, so a resumed search prints the same order
+    best = sorted(tuner.oracle.get_best_trials(num_trials=10 ** 6), key=lambda t: (float("inf") if t.score is None else t.score, int(t.trial_id)))
+    for rank, trial in enumerate(best, 1):
         values = trial.hyperparameters.values
         ranked.append({"rank": rank, "trial": trial_number(trial.trial_id), OBJECTIVE: trial.score,
                        "epochs": values.get("tuner/epochs"),

@@ -1,0 +1,254 @@
+"""Which layer breaks int8 (`edgeface analyze`), and mixed precision that keeps just those float
+(`edgeface export --keep-float LAYERS|auto`).
+
+Two views per layer of a full-integer int8 TFLite file:
+- numeric: TensorFlow's QuantizationDebugger compares each op's int8 output with its float output on the
+  calibration images; the error is reported in quantization steps (RMSE / scale);
+- task effect on the validation split (paired with the float model on the same images): Δ gender accuracy and
+  Δ age MAE when only that layer stays float ("recovered": how much of int8's loss it explains) and when only it
+  is quantized ("damage": what quantizing it alone costs).
+Layers are named by their Keras layer; the selective files come from the debugger's denylisted nodes (one
+calibration for all of them)."""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.export.tflite import Quantizer, layer_name
+from edgeface.utils import write_json, write_text
+from edgeface.version import __version__
+
+log = logging.getLogger(__name__)
+TRIVIAL_OPS = {"MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "QUANTIZE", "DEQUANTIZE", "CONCATENATION", "PAD",
+               "SOFTMAX", "LOGISTIC"}  # share their input's scale, or have fixed output ranges
+TOLERANCE = {"gender_accuracy": 0.003, "age_mae": 0.1}  # int8 "holds" within 0.3 points / 0.1 years of float
+
+
+def _outcomes(data: bytes, spec, images, gender, age) -> dict:
+    from edgeface.eval.stats import per_image
+    from edgeface.predictor import Predictor
+    from edgeface.runtime import TFLiteRunner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        path.write_bytes(data)
+        predictor = Predictor(TFLiteRunner(path), spec)
+        return per_image(predictor.predict(images), gender, age)
+
+
+def _means(outcome: dict) -> dict:
+    out = {}
+    for key, metric in (("gender_correct", "gender_accuracy"), ("age_error", "age_mae")):
+        values = outcome[key]
+        if (~np.isnan(values)).any():
+            out[metric] = float(np.nanmean(values))
+    return out
+
+
+def _gap(a: dict, b: dict) -> dict:
+    """b - a per metric, signed so that positive is better for b (accuracy up, MAE down)."""
+    out = {}
+    if "gender_accuracy" in a:
+        out["gender_points"] = 100 * (b["gender_accuracy"] - a["gender_accuracy"])
+    if "age_mae" in a:
+        out["age_years"] = a["age_mae"] - b["age_mae"]
+    return out
+
+
+class _Bench:
+    """A run's model, its validation images and one int8 calibration, shared by the analysis and the search."""
+
+    def __init__(self, run_path, calibration: str, root=None, val_limit=500, calibration_limit=200, seed=0):
+        from edgeface.data import stratified_subset
+        from edgeface.data.images import load_images
+        from edgeface.eval.stats import per_image
+        from edgeface.export.calibration import calibration_batches, find_manifest
+        from edgeface.predictor import Predictor
+        from edgeface.run import Run
+
+        self.run = Run.open(run_path, finished=True)
+        if self.run.quantization_aware:
+            raise EdgefaceError(f"{self.run.path}: a quantization-aware run brings its own int8 ranges; analyze its "
+                                "float parent instead")
+        model, self.spec = self.run.load_model(), self.run.spec
+        self.manifest = find_manifest(calibration)
+        batches = calibration_batches(self.manifest, self.spec, root, limit=calibration_limit)
+        records = self.run.split("val")
+        if val_limit:
+            records = stratified_subset(records, val_limit, seed)
+        self.n = len(records)
+        self.images = load_images([r.path for r in records], self.spec.input_size)
+        self.gender = np.array([-1 if r.gender is None else r.gender for r in records])
+        self.age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+        log.info(f"float model on {self.n} val images; calibrating int8 on {len(batches)} images")
+        self.float = _means(per_image(Predictor.from_keras(model, self.spec).predict(self.images), self.gender,
+                                      self.age))
+        self.quantizer = Quantizer(model, batches)
+
+    def score(self, keep_float=()) -> dict:
+        return _means(_outcomes(self.quantizer.file(keep_float), self.spec, self.images, self.gender, self.age))
+
+
+def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: int | None = 500, top: int = 12,
+            calibration_limit: int | None = 200, seed: int = 0, bench: _Bench | None = None) -> dict:
+    """Per-layer int8 sensitivity of a run's model (see the module docstring)."""
+    b = bench or _Bench(run_path, calibration, root, val_limit, calibration_limit, seed)
+    stats = b.quantizer.layer_statistics()
+    int8_m = b.score()
+    candidates = sorted((s for s in stats if s["op"] not in TRIVIAL_OPS), key=lambda s: -s["rmse_steps"])[:top]
+    every = [s["tensor"] for s in stats if s["op"] not in TRIVIAL_OPS]
+    rows = []
+    for index, s in enumerate(candidates, start=1):
+        log.info(f"[{index}/{len(candidates)}] {s['layer']} ({s['op']}): only it float, then only it int8")
+        alone_float = b.score([s["tensor"]])
+        alone_int8 = b.score([t for t in every if t != s["tensor"]])
+        rows.append({**s, "only_float": alone_float, "recovered": _gap(int8_m, alone_float),
+                     "only_int8": alone_int8, "damage": _gap(b.float, alone_int8)})
+    rows.sort(key=lambda r: -_score(r["recovered"]))
+    return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "float": b.float,
+            "int8": int8_m, "int8_loss": _gap(int8_m, b.float), "layers": rows, "numeric": stats,
+            "verdict": verdict(b.float, int8_m, rows), "edgeface_version": __version__,
+            "date": datetime.date.today().isoformat()}
+
+
+def _score(gap: dict) -> float:
+    """One number for ranking: gender points plus age years x 10 (0.1 year weighs like 1 point, the tolerances)."""
+    return gap.get("gender_points", 0.0) + 10 * gap.get("age_years", 0.0)
+
+
+def verdict(float_m: dict, int8_m: dict, rows: list[dict]) -> str:
+    loss = _score(_gap(int8_m, float_m))
+    if loss <= 0:
+        return "int8 loses nothing measurable on these images against float: no layer needs to stay float"
+    helpful = [r for r in rows if _score(r["recovered"]) > 0]
+    if not helpful:
+        return (f"int8 loses {loss:.2f} score points, spread over many layers: none recovers any of it alone "
+                "(try per-layer corrections or QAT)")
+    best, total, names = helpful[0], 0.0, []
+    for r in helpful:
+        names.append(r["layer"])
+        total += _score(r["recovered"])
+        if total >= 0.8 * loss or len(names) == 3:
+            break
+    share = min(1.0, total / loss)
+    return (f"{', '.join(names)} explain{'s' if len(names) == 1 else ''} {100 * share:.0f}% of int8's loss "
+            f"(each alone float; {best['layer']} recovers the most); try --keep-float {','.join(names)}")
+
+
+def format_analysis(report: dict) -> str:
+    f, q = report["float"], report["int8"]
+
+    def metrics(m):
+        parts = []
+        if "gender_accuracy" in m:
+            parts.append(f"gender {100 * m['gender_accuracy']:.2f}%")
+        if "age_mae" in m:
+            parts.append(f"MAE {m['age_mae']:.3f}")
+        return ", ".join(parts)
+
+    lines = [f"{report['run']}: int8 sensitivity on {report['val_images']} val images",
+             f"  float {metrics(f)}   int8 {metrics(q)}",
+             f"  {'layer':34} {'op':16} {'err/step':>8}  {'only float: recovered':>24}  {'only int8: damage':>20}"]
+    for r in report["layers"]:
+        rec, dmg = r["recovered"], r["damage"]
+        lines.append(f"  {r['layer'][:34]:34} {r['op'][:16]:16} {r['rmse_steps']:8.3f}  "
+                     f"{rec.get('gender_points', 0):+6.2f} pt {rec.get('age_years', 0):+6.3f} y    "
+                     f"{dmg.get('gender_points', 0):+6.2f} pt {dmg.get('age_years', 0):+6.3f} y")
+    lines.append(f"  verdict: {report['verdict']}")
+    return "\n".join(lines)
+
+
+def write_analysis(report: dict, folder) -> Path:
+    """analysis.json, layers.csv (the ranked table) and sensitivity.png under `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "analysis.json", report)
+    columns = ["layer", "op", "rmse_steps", "recovered_gender_points", "recovered_age_years",
+               "damage_gender_points", "damage_age_years", "tensor"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns)
+    writer.writeheader()
+    for r in report["layers"]:
+        writer.writerow({"layer": r["layer"], "op": r["op"], "rmse_steps": r["rmse_steps"], "tensor": r["tensor"],
+                         "recovered_gender_points": r["recovered"].get("gender_points"),
+                         "recovered_age_years": r["recovered"].get("age_years"),
+                         "damage_gender_points": r["damage"].get("gender_points"),
+                         "damage_age_years": r["damage"].get("age_years")})
+    write_text(folder / "layers.csv", out.getvalue())
+    _plot(report, folder / "sensitivity.png")
+    return folder
+
+
+def _plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["layers"]
+    names = [r["layer"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(rows) + 1.5), sharey=True)
+    for ax, key, title in ((axes[0], "gender_points", "gender accuracy recovered (points)"),
+                           (axes[1], "age_years", "age MAE recovered (years)")):
+        ax.barh(names, [r["recovered"].get(key, 0) for r in rows], color="tab:blue", label="only this layer float")
+        ax.barh(names, [-r["damage"].get(key, 0) for r in rows], color="tab:red", alpha=0.5,
+                label="cost when only it is int8")
+        ax.set_title(title, fontsize=9)
+        ax.axvline(0, color="k", lw=0.5)
+    axes[0].invert_yaxis()
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(report["verdict"][:120], fontsize=8)
+    fig.tight_layout()
+    with tempfile.NamedTemporaryFile(suffix=".png", dir=path.parent, delete=False) as tmp:
+        fig.savefig(tmp.name, dpi=110)
+    plt.close(fig)
+    Path(tmp.name).replace(path)
+
+
+def holds(float_m: dict, m: dict, tolerance: dict | None = None) -> bool:
+    """int8 within the tolerance of float: accuracy at most `gender_accuracy` lower, MAE at most `age_mae` higher."""
+    tolerance = tolerance or TOLERANCE
+    return all((float_m[k] - m[k] if k == "gender_accuracy" else m[k] - float_m[k]) <= tol
+               for k, tol in tolerance.items() if k in float_m)
+
+
+def auto_keep_float(run_path, calibration: str, *, root=None, val_limit=500, max_layers: int = 8,
+                    tolerance: dict | None = None, seed: int = 0) -> tuple[list[str], dict]:
+    """Accuracy-controlled mixed precision: layers added greedily, most recovering first (from `analyze`), until
+    int8 holds within `tolerance` of float on the validation images; returns (Keras layer names, the search)."""
+    bench = _Bench(run_path, calibration, root, val_limit, seed=seed)
+    report = analyze(run_path, calibration, top=max(12, max_layers), bench=bench)
+    if holds(bench.float, report["int8"], tolerance):
+        return [], {"analysis": report, "chosen": [], "holds": True}
+    chosen, steps = [], []
+    for r in [r for r in report["layers"] if _score(r["recovered"]) > 0][:max_layers]:
+        chosen.append(r["tensor"])
+        m = bench.score(chosen)
+        steps.append({"float_layers": [layer_name(t) for t in chosen], **m})
+        log.info(f"keep float {', '.join(steps[-1]['float_layers'])}: {m}")
+        if holds(bench.float, m, tolerance):
+            layers = list(dict.fromkeys(steps[-1]["float_layers"]))
+            return layers, {"analysis": report, "chosen": layers, "steps": steps, "holds": True}
+    raise EdgefaceError(f"no mixed-precision file within the tolerance ({tolerance or TOLERANCE}) with up to "
+                        f"{max_layers} float layers; closest: {steps[-1] if steps else 'no layer helped alone'}")
+
+
+def keep_float_options(run_path, value: str, calibration: str, root=None) -> tuple[tuple, str]:
+    """--keep-float LAYERS|auto -> (Keras layer names, the reason the card records)."""
+    if value != "auto":
+        return tuple(v.strip() for v in value.split(",") if v.strip()), "requested (--keep-float)"
+    layers, search = auto_keep_float(run_path, calibration, root=root)
+    if not layers:
+        return (), ""
+    last = search["steps"][-1]
+    return tuple(layers), (f"auto: the fewest layers (greedy, by int8 loss each recovers) that bring int8 within "
+                           f"{100 * TOLERANCE['gender_accuracy']:.1f} points / {TOLERANCE['age_mae']} years of float on "
+                           f"{search['analysis']['val_images']} val images: "
+                           + ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "float_layers"))

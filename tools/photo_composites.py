@@ -1,0 +1,91 @@
+"""Detector + model on composite photos (BENCHMARKS §8): UTKFace test chips pasted, at random sizes and places,
+into 640x480 photos of smooth random colour blobs (no faces), the chip's outer 6% feathered into it. Reports per
+detector: detection rate, accuracy over all photos (a missed face counts as wrong), milliseconds per photo
+(decode excluded: detector + crop + model), next to the model alone on the chips.
+
+Usage: python tools/photo_composites.py [--model ARTIFACT] [--n 600] [--folder ../shared/data/utkface]
+       [--output FILE.json]
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+import edgeface
+from edgeface.bundled import bundled_model
+from edgeface.data.images import read_image, square_resize
+from edgeface.detect import DETECTORS, detect_faces
+
+
+def composite(chip: np.ndarray, rng) -> tuple[np.ndarray, tuple]:
+    side = int(rng.integers(90, 320))
+    left, top = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
+    blobs = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8)
+    photo = Image.fromarray(blobs).resize((640, 480), Image.BICUBIC).filter(ImageFilter.GaussianBlur(20))
+    face = Image.fromarray(chip).resize((side, side), Image.BILINEAR)
+    y, x = np.mgrid[0:side, 0:side] / side
+    edge = np.minimum(np.minimum(x, 1 - x), np.minimum(y, 1 - y))
+    mask = np.clip(edge / 0.06, 0, 1)  # the chip's outer 6% blends into the background
+    photo.paste(face, (left, top), Image.fromarray((mask * 255).astype(np.uint8)))
+    noise = rng.normal(0, 4, (480, 640, 3))
+    return np.clip(np.asarray(photo) + noise, 0, 255).astype(np.uint8), (left, top, side)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=str(bundled_model()))
+    parser.add_argument("--n", type=int, default=600)
+    parser.add_argument("--folder", default="../shared/data/utkface")
+    parser.add_argument("--output")
+    args = parser.parse_args()
+    from edgeface.data import load_data, stratified_subset
+
+    records = stratified_subset(load_data(f"utkface:{args.folder}", verbose=False)["test"], args.n, 0)
+    predictor = edgeface.load(args.model)
+    size = predictor.input_size
+    rng = np.random.default_rng(0)
+    chips = [read_image(r.path) for r in records]
+    photos = [composite(chip, rng)[0] for chip in chips]
+    gender = np.array([r.gender for r in records])
+    age = np.array([r.age for r in records], np.float32)
+
+    alone = predictor.predict(np.stack([square_resize(c, size) for c in chips]))
+    result = {"model": args.model, "photos": len(photos), "data": f"utkface:{args.folder} [test], {args.n} stratified (seed 0)",
+              "model_alone": {"gender_accuracy": float(((alone["prob_male"] >= 0.5) == gender).mean()),
+                              "age_mae": float(np.abs(alone["age_years"] - age).mean())}, "detectors": {}}
+    for detector in DETECTORS:
+        detect_faces(photos[0], detector)  # load the detector outside the timing
+        found, correct, errors, detect_ms, model_ms = 0, 0, [], [], []
+        for photo, g, a in zip(photos, gender, age):
+            start = time.perf_counter()
+            faces = detect_faces(photo, detector)
+            detect_ms.append(1000 * (time.perf_counter() - start))
+            if not faces:
+                continue
+            found += 1
+            start = time.perf_counter()
+            pred = predictor.predict(square_resize(faces[0].crop, size)[None])
+            model_ms.append(1000 * (time.perf_counter() - start))
+            correct += int((pred["prob_male"][0] >= 0.5) == g)
+            errors.append(abs(float(pred["age_years"][0]) - a))
+        result["detectors"][detector] = {
+            "detection_rate": found / len(photos), "gender_accuracy_all_photos": correct / len(photos),
+            "gender_accuracy_detected": correct / max(found, 1), "age_mae_detected": float(np.mean(errors)),
+            "detect_and_crop_ms_median": float(np.median(detect_ms)),
+            "model_ms_median": float(np.median(model_ms)) if model_ms else None}
+        r = result["detectors"][detector]
+        print(f"{detector:15} detected {100 * r['detection_rate']:5.1f}%  gender (all photos) "
+              f"{100 * r['gender_accuracy_all_photos']:5.2f}%  (detected) {100 * r['gender_accuracy_detected']:5.2f}%"
+              f"  MAE {r['age_mae_detected']:.2f}  detect+crop {r['detect_and_crop_ms_median']:.1f} ms"
+              f"  model {r['model_ms_median']:.1f} ms")
+    m = result["model_alone"]
+    print(f"{'model alone':15} on the chips: gender {100 * m['gender_accuracy']:.2f}%  MAE {m['age_mae']:.2f}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
