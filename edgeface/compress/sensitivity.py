@@ -4,9 +4,10 @@
 Two views per layer of a full-integer int8 TFLite file:
 - numeric: TensorFlow's QuantizationDebugger compares each op's int8 output with its float output on the
   calibration images; the error is reported in quantization steps (RMSE / scale);
-- task effect on the validation split (paired with the float model on the same images): Δ gender accuracy and
-  Δ age MAE when only that layer stays float ("recovered": how much of int8's loss it explains) and when only it
-  is quantized ("damage": what quantizing it alone costs).
+- task effect on the validation split (the same images for every variant): Δ gender accuracy and Δ age MAE
+  when only that layer stays float, against the full int8 file ("recovered": how much of int8's loss it
+  explains), and when only it is quantized, against a file where everything that can be is float ("damage":
+  what quantizing it alone costs).
 Layers are named by their Keras layer; the selective files come from the debugger's denylisted nodes (one
 calibration for all of them)."""
 from __future__ import annotations
@@ -104,16 +105,20 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
     int8_m = b.score()
     candidates = sorted((s for s in stats if s["op"] not in TRIVIAL_OPS), key=lambda s: -s["rmse_steps"])[:top]
     every = [s["tensor"] for s in stats if s["op"] not in TRIVIAL_OPS]
+    # "only it int8" is measured against every layer float but the ops that cannot be (input quantization,
+    # pooling, softmax/logistic outputs), so the damage is the layer's own
+    plumbing = b.score(every)
     rows = []
     for index, s in enumerate(candidates, start=1):
         log.info(f"[{index}/{len(candidates)}] {s['layer']} ({s['op']}): only it float, then only it int8")
         alone_float = b.score([s["tensor"]])
         alone_int8 = b.score([t for t in every if t != s["tensor"]])
         rows.append({**s, "only_float": alone_float, "recovered": _gap(int8_m, alone_float),
-                     "only_int8": alone_int8, "damage": _gap(b.float, alone_int8)})
+                     "only_int8": alone_int8, "damage": _gap(plumbing, alone_int8)})
     rows.sort(key=lambda r: -_score(r["recovered"]))
     return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "float": b.float,
-            "int8": int8_m, "int8_loss": _gap(int8_m, b.float), "layers": rows, "numeric": stats,
+            "int8": int8_m, "int8_plumbing_only": plumbing, "int8_loss": _gap(int8_m, b.float), "layers": rows,
+            "numeric": stats,
             "verdict": verdict(b.float, int8_m, rows), "edgeface_version": __version__,
             "date": datetime.date.today().isoformat()}
 
@@ -154,7 +159,8 @@ def format_analysis(report: dict) -> str:
         return ", ".join(parts)
 
     lines = [f"{report['run']}: int8 sensitivity on {report['val_images']} val images",
-             f"  float {metrics(f)}   int8 {metrics(q)}",
+             f"  float {metrics(f)}   int8 {metrics(q)}   only the unavoidable int8 ops (input, pooling, "
+             f"softmax/logistic outputs) {metrics(report['int8_plumbing_only'])}",
              f"  {'layer':34} {'op':16} {'err/step':>8}  {'only float: recovered':>24}  {'only int8: damage':>20}"]
     for r in report["layers"]:
         rec, dmg = r["recovered"], r["damage"]
@@ -195,11 +201,11 @@ def _plot(report: dict, path: Path) -> None:
     rows = report["layers"]
     names = [r["layer"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(rows) + 1.5), sharey=True)
-    for ax, key, title in ((axes[0], "gender_points", "gender accuracy recovered (points)"),
-                           (axes[1], "age_years", "age MAE recovered (years)")):
-        ax.barh(names, [r["recovered"].get(key, 0) for r in rows], color="tab:blue", label="only this layer float")
-        ax.barh(names, [-r["damage"].get(key, 0) for r in rows], color="tab:red", alpha=0.5,
-                label="cost when only it is int8")
+    for ax, key, title in ((axes[0], "gender_points", "gender accuracy, points (positive: better)"),
+                           (axes[1], "age_years", "age MAE, years (positive: lower MAE)")):
+        ax.barh(names, [r["recovered"].get(key, 0) for r in rows], color="tab:blue", label="only it float, against full int8")
+        ax.barh(names, [r["damage"].get(key, 0) for r in rows], color="tab:red", alpha=0.5,
+                label="only it int8, against all float (negative: a cost)")
         ax.set_title(title, fontsize=9)
         ax.axvline(0, color="k", lw=0.5)
     axes[0].invert_yaxis()
