@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
            "gender_acc_delta", "gender_acc_delta_low", "gender_acc_delta_high", "gender_mcnemar_p", "age_mae_delta",
            "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
-           "latency_ratio", "size_ratio", "runs", "threads", "batch", "where", "path", "error")
+           "latency_ratio", "size_ratio", "gpu_delegate", "runs", "threads", "batch", "where", "path", "error")
 
 
 @dataclasses.dataclass
@@ -61,6 +61,7 @@ class Row:
     peak_memory_mb: float | None = None
     latency_ratio: float | None = None
     size_ratio: float | None = None
+    gpu_delegate: str = ""  # TFLite rows: "all ops" or the ops a GPU delegate leaves to the CPU (from the card)
     runs: int | None = None
     threads: int | None = None
     batch: int | None = None
@@ -174,6 +175,7 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
     try:
         files = candidate.files()
         row.path = str(getattr(candidate, "path", getattr(candidate, "folder", "")))
+        row.gpu_delegate = _gpu_delegate(candidate)
         row.size_kb = candidate.size_bytes() / 1000
         row.gzip_kb = _gzip_size(files) / 1000
         outcome = _score(row, candidate, images)
@@ -191,6 +193,15 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
     except Exception as err:  # a broken artifact is a failed row, never a crashed benchmark
         row.status, row.error = "validation failed", _one_line(err)
     return row, outcome
+
+
+def _gpu_delegate(candidate) -> str:
+    """What the artifact's card says a GPU delegate would run (TFLite cards carry the analyzer's check)."""
+    card = getattr(getattr(candidate, "predictor", None), "card", None) or {}
+    check = card.get("artifact", {}).get("options", {}).get("gpu_delegate")
+    if not check:
+        return ""
+    return "all ops" if check["compatible"] else f"{len(check['cpu_fallback_ops'])} op(s) on CPU"
 
 
 def _one_line(err: Exception) -> str:
@@ -409,8 +420,8 @@ def _interval(delta, low, high, scale: float) -> str:
 def markdown_table(rows) -> str:
     head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
             "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | "
-            "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref |")
-    lines = [head, "|" + "---|" * 16]
+            "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref | GPU delegate |")
+    lines = [head, "|" + "---|" * 17]
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
@@ -422,5 +433,5 @@ def markdown_table(rows) -> str:
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.throughput_ips, '.0f')} | "
                      f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "
-                     f"{_fmt(r.size_ratio, '.2f')} |")
+                     f"{_fmt(r.size_ratio, '.2f')} | {r.gpu_delegate or '—'} |")
     return "\n".join(lines) + "\n"
