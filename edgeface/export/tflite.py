@@ -99,8 +99,9 @@ class Quantizer:
             by_layer.setdefault(layer_name(name), []).append(name)
         missing = [layer for layer in layers if layer not in by_layer]
         if missing:
+            named = sorted(name for name in by_layer if ":" not in name)  # not the signature's output tensors
             raise EdgefaceError(f"--keep-float: no quantized op carries layer(s) {', '.join(missing)}; layers that "
-                                f"do: {', '.join(sorted(by_layer))}")
+                                f"do: {', '.join(named)}")
         return [t for layer in layers for t in by_layer[layer]]
 
     def _op_tensors(self) -> list[str]:
