@@ -515,12 +515,14 @@ def calibrate(data, name, size, split, seed, folder):
 @click.option("--calibration", help="Calibration manifest for int8 rows (e.g. utkface-train-300).")
 @click.option("--device", help="adb:SERIAL: time TFLite rows on an Android device with benchmark_model.")
 @click.option("--device-binary", help="benchmark_model path on the device (default /data/local/tmp/benchmark_model).")
+@click.option("--photos", help="Dataset spec of full photos, one labelled face each: adds a row per face detector "
+                               "with the reference model (faces found, accuracy over all photos, ms per photo).")
 @click.option("--output", default=None, help="Output folder (default: runs/benchmark-DATE).")
 @click.option("--budget-ms", type=float, help="Pick the best ok row at or under this latency.")
 @click.option("--budget-kb", type=float, help="Pick the best ok row at or under this size.")
 @user_errors
 def benchmark(sources, data, split, formats, precisions, threads, batch, runs, warmup, limit, peers, peers_dir,
-              calibration, device, device_binary, output, budget_ms, budget_kb):
+              calibration, device, device_binary, photos, output, budget_ms, budget_kb):
     """Accuracy vs latency vs size for every exported variant and peer, in one table, JSON, CSV and plot."""
     import datetime
     from pathlib import Path
@@ -534,7 +536,7 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, w
     settings = Settings(data=data, split=split, formats=formats or None, precisions=precisions or None,
                         threads=threads, batch=batch, runs=runs, warmup=warmup, limit=limit,
                         peers_dir=peers_dir if peers else None, calibration=calibration, device=device,
-                        device_binary=device_binary)
+                        device_binary=device_binary, photos=photos)
     output = Path(output or f"runs/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     payload = run_benchmark(list(sources), settings, output)
     click.echo(f"wrote {output / 'benchmark.json'}, benchmark.csv, table.md, pareto.png")

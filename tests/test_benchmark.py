@@ -177,3 +177,25 @@ def test_a_quantization_aware_run_benchmarks_as_int8_tflite_only(tmp_path):
     (row, make, _), = list(_sources([run], only_onnx, tmp_path / "work"))[1:]
     with pytest.raises(EdgefaceError, match="exports as tflite int8 only"):
         make()
+
+
+def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path):
+    """--photos: detector + the reference model on full photos, next to the model rows."""
+    from conftest import photo_with_chip
+    from edgeface.detect import DETECTORS
+
+    _, paths = artifacts
+    lines = ["path,gender,age"]
+    for index in range(4):
+        path, _ = photo_with_chip(tmp_path, index)
+        lines.append(f"{path.name},{'m' if index % 2 else 'f'},{30 + index}")
+    (tmp_path / "photos.csv").write_text("\n".join(lines) + "\n")
+    payload = benchmark([paths["tflite"]], settings(runs=2, photos=f"csv:{tmp_path / 'photos.csv'}"), tmp_path / "o")
+    rows = payload["rows"]
+    pipeline = [r for r in rows if r["model"].startswith("pipeline: ")]
+    assert [r["model"].split(" ")[1] for r in pipeline] == list(DETECTORS)
+    for r in pipeline:
+        assert r["status"] == "ok" and r["detection_rate"] is not None and r["latency_mean_ms"] > 0
+        assert r["size_kb"] > rows[0]["size_kb"]  # the detector's file counts too
+    assert pipeline[0]["detection_rate"] == 1.0  # BlazeFace finds every pasted chip
+    assert pick_best([Row(**r) for r in rows]).model == rows[0]["model"]  # photos are not the scored images

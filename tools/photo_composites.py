@@ -5,7 +5,9 @@ detector: detection rate, accuracy over all photos (a missed face counts as wron
 cut from each composite (an oracle crop: what the composite itself costs, detector aside).
 
 Usage: python tools/photo_composites.py [--model ARTIFACT] [--n 600] [--folder ../shared/data/utkface]
-       [--output FILE.json]
+       [--output FILE.json] [--write DIR]
+--write also saves the photos as DIR/*.jpg with DIR/photos.csv (path,gender,age), for
+`edgeface benchmark MODEL --photos csv:DIR/photos.csv`.
 """
 import argparse
 import json
@@ -41,6 +43,7 @@ def main():
     parser.add_argument("--n", type=int, default=600)
     parser.add_argument("--folder", default="../shared/data/utkface")
     parser.add_argument("--output")
+    parser.add_argument("--write")
     args = parser.parse_args()
     from edgeface.data import load_data, stratified_subset
 
@@ -51,6 +54,14 @@ def main():
     chips = [read_image(r.path) for r in records]
     made = [composite(chip, rng) for chip in chips]
     photos = [photo for photo, _ in made]
+    if args.write:
+        folder = Path(args.write)
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["path,gender,age"]
+        for index, (photo, record) in enumerate(zip(photos, records)):
+            Image.fromarray(photo).save(folder / f"{index:04d}.jpg", quality=92)
+            lines.append(f"{index:04d}.jpg,{'m' if record.gender else 'f'},{record.age}")
+        (folder / "photos.csv").write_text("\n".join(lines) + "\n")
     gender = np.array([r.gender for r in records])
     age = np.array([r.age for r in records], np.float32)
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
            "gender_acc_delta", "gender_acc_delta_low", "gender_acc_delta_high", "gender_mcnemar_p", "age_mae_delta",
            "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
-           "latency_ratio", "size_ratio", "gpu_delegate", "runs", "threads", "batch", "where", "path", "error")
+           "latency_ratio", "size_ratio", "gpu_delegate", "detection_rate", "runs", "threads", "batch", "where", "path", "error")
 
 
 @dataclasses.dataclass
@@ -62,6 +62,7 @@ class Row:
     latency_ratio: float | None = None
     size_ratio: float | None = None
     gpu_delegate: str = ""  # TFLite rows: "all ops" or the ops a GPU delegate leaves to the CPU (from the card)
+    detection_rate: float | None = None  # pipeline rows (--photos): photos in which the detector found a face
     runs: int | None = None
     threads: int | None = None
     batch: int | None = None
@@ -83,6 +84,7 @@ class Settings:
     calibration: str | None = None
     device: str | None = None
     device_binary: str | None = None
+    photos: str | None = None  # dataset spec of full photos, one labelled face each: adds detector + model rows
 
 
 def _gzip_size(files) -> int:
@@ -193,6 +195,74 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
     except Exception as err:  # a broken artifact is a failed row, never a crashed benchmark
         row.status, row.error = "validation failed", _one_line(err)
     return row, outcome
+
+
+def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
+    """The whole photo pipeline with the reference model, one row per face detector: detection rate, gender
+    accuracy over all photos (a photo whose face is missed counts as wrong), age MAE over the detected ones, and
+    milliseconds per photo for detection + crop + model (in this process, decoding excluded)."""
+    import time
+
+    from edgeface.benchmark.candidates import EdgefaceCandidate
+    from edgeface.data import load_data
+    from edgeface.data.framing import DETECTOR_MODELS
+    from edgeface.data.images import square_resize
+    from edgeface.detect import DETECTORS, detect_faces, read_photo
+
+    if reference is None:
+        log.warning("--photos: no ok row of ours to run behind the detectors")
+        return []
+    bundle = load_data(s.photos, verbose=False)
+    records = [r for name in bundle.splits for r in bundle[name]]
+    photos = [read_photo(r.path) for r in records]
+    predictor = EdgefaceCandidate(reference.path, s.threads).predictor
+    rows = []
+    for detector in DETECTORS:
+        log.info(f"pipeline: {detector} + {reference.model} {reference.format} {reference.precision} on "
+                 f"{len(photos)} photos ...")
+        row = Row(f"pipeline: {detector} + {reference.model}", reference.format, reference.precision,
+                  path=reference.path, threads=s.threads, batch=1, runs=len(photos))
+        try:
+            detect_faces(photos[0], detector)  # the detector loads outside the timing
+            times, right, errors, found = [], 0, [], 0
+            for photo, record in zip(photos, records):
+                start = time.perf_counter()
+                faces = detect_faces(photo, detector)
+                pred = predictor.predict(square_resize(faces[0].crop, predictor.input_size)[None]) if faces else None
+                times.append(1000 * (time.perf_counter() - start))
+                if pred is None:
+                    continue
+                found += 1
+                if "prob_male" in pred and record.gender is not None:
+                    right += int((pred["prob_male"][0] >= 0.5) == record.gender)
+                if "age_years" in pred and record.age is not None:
+                    errors.append(abs(float(pred["age_years"][0]) - record.age))
+            labelled = sum(r.gender is not None for r in records)
+            row.detection_rate = found / len(photos)
+            row.gender_acc = right / labelled if labelled else None
+            row.age_mae = float(np.mean(errors)) if errors else None
+            row.latency_mean_ms = float(np.mean(times))
+            row.latency_p50_ms, row.latency_p90_ms = (float(v) for v in np.percentile(times, [50, 90]))
+            row.throughput_ips = 1000 / row.latency_mean_ms
+            model = DETECTOR_MODELS[detector]
+            row.size_kb = reference.size_kb + (_detector_size(detector, model) or 0) / 1000
+        except Exception as err:  # a failing pipeline is a failed row, never a crashed benchmark
+            row.status, row.error = "validation failed", _one_line(err)
+        rows.append(row)
+        log.info(format_row(row) + ("" if row.detection_rate is None else f"  faces found {100 * row.detection_rate:.1f}%"))
+    return rows
+
+
+def _detector_size(detector: str, model) -> int | None:
+    if detector == "haar":
+        import cv2
+
+        path = Path(cv2.data.haarcascades) / model.file
+    else:
+        from edgeface.detect.blazeface import VARIANTS, model_file
+
+        path = model_file(VARIANTS[detector])
+    return path.stat().st_size if path.is_file() else None
 
 
 def _gpu_delegate(candidate) -> str:
@@ -314,6 +384,8 @@ def benchmark(sources, settings: Settings, output) -> dict:
             outcomes[id(row)] = outcome
         log.info(format_row(row))
     reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
+    if s.photos:
+        rows += _pipeline_rows(reference, s)
     _ratios(rows, reference)
     _paired(rows, outcomes, reference)
     payload = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "data": s.data, "split": s.split,
@@ -330,7 +402,7 @@ def benchmark(sources, settings: Settings, output) -> dict:
     from edgeface.benchmark.plot import pareto_plot
 
     limit = f", --limit {s.limit}" if s.limit else ""
-    pareto_plot(rows, output / "pareto.png", f"{scored_on} ({len(records)} images{limit}), batch {s.batch}, "
+    pareto_plot([r for r in rows if r.detection_rate is None], output / "pareto.png", f"{scored_on} ({len(records)} images{limit}), batch {s.batch}, "
                                               f"{s.threads} thread(s)")
     write_text(output / "table.md", markdown_table(rows))
     return payload
@@ -389,7 +461,8 @@ def pick_best(rows, budget_ms: float | None = None, budget_kb: float | None = No
     age model)."""
     reference = _reference(rows)
     needs = [m for m in ("gender_acc", "age_mae") if reference is None or getattr(reference, m) is not None]
-    fits = [r for r in rows if r.status == "ok" and all(getattr(r, m) is not None for m in needs)
+    fits = [r for r in rows if r.status == "ok" and r.detection_rate is None  # pipeline rows score other images
+            and all(getattr(r, m) is not None for m in needs)
             and (budget_ms is None or (r.latency_mean_ms or 1e18) <= budget_ms)
             and (budget_kb is None or (r.size_kb or 1e18) <= budget_kb)]
     return max(fits, key=lambda r: (r.gender_acc if r.gender_acc is not None else 0.0,
@@ -419,9 +492,9 @@ def _interval(delta, low, high, scale: float) -> str:
 
 def markdown_table(rows) -> str:
     head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
-            "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | "
+            "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | faces found | "
             "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref | GPU delegate |")
-    lines = [head, "|" + "---|" * 17]
+    lines = [head, "|" + "---|" * 18]
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
@@ -430,6 +503,7 @@ def markdown_table(rows) -> str:
                      f"{_fmt(r.gzip_kb, '.0f')} | {_fmt(acc, '.2f')} | {_fmt(bal, '.2f')} | {_fmt(r.age_mae, '.2f')} | "
                      f"{_interval(r.gender_acc_delta, r.gender_acc_delta_low, r.gender_acc_delta_high, 100)} | "
                      f"{_interval(r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)} | "
+                     f"{'—' if r.detection_rate is None else f'{100 * r.detection_rate:.1f}%'} | "
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.throughput_ips, '.0f')} | "
                      f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "
