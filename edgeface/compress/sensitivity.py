@@ -45,12 +45,9 @@ def _outcomes(data: bytes, spec, images, gender, age) -> dict:
 
 
 def _means(outcome: dict) -> dict:
-    out = {}
-    for key, metric in (("gender_correct", "gender_accuracy"), ("age_error", "age_mae")):
-        values = outcome[key]
-        if (~np.isnan(values)).any():
-            out[metric] = float(np.nanmean(values))
-    return out
+    from edgeface.eval.stats import summarize
+
+    return {k: v for k, v in summarize(outcome).items() if v is not None}
 
 
 def _gap(a: dict, b: dict) -> dict:

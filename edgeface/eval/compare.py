@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import CONFIDENCE, RESAMPLES, paired_deltas, per_image
+from edgeface.eval.stats import CONFIDENCE, RESAMPLES, paired_deltas, per_image, summarize
 from edgeface.predictor import load
 from edgeface.version import __version__
 
@@ -45,18 +45,13 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     rows = []
     for model, predictor, outcome in zip(models, predictors, outcomes):
         row = {"model": str(model), "format": predictor.format, "precision": predictor.precision,
-               "gender_accuracy": _mean(outcome["gender_correct"]), "age_mae": _mean(outcome["age_error"])}
+               **summarize(outcome)}
         if rows:
             row["vs_reference"] = paired_deltas(outcomes[0], outcome, resamples, seed, confidence)
         rows.append(row)
     return {"split": split, **source, "n": len(records), "resamples": resamples, "confidence": confidence,
             "seed": seed, "reference": str(models[0]), "models": rows, "edgeface_version": __version__,
             "date": datetime.date.today().isoformat()}
-
-
-def _mean(values: np.ndarray) -> float | None:
-    known = ~np.isnan(values)
-    return float(values[known].mean()) if known.any() else None
 
 
 def _delta_text(entry: dict | None, scale: float, unit: str, better: str) -> str:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import paired_deltas, per_image
+from edgeface.eval.stats import paired_deltas, per_image, summarize
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def framing_stress(model_path, data: str | None = None, split: str = "test", *, 
         log.info(f"{stress.name}: scoring {len(images)} re-framed images")
         outcome = per_image(predictor.predict(np.stack(images)), gender, age)
         row = {"level": stress.name, **dataclasses.asdict(stress)}
-        row.update(gender_accuracy=_mean(outcome["gender_correct"]), age_mae=_mean(outcome["age_error"]))
+        row.update(summarize(outcome))
         if baseline is None:
             baseline = outcome
         else:
@@ -93,11 +93,6 @@ def framing_stress(model_path, data: str | None = None, split: str = "test", *, 
         rows.append(row)
     return {"model": str(model_path), "split": split, **source, "n": len(records), "detector": detector,
             "levels": rows, "edgeface_version": __version__, "date": datetime.date.today().isoformat()}
-
-
-def _mean(values):
-    known = ~np.isnan(values)
-    return float(values[known].mean()) if known.any() else None
 
 
 def format_framing(report: dict) -> str:

@@ -25,6 +25,15 @@ def per_image(pred: dict, gender: np.ndarray, age: np.ndarray) -> dict:
     return out
 
 
+def summarize(outcome: dict) -> dict:
+    """Gender accuracy and age MAE of per-image outcomes; a metric the model or the labels lack is None."""
+    def mean(values):
+        known = ~np.isnan(values)
+        return float(values[known].mean()) if known.any() else None
+
+    return {"gender_accuracy": mean(outcome["gender_correct"]), "age_mae": mean(outcome["age_error"])}
+
+
 def bootstrap_counts(n: int, resamples: int = RESAMPLES, seed: int = 0, chunk: int = 250):
     """Yields (chunk, n) arrays: how often each image is drawn in each bootstrap resample of n images."""
     rng = np.random.default_rng(seed)
