@@ -304,13 +304,12 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
 def analyze(run, calibration, calibration_root, val_limit, top, output):
     """Which layers break int8: per-layer numeric error (TensorFlow's QuantizationDebugger) and task effect on
     validation when only that layer stays float / only it is quantized; a ranked table and a verdict."""
-    from pathlib import Path
-
     from edgeface.compress.sensitivity import analyze as run_analysis, format_analysis, write_analysis
+    from edgeface.run import Run
 
     report = run_analysis(run, calibration, root=calibration_root, val_limit=val_limit or None, top=top)
     click.echo(format_analysis(report))
-    click.echo(f"wrote {write_analysis(report, output or Path(run) / 'int8-analysis')}", err=True)
+    click.echo(f"wrote {write_analysis(report, output or Run(run).int8_analysis_dir)}", err=True)
 
 
 @main.command()

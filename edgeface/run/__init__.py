@@ -189,6 +189,11 @@ class Run:
         return self.path / f"eval-{data_name}-{split}.json"
 
     @property
+    def int8_analysis_dir(self) -> Path:
+        """Where `edgeface analyze` writes its report by default."""
+        return self.path / "int8-analysis"
+
+    @property
     def history_file(self) -> Path:
         return self.path / "history.csv"
 
