@@ -72,3 +72,20 @@ def test_non_square_images_are_centre_cropped(tmp_path):
     Image.fromarray(wide).save(tmp_path / "wide.png")
     out = load_images([tmp_path / "wide.png"], 16)
     assert out.shape == (1, 16, 16, 3) and out.min() == 255
+
+
+def test_detector_framing_augmentation_moves_the_crop_reproducibly():
+    from edgeface.errors import EdgefaceError
+    from edgeface.run.config import TrainConfig
+
+    image = tf.constant(np.random.default_rng(2).integers(0, 256, (48, 48, 3)), tf.uint8)
+    still = AugmentConfig(flip=False, rotation=0, zoom=0, translate=0, brightness=0, contrast=0)
+    seed = tf.constant([3, 4], tf.int64)
+    np.testing.assert_array_equal(augment_image(image, seed, still).numpy(), image.numpy().astype(np.float32))
+    framed = still.replace(framing="blazeface")
+    once, again = augment_image(image, seed, framed), augment_image(image, seed, framed)
+    np.testing.assert_array_equal(once.numpy(), again.numpy())
+    assert float(tf.reduce_mean(tf.abs(once - tf.cast(image, tf.float32)))) > 1.0
+    assert TrainConfig(augment={"framing": "blazeface-full"}).augment.framing == "blazeface-full"
+    with pytest.raises(EdgefaceError, match="augment.framing"):
+        TrainConfig(augment={"framing": "yolo"})

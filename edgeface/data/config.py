@@ -23,3 +23,15 @@ class AugmentConfig(Config):
     randaugment: int = pydantic.Field(0, ge=0)  # number of RandAugment ops per image (Cubuk et al. 2020); 0 = off
     randaugment_magnitude: int = pydantic.Field(9, ge=0, le=10)
     mixup: float = pydantic.Field(0.0, ge=0)  # Beta(alpha, alpha) for MixUp (Zhang et al. 2018); 0 = off
+    # a face detector's measured framing spread (edgeface.data.framing), drawn per image on top of the steps
+    # above; off by default: the default geometry already spans BlazeFace's spread (BENCHMARKS §8)
+    framing: str = "none"
+
+    @pydantic.field_validator("framing")
+    @classmethod
+    def _known_detector(cls, value):
+        from edgeface.data.framing import CONTRACTS
+
+        if value != "none" and value not in CONTRACTS:
+            raise ValueError(f"none or a detector's measured framing: {', '.join(CONTRACTS)}")
+        return value

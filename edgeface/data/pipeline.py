@@ -95,7 +95,21 @@ def augment_image(image, seed, cfg: AugmentConfig):
         image = tf.image.stateless_random_contrast(image, 1 - cfg.contrast, 1 + cfg.contrast, seeds[7])
     for i in range(cfg.randaugment):
         image = _randaugment_op(image, seeds[8 + i], float(cfg.randaugment_magnitude))
+    if cfg.framing != "none":
+        image = _detector_framing(image, tf.random.experimental.stateless_fold_in(seed, 1001), cfg.framing)
     return tf.clip_by_value(image, 0, 255)
+
+
+def _detector_framing(image, seed, detector: str):
+    """The chip re-cut as the detector's crop could cut it: Gaussian crop size, centre and angle errors with the
+    standard deviations measured on training chips (edgeface.data.framing), edges reflected."""
+    from edgeface.data.framing import CONTRACTS
+
+    size_sd, right_sd, down_sd, angle_sd = CONTRACTS[detector].spread
+    draw = tf.random.stateless_normal([4], seed) * tf.constant([size_sd, right_sd, down_sd, math.radians(angle_sd)])
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    # a crop larger by (1 + e) shows the content smaller by that factor; a crop shifted right moves it left
+    return _affine(image, draw[3], 1.0 / (1.0 + draw[0]), tf.constant(0.0), draw[1] * size, draw[2] * size)
 
 
 def _mixup(seed, alpha):
