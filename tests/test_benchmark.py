@@ -69,7 +69,8 @@ def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
     assert rows[1]["gender_acc_delta_low"] <= rows[1]["gender_acc_delta"] <= rows[1]["gender_acc_delta_high"]
     assert rows[1]["age_mae_delta"] == pytest.approx(rows[1]["age_mae"] - rows[0]["age_mae"], abs=1e-5)
     assert rows[1]["gender_mcnemar_p"] == 1.0 and rows[3]["age_mae_delta"] is None
-    assert rows[0]["gpu_delegate"] == "all ops" and rows[1]["gpu_delegate"] == ""  # TFLite cards carry the check
+    assert rows[0]["accelerators"] == "GPU: all ops"  # the cards carry the checks
+    assert rows[1]["accelerators"].startswith("NNAPI ") and "CoreML " in rows[1]["accelerators"]
     assert (tmp_path / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     with (tmp_path / "out" / "benchmark.csv").open() as f:  # the files say what the payload says
         table = list(csv.DictReader(f))

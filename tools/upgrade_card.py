@@ -1,5 +1,6 @@
 """Rewrites a schema-1 model card (edgeface before the verified loader), or a schema-2 card written before cards
-carried the crop contract (`input.crop`) or, for TFLite, the GPU-delegate check, as a current card, without touching the model's weights: the contract (normalization, outputs, decoding rules, quantization) is rebuilt from the
+carried the crop contract (`input.crop`) or the accelerator checks (TFLite: GPU delegate; ONNX: NNAPI and
+CoreML), as a current card, without touching the model's weights: the contract (normalization, outputs, decoding rules, quantization) is rebuilt from the
 card's model spec and the artifact's real inputs and outputs, the facts (training, calibration, metrics,
 options, creation date) are kept, and the card is embedded (TFLite, ONNX) and hashed as `edgeface export` does.
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from edgeface.card import build_card, card_path, seal
 from edgeface.data.framing import crop_card
+from edgeface.export.onnx import mobile_ep_readiness
 from edgeface.export.tflite import gpu_readiness
 from edgeface.models import ModelSpec
 from edgeface.runtime import open_runner
@@ -23,7 +25,8 @@ from edgeface.utils import write_json
 
 def upgrade(artifact: Path) -> None:
     old = json.loads(card_path(artifact).read_text())
-    gpu_checked = artifact.suffix != ".tflite" or "gpu_delegate" in old["artifact"].get("options", {})
+    accelerators = {".tflite": "gpu_delegate", ".onnx": "mobile_eps"}.get(artifact.suffix)
+    gpu_checked = accelerators is None or accelerators in old["artifact"].get("options", {})
     current = old.get("schema_version") == 2 and gpu_checked and (
         "crop" in old["input"] or crop_card(old["training"]["data"]) is None)
     if current or old.get("schema_version") not in (1, 2):
@@ -38,6 +41,8 @@ def upgrade(artifact: Path) -> None:
         options = dict(a.get("options") or {})
         if artifact.suffix == ".tflite":
             options["gpu_delegate"] = gpu_readiness(artifact.read_bytes())
+        elif artifact.suffix == ".onnx":
+            options["mobile_eps"] = mobile_ep_readiness(artifact)
         card = build_card(file_name=artifact.name, fmt=a["format"], precision=a["precision"], runtime=a["runtime"],
                           spec=spec, parameters=old["model"]["parameters"], io=runner.io(), training=old["training"],
                           calibration=old["calibration"], metrics=old["metrics"], options=options,

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
            "gender_acc_delta", "gender_acc_delta_low", "gender_acc_delta_high", "gender_mcnemar_p", "age_mae_delta",
            "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
-           "latency_ratio", "size_ratio", "gpu_delegate", "detection_rate", "runs", "threads", "batch", "where", "path", "error")
+           "latency_ratio", "size_ratio", "accelerators", "detection_rate", "runs", "threads", "batch", "where", "path", "error")
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ class Row:
     peak_memory_mb: float | None = None
     latency_ratio: float | None = None
     size_ratio: float | None = None
-    gpu_delegate: str = ""  # TFLite rows: "all ops" or the ops a GPU delegate leaves to the CPU (from the card)
+    accelerators: str = ""  # from the card: TFLite GPU delegate coverage, ONNX Runtime NNAPI / CoreML verdicts
     detection_rate: float | None = None  # pipeline rows (--photos): photos in which the detector found a face
     runs: int | None = None
     threads: int | None = None
@@ -177,7 +177,7 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
     try:
         files = candidate.files()
         row.path = str(getattr(candidate, "path", getattr(candidate, "folder", "")))
-        row.gpu_delegate = _gpu_delegate(candidate)
+        row.accelerators = _accelerators(candidate)
         row.size_kb = candidate.size_bytes() / 1000
         row.gzip_kb = _gzip_size(files) / 1000
         outcome = _score(row, candidate, images)
@@ -265,13 +265,16 @@ def _detector_size(detector: str, model) -> int | None:
     return path.stat().st_size if path.is_file() else None
 
 
-def _gpu_delegate(candidate) -> str:
-    """What the artifact's card says a GPU delegate would run (TFLite cards carry the analyzer's check)."""
-    card = getattr(getattr(candidate, "predictor", None), "card", None) or {}
-    check = card.get("artifact", {}).get("options", {}).get("gpu_delegate")
-    if not check:
-        return ""
-    return "all ops" if check["compatible"] else f"{len(check['cpu_fallback_ops'])} op(s) on CPU"
+def _accelerators(candidate) -> str:
+    """What the artifact's card says accelerators would run: the GPU delegate for TFLite (TensorFlow's analyzer),
+    NNAPI and CoreML for ONNX (ONNX Runtime's mobile usability checker)."""
+    options = (getattr(getattr(candidate, "predictor", None), "card", None) or {}).get("artifact", {}).get("options", {})
+    gpu, eps = options.get("gpu_delegate"), options.get("mobile_eps")
+    if gpu:
+        return "GPU: all ops" if gpu["compatible"] else f"GPU: {len(gpu['cpu_fallback_ops'])} op(s) on CPU"
+    if eps:
+        return ", ".join(f"{'NNAPI' if name == 'nnapi' else 'CoreML'} {e['verdict']}" for name, e in eps.items())
+    return ""
 
 
 def _one_line(err: Exception) -> str:
@@ -493,7 +496,7 @@ def _interval(delta, low, high, scale: float) -> str:
 def markdown_table(rows) -> str:
     head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
             "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | faces found | "
-            "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref | GPU delegate |")
+            "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref | accelerators |")
     lines = [head, "|" + "---|" * 18]
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
@@ -507,5 +510,5 @@ def markdown_table(rows) -> str:
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.throughput_ips, '.0f')} | "
                      f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "
-                     f"{_fmt(r.size_ratio, '.2f')} | {r.gpu_delegate or '—'} |")
+                     f"{_fmt(r.size_ratio, '.2f')} | {r.accelerators or '—'} |")
     return "\n".join(lines) + "\n"

@@ -128,9 +128,11 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
 
 
 def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
+    from edgeface.export.onnx import mobile_ep_readiness
+
     source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
     shutil.copyfile(source, target)
-    return onnx_opts
+    return {**onnx_opts, "mobile_eps": mobile_ep_readiness(target)}
 
 
 def _write_trt(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):

@@ -64,3 +64,24 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration, nchw: bool = Fal
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[method])
+
+
+def mobile_ep_readiness(path: Path) -> dict:
+    """Which mobile execution providers of ONNX Runtime would take the model, from ONNX Runtime's own usability
+    checker (onnxruntime.tools.mobile_helpers): per provider, the nodes it supports, the partitions the graph
+    splits into, the ops it cannot run, and the checker's verdict (YES / MAYBE / NO; more than two partitions
+    is NO: the copies cost more than the accelerator gains). Input shapes are taken as fixed, as an app runs
+    them (batch 1)."""
+    from onnxruntime.tools.mobile_helpers.usability_checker import check_coreml_partitions, check_nnapi_partitions
+    from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo
+
+    model = ModelProtoWithShapeInfo(Path(path)).model_with_shape_info
+    out = {}
+    for name, check in (("nnapi", lambda: check_nnapi_partitions(model, False)),
+                        ("coreml_mlprogram", lambda: check_coreml_partitions(model, False,
+                                                                             "coreml_supported_mlprogram_ops.md"))):
+        info = check()
+        out[name] = {"verdict": info.suitability().name, "supported_nodes": info.num_supported_nodes,
+                     "nodes": info.num_nodes, "partitions": info.num_partitions,
+                     "unsupported_ops": sorted(info.unsupported_ops)}
+    return out
