@@ -155,7 +155,8 @@ def _onnx_source(model, spec, precision, options: ExportOptions, calibration, wo
     TensorRT, with the options that describe it."""
     from edgeface.export import onnx as onnx_export
 
-    opts = {"opset": options.opset, "layout": "NCHW" if options.nchw else "NHWC"}
+    opts = {"opset": options.opset, "layout": "NCHW" if options.nchw else "NHWC",
+            "graph_passes": list(onnx_export.GRAPH_PASSES)}
     fp32 = workdir / "fp32.onnx"
     if not fp32.is_file():
         onnx_export.convert(model, spec.input_size, fp32, options.opset, options.nchw)

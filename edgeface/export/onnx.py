@@ -14,12 +14,21 @@ from edgeface.errors import EdgefaceError
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
+# exact graph rewrites after conversion: Keras' ZeroPadding2D layers (MobileNet v1 puts one before each stride-2
+# depthwise convolution) become Pad ops that CoreML's ML Program provider cannot run; folded into the following
+# convolution's own padding, the outputs are bit-identical and the graph stays in one accelerator partition
+GRAPH_PASSES = ("fuse_pad_into_conv", "eliminate_unused_initializer")
+
+
 def convert(model, size: int, path: Path, opset: int = 17, nchw: bool = False) -> None:
+    import onnx
+    import onnxoptimizer
     import tf2onnx
 
     signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="image"),)
-    tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset, output_path=str(path),
-                               inputs_as_nchw=["image"] if nchw else None)
+    converted, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset,
+                                              inputs_as_nchw=["image"] if nchw else None)
+    onnx.save(onnxoptimizer.optimize(converted, list(GRAPH_PASSES)), str(path))
 
 
 def to_fp16(fp32_path: Path, out_path: Path) -> None:
