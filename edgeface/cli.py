@@ -299,15 +299,17 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
               help="Validation images the task effect is measured on (0: all).")
 @click.option("--top", default=12, show_default=True, type=click.IntRange(1),
               help="Layers (largest numeric int8 error first) whose task effect is measured.")
+@click.option("--by", type=click.Choice(["layer", "block"]), default="layer", show_default=True,
+              help="Keep float / quantize one layer at a time, or one block (MobileNet block, EfficientNet stage).")
 @click.option("--output", help="Folder for analysis.json, layers.csv, sensitivity.png (default: RUN/int8-analysis).")
 @user_errors
-def analyze(run, calibration, calibration_root, val_limit, top, output):
+def analyze(run, calibration, calibration_root, val_limit, top, by, output):
     """Which layers break int8: per-layer numeric error (TensorFlow's QuantizationDebugger) and task effect on
     validation when only that layer stays float / only it is quantized; a ranked table and a verdict."""
     from edgeface.compress.sensitivity import analyze as run_analysis, format_analysis, write_analysis
     from edgeface.run import Run
 
-    report = run_analysis(run, calibration, root=calibration_root, val_limit=val_limit or None, top=top)
+    report = run_analysis(run, calibration, root=calibration_root, val_limit=val_limit or None, top=top, by=by)
     click.echo(format_analysis(report))
     click.echo(f"wrote {write_analysis(report, output or Run(run).int8_analysis_dir)}", err=True)
 

@@ -47,6 +47,28 @@ def test_analysis_finds_the_sabotaged_layer(sabotaged, tmp_path):
     assert {p.name for p in folder.iterdir()} == {"analysis.json", "layers.csv", "sensitivity.png"}
 
 
+def test_blocks_are_named_across_backbones():
+    from edgeface.compress.sensitivity import block_name
+
+    assert block_name("block_3_expand") == block_name("block_3_project") == "block_3"  # MobileNetV2
+    assert block_name("conv_dw_3") == block_name("conv_pw_3") == "block 3"  # MobileNet v1
+    assert block_name("expanded_conv_3_depthwise") == "expanded_conv_3"  # MobileNetV3
+    assert block_name("block2a_expand_conv") == "block2a" and block_name("block1_conv") == "block1"
+    assert block_name("gender") == "gender"
+
+
+def test_block_analysis_keeps_whole_blocks_float(sabotaged):
+    from edgeface.compress.sensitivity import analyze
+
+    run, manifest = sabotaged
+    report = analyze(run.path, str(manifest), val_limit=None, top=20, by="block")
+    best = report["layers"][0]
+    assert best["layer"] == "gender" and report["by"] == "block"
+    assert {r["layer"] for r in report["layers"]} >= {"block1", "block4"}
+    block4 = next(r for r in report["layers"] if r["layer"] == "block4")
+    assert "block4_conv" in block4["layers"]
+
+
 def test_keep_float_leaves_that_layer_float_in_the_file(sabotaged, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 

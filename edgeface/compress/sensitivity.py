@@ -16,6 +16,7 @@ import csv
 import datetime
 import io
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -94,30 +95,60 @@ class _Bench:
         return _means(_outcomes(self.quantizer.file(keep_float), self.spec, self.images, self.gender, self.age))
 
 
+BLOCK = re.compile(r"(block_?\d+[a-z]?|expanded_conv(?:_\d+)?|stack_?\d+)|conv_(?:dw|pw)_(\d+)")
+
+
+def block_name(layer: str) -> str:
+    """The block a Keras layer belongs to (MobileNetV2 block_3_*, MobileNet v1 conv_dw_3 / conv_pw_3 -> block 3,
+    MobileNetV3 expanded_conv_3_*, EfficientNet block2a_*); the layer itself when it names none."""
+    match = BLOCK.search(layer)
+    if not match:
+        return layer
+    return match.group(1) or f"block {match.group(2)}"
+
+
+def _units(stats: list[dict], by: str) -> list[dict]:
+    """What the analysis keeps float or quantizes at a time: every quantized op (by layer), or the ops of one
+    block together (by block)."""
+    units = {}
+    for s in stats:
+        if s["op"] in TRIVIAL_OPS:
+            continue
+        key = s["layer"] if by == "layer" else block_name(s["layer"])
+        unit = units.setdefault(key, {"layer": key, "op": s["op"] if by == "layer" else "block", "tensors": [],
+                                      "layers": [], "rmse_steps": 0.0})
+        unit["tensors"].append(s["tensor"])
+        unit["layers"].append(s["layer"])
+        unit["rmse_steps"] = max(unit["rmse_steps"], s["rmse_steps"])
+    return list(units.values())
+
+
 def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: int | None = 500, top: int = 12,
-            calibration_limit: int | None = 200, seed: int = 0, bench: _Bench | None = None) -> dict:
-    """Per-layer int8 sensitivity of a run's model (see the module docstring)."""
+            calibration_limit: int | None = 200, seed: int = 0, by: str = "layer", bench: _Bench | None = None) -> dict:
+    """Per-layer (or per-block) int8 sensitivity of a run's model (see the module docstring)."""
+    if by not in ("layer", "block"):
+        raise EdgefaceError(f"--by {by}: layer or block")
     b = bench or _Bench(run_path, calibration, root, val_limit, calibration_limit, seed)
     stats = b.quantizer.layer_statistics()
     int8_m = b.score()
-    candidates = sorted((s for s in stats if s["op"] not in TRIVIAL_OPS), key=lambda s: -s["rmse_steps"])[:top]
-    every = [s["tensor"] for s in stats if s["op"] not in TRIVIAL_OPS]
+    units = _units(stats, by)
+    every = [t for u in units for t in u["tensors"]]
+    candidates = sorted(units, key=lambda u: -u["rmse_steps"])[:top]
     # "only it int8" is measured against every layer float but the ops that cannot be (input quantization,
-    # pooling, softmax/logistic outputs), so the damage is the layer's own
+    # pooling, softmax/logistic outputs), so the damage is the unit's own
     plumbing = b.score(every)
     rows = []
-    for index, s in enumerate(candidates, start=1):
-        log.info(f"[{index}/{len(candidates)}] {s['layer']} ({s['op']}): only it float, then only it int8")
-        alone_float = b.score([s["tensor"]])
-        alone_int8 = b.score([t for t in every if t != s["tensor"]])
-        rows.append({**s, "only_float": alone_float, "recovered": _gap(int8_m, alone_float),
+    for index, u in enumerate(candidates, start=1):
+        log.info(f"[{index}/{len(candidates)}] {u['layer']} ({u['op']}): only it float, then only it int8")
+        alone_float = b.score(u["tensors"])
+        alone_int8 = b.score([t for t in every if t not in u["tensors"]])
+        rows.append({**u, "only_float": alone_float, "recovered": _gap(int8_m, alone_float),
                      "only_int8": alone_int8, "damage": _gap(plumbing, alone_int8)})
     rows.sort(key=lambda r: -_score(r["recovered"]))
-    return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "float": b.float,
-            "int8": int8_m, "int8_plumbing_only": plumbing, "int8_loss": _gap(int8_m, b.float), "layers": rows,
-            "numeric": stats,
-            "verdict": verdict(b.float, int8_m, rows), "edgeface_version": __version__,
-            "date": datetime.date.today().isoformat()}
+    return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "by": by,
+            "float": b.float, "int8": int8_m, "int8_plumbing_only": plumbing, "int8_loss": _gap(int8_m, b.float),
+            "layers": rows, "numeric": stats, "verdict": verdict(b.float, int8_m, rows),
+            "edgeface_version": __version__, "date": datetime.date.today().isoformat()}
 
 
 def _score(gap: dict) -> float:
@@ -133,15 +164,17 @@ def verdict(float_m: dict, int8_m: dict, rows: list[dict]) -> str:
     if not helpful:
         return (f"int8 loses {loss:.2f} score points, spread over many layers: none recovers any of it alone "
                 "(try per-layer corrections or QAT)")
-    best, total, names = helpful[0], 0.0, []
+    best, total, names, layers = helpful[0], 0.0, [], []
     for r in helpful:
         names.append(r["layer"])
+        layers += r["layers"]
         total += _score(r["recovered"])
         if total >= 0.8 * loss or len(names) == 3:
             break
     share = min(1.0, total / loss)
     return (f"{', '.join(names)} explain{'s' if len(names) == 1 else ''} {100 * share:.0f}% of int8's loss "
-            f"(each alone float; {best['layer']} recovers the most); try --keep-float {','.join(names)}")
+            f"(each alone float; {best['layer']} recovers the most); try --keep-float "
+            f"{','.join(dict.fromkeys(layers))}")
 
 
 def format_analysis(report: dict) -> str:
@@ -179,7 +212,8 @@ def write_analysis(report: dict, folder) -> Path:
     writer = csv.DictWriter(out, columns)
     writer.writeheader()
     for r in report["layers"]:
-        writer.writerow({"layer": r["layer"], "op": r["op"], "rmse_steps": r["rmse_steps"], "tensor": r["tensor"],
+        writer.writerow({"layer": r["layer"], "op": r["op"], "rmse_steps": r["rmse_steps"],
+                         "tensor": ";".join(r["tensors"]),
                          "recovered_gender_points": r["recovered"].get("gender_points"),
                          "recovered_age_years": r["recovered"].get("age_years"),
                          "damage_gender_points": r["damage"].get("gender_points"),
@@ -232,7 +266,7 @@ def auto_keep_float(run_path, calibration: str, *, root=None, val_limit=500, max
         return [], {"analysis": report, "chosen": [], "holds": True}
     chosen, steps = [], []
     for r in [r for r in report["layers"] if _score(r["recovered"]) > 0][:max_layers]:
-        chosen.append(r["tensor"])
+        chosen += r["tensors"]
         m = bench.score(chosen)
         steps.append({"float_layers": [layer_name(t) for t in chosen], **m})
         log.info(f"keep float {', '.join(steps[-1]['float_layers'])}: {m}")
