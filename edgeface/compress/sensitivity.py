@@ -87,12 +87,16 @@ class _Bench:
         self.gender = np.array([-1 if r.gender is None else r.gender for r in records])
         self.age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
         log.info(f"float model on {self.n} val images; calibrating int8 on {len(batches)} images")
-        self.float = _means(per_image(Predictor.from_keras(model, self.spec).predict(self.images), self.gender,
-                                      self.age))
+        self.float_outcome = per_image(Predictor.from_keras(model, self.spec).predict(self.images), self.gender,
+                                       self.age)
+        self.float = _means(self.float_outcome)
         self.quantizer = Quantizer(model, batches)
 
+    def outcome(self, keep_float=()) -> dict:
+        return _outcomes(self.quantizer.file(keep_float), self.spec, self.images, self.gender, self.age)
+
     def score(self, keep_float=()) -> dict:
-        return _means(_outcomes(self.quantizer.file(keep_float), self.spec, self.images, self.gender, self.age))
+        return _means(self.outcome(keep_float))
 
 
 BLOCK = re.compile(r"(block_?\d+[a-z]?|expanded_conv(?:_\d+)?|stack_?\d+)|conv_(?:dw|pw)_(\d+)")
@@ -129,8 +133,12 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
     if by not in ("layer", "block"):
         raise EdgefaceError(f"--by {by}: layer or block")
     b = bench or _Bench(run_path, calibration, root, val_limit, calibration_limit, seed)
+    from edgeface.eval.stats import paired_deltas
+
     stats = b.quantizer.layer_statistics()
-    int8_m = b.score()
+    int8_outcome = b.outcome()
+    int8_m = _means(int8_outcome)
+    paired = paired_deltas(b.float_outcome, int8_outcome, seed=seed)  # int8 against float, same images
     units = _units(stats, by)
     every = [t for u in units for t in u["tensors"]]
     candidates = sorted(units, key=lambda u: -u["rmse_steps"])[:top]
@@ -146,8 +154,9 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
                      "only_int8": alone_int8, "damage": _gap(plumbing, alone_int8)})
     rows.sort(key=lambda r: -_score(r["recovered"]))
     return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "by": by,
-            "float": b.float, "int8": int8_m, "int8_plumbing_only": plumbing, "int8_loss": _gap(int8_m, b.float),
-            "layers": rows, "numeric": stats, "verdict": verdict(b.float, int8_m, rows),
+            "float": b.float, "int8": int8_m, "int8_vs_float": paired, "int8_plumbing_only": plumbing,
+            "int8_loss": _gap(int8_m, b.float), "layers": rows, "numeric": stats,
+            "verdict": verdict(b.float, int8_m, rows, paired),
             "edgeface_version": __version__, "date": datetime.date.today().isoformat()}
 
 
@@ -156,10 +165,18 @@ def _score(gap: dict) -> float:
     return gap.get("gender_points", 0.0) + 10 * gap.get("age_years", 0.0)
 
 
-def verdict(float_m: dict, int8_m: dict, rows: list[dict]) -> str:
+def verdict(float_m: dict, int8_m: dict, rows: list[dict], paired: dict | None = None) -> str:
     loss = _score(_gap(int8_m, float_m))
     if loss <= 0:
         return "int8 loses nothing measurable on these images against float: no layer needs to stay float"
+    if paired and not any(entry.get("real") for entry in paired.values()):
+        parts = [f"Δ gender {100 * paired['gender_accuracy']['delta']:+.2f} pt "
+                 f"[{100 * paired['gender_accuracy']['low']:+.2f}, {100 * paired['gender_accuracy']['high']:+.2f}]"
+                 if "gender_accuracy" in paired else "",
+                 f"Δ MAE {paired['age_mae']['delta']:+.3f} y [{paired['age_mae']['low']:+.3f}, "
+                 f"{paired['age_mae']['high']:+.3f}]" if "age_mae" in paired else ""]
+        return (f"int8's difference from float is within noise on these images ({', '.join(p for p in parts if p)}; "
+                "paired 95% intervals): no layer needs to stay float")
     helpful = [r for r in rows if _score(r["recovered"]) > 0]
     if not helpful:
         return (f"int8 loses {loss:.2f} score points, spread over many layers: none recovers any of it alone "
