@@ -177,9 +177,10 @@ def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
                 reference = Predictor.from_keras(run.load_model(), run.spec, run=run)
                 records = run.split("val")[:parity_images]
                 from edgeface.data.images import load_images
+                from edgeface.data.records import label_arrays
 
                 images = load_images([r.path for r in records], predictor.input_size)
-                ages = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+                _, ages = label_arrays(records)
                 result = compare(reference.outputs(images), predictor.outputs(images), predictor.decodings,
                                  predictor.precision, ages)
                 failed = [c for c in result["checks"] if not c["ok"]]

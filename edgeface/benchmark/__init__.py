@@ -102,10 +102,10 @@ class _Images:
 
     def __init__(self, records):
         from edgeface.data.images import load_images
+        from edgeface.data.records import label_arrays
 
         self.records, self.load_images, self.cache = records, load_images, {}
-        self.gender = np.array([-1 if r.gender is None else r.gender for r in records])
-        self.age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+        self.gender, self.age = label_arrays(records)
 
     def at(self, size: int) -> np.ndarray:
         if size not in self.cache:

@@ -20,8 +20,6 @@ import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from edgeface.errors import EdgefaceError
 from edgeface.export.tflite import Quantizer, layer_name
 from edgeface.utils import write_json, write_text
@@ -66,6 +64,7 @@ class _Bench:
 
     def __init__(self, run_path, calibration: str, root=None, val_limit=500, calibration_limit=200, seed=0):
         from edgeface.data import stratified_subset
+        from edgeface.data.records import label_arrays
         from edgeface.data.images import load_images
         from edgeface.eval.stats import per_image
         from edgeface.export.calibration import calibration_batches, find_manifest
@@ -84,8 +83,7 @@ class _Bench:
             records = stratified_subset(records, val_limit, seed)
         self.n = len(records)
         self.images = load_images([r.path for r in records], self.spec.input_size)
-        self.gender = np.array([-1 if r.gender is None else r.gender for r in records])
-        self.age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+        self.gender, self.age = label_arrays(records)
         log.info(f"float model on {self.n} val images; calibrating int8 on {len(batches)} images")
         self.float_outcome = per_image(Predictor.from_keras(model, self.spec).predict(self.images), self.gender,
                                        self.age)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+import numpy as np
+
 from edgeface.labels import AGE_GROUP_LABELS, FEMALE, GENDER_LABELS, MALE
 
 SPLITS = ("train", "val", "test")
@@ -20,6 +22,14 @@ class Record:
 
     def stratum(self) -> tuple:
         return (self.gender, self.age_group)
+
+
+def label_arrays(records) -> tuple[np.ndarray, np.ndarray]:
+    """The records' gender (1 male, 0 female, -1 unlabelled) and age in years (float32, NaN unlabelled), as the
+    arrays metrics, parity checks and training targets read."""
+    gender = np.array([-1 if r.gender is None else r.gender for r in records])
+    age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+    return gender, age
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
 from edgeface.labels import GENDER_LABELS, age_band_label
@@ -26,7 +27,7 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
     spec = predictor.spec
     pred = predictor.predict_records(records, progress=f"scoring {len(records)} images")
     report = {"split": split, "n": len(records), "edgeface_version": __version__}
-    true_gender = np.array([-1 if r.gender is None else r.gender for r in records])
+    true_gender, true_years = label_arrays(records)
     bands = [None if r.age_group is None else age_band_label(r.age_group) for r in records]
     races = [r.race for r in records]
     age_parts = None
@@ -38,7 +39,6 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
             summary.append(f"gender acc {100 * report['gender']['accuracy']:.2f}% "
                            f"(balanced {100 * report['gender']['balanced_accuracy']:.2f}%)")
     if "age_years" in pred:
-        true_years = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
         true_group = np.array([-1 if r.age_group is None else r.age_group for r in records])
         known = true_group >= 0
         numeric = spec.numeric_age and not np.isnan(true_years[known]).any()

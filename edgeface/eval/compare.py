@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 
-import numpy as np
-
+from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.stats import CONFIDENCE, RESAMPLES, paired_deltas, per_image, summarize
 from edgeface.predictor import load
@@ -35,8 +34,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
         if run is not None and not {r.path for r in records} <= set(run.split_paths(split)):
             log.warning(f"{model}: some of these images are outside the {split} split its run {run.path} recorded "
                         "(it may have trained on them)")
-    gender = np.array([-1 if r.gender is None else r.gender for r in records])
-    age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+    gender, age = label_arrays(records)
     outcomes = []
     for index, (model, predictor) in enumerate(zip(models, predictors), start=1):
         log.info(f"[{index}/{len(models)}] scoring {model} ({predictor.format} {predictor.precision}) on "

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.stats import paired_deltas, per_image, summarize
 from edgeface.version import __version__
@@ -67,8 +68,7 @@ def framing_stress(model_path, data: str | None = None, split: str = "test", *, 
     records, source = scoring_records(predictor, data, split, limit=limit, seed=seed)
     if not records:
         raise EdgefaceError(f"no images in the {split} split to stress")
-    gender = np.array([-1 if r.gender is None else r.gender for r in records])
-    age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
+    gender, age = label_arrays(records)
     chips = [read_image(r.path) for r in records]
     size = predictor.input_size
     rows, baseline = [], None

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeface.card import build_card, card_path, seal
 from edgeface.data.images import load_images, normalize
+from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.tflite import float_weights_warning
@@ -91,8 +92,7 @@ def _parity_set(run: Run, spec, options: ExportOptions):
     except Exception as err:
         raise EdgefaceError(f"{source}: cannot read parity images ({str(err).splitlines()[0][:120]}); "
                             "pass --parity-data SPEC")
-    true_age = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
-    return images.astype(np.float32), true_age
+    return images.astype(np.float32), label_arrays(records)[1]
 
 
 def _open(source) -> tuple[Run, str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pydantic
 
 from edgeface.config import Config
+from edgeface.data.records import label_arrays
 from edgeface.models.age_heads import AGE_HEADS, AgeHead, age_head
 from edgeface.models.heads import GENDER_DECODING, TASKS, gender_card_output
 from edgeface.models.registry import BackboneConfig, get_backbone_config
@@ -100,15 +101,15 @@ class ModelSpec(Config):
         """Per-output targets and sample weights; a missing label gets weight 0 so mixed datasets still train."""
         n = len(records)
         targets, weights = {}, {}
+        gender, years = label_arrays(records)
         if "gender" in self.tasks:
-            g = np.array([-1 if r.gender is None else r.gender for r in records], np.float32)
+            g = gender.astype(np.float32)
             w = (g >= 0).astype(np.float32)
             if class_weight:
                 w *= np.array([class_weight.get(int(v), 1.0) if v >= 0 else 0.0 for v in g], np.float32)
             targets["gender"], weights["gender"] = np.maximum(g, 0).reshape(n, 1), w
         if "age" in self.tasks:
             groups = np.array([-1 if r.age_group is None else r.age_group for r in records], np.int64)
-            years = np.array([np.nan if r.age is None else r.age for r in records], np.float32)
             known = (groups >= 0) if not self.numeric_age else ~np.isnan(years)
             targets["age"] = self.head().targets(years, groups).astype(np.float32).reshape(n, -1)
             weights["age"] = known.astype(np.float32)
