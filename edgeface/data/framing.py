@@ -15,6 +15,21 @@ import math
 import numpy as np
 
 
+def square_crop(rgb: np.ndarray, cx: float, cy: float, side: float, theta: float, n: int) -> np.ndarray:
+    """The side x side square centred at (cx, cy), its axes turned by theta (radians, y down), sampled into n x n
+    pixels: bilinear, borders past the image edge-replicated. Detector crops and the framing stress both cut
+    with it."""
+    import cv2
+
+    k = side / n  # source pixels per output pixel
+    cos, sin = math.cos(theta) * k, math.sin(theta) * k
+    # source index = A @ output index + b, with pixel centres at index + 0.5
+    a = np.array([[cos, -sin], [sin, cos]])
+    b = np.array([cx, cy]) + a @ np.full(2, 0.5 - n / 2) - 0.5
+    return cv2.warpAffine(rgb, np.hstack([a, b[:, None]]).astype(np.float64), (n, n),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
 @dataclasses.dataclass(frozen=True)
 class DetectorModel:
     file: str
@@ -69,18 +84,8 @@ class CropContract:
 
     def crop(self, rgb: np.ndarray, box, keypoints=None) -> np.ndarray:
         """The n x n crop (n = the side in photo pixels), bilinear, borders past the photo edge-replicated."""
-        import cv2
-
         cx, cy, side, theta = self.square(box, keypoints)
-        n = max(1, int(round(side)))
-        k = side / n
-        cos, sin = math.cos(theta) * k, math.sin(theta) * k
-        # photo index = A @ crop index + b, with pixel centres at index + 0.5
-        a = np.array([[cos, -sin], [sin, cos]])
-        b = np.array([cx, cy]) + a @ np.full(2, 0.5 - n / 2) - 0.5
-        matrix = np.hstack([a, b[:, None]]).astype(np.float64)
-        return cv2.warpAffine(rgb, matrix, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+        return square_crop(rgb, cx, cy, side, theta, max(1, int(round(side))))
 
     def card(self) -> dict:
         anchor = "(right_eye + left_eye) / 2" if self.anchor == "eye_midpoint" else "box.centre"

@@ -44,17 +44,10 @@ def levels(detector: str = "blazeface") -> list[Stress]:
 def reframe(chip: np.ndarray, zoom: float, shift, angle_deg: float) -> np.ndarray:
     """The chip re-cut as a square of side zoom x chip side, centred at the chip centre + shift, turned by the
     angle; same size in pixels as the chip."""
-    import cv2
+    from edgeface.data.framing import square_crop
 
     n = chip.shape[0]
-    theta = math.radians(angle_deg)
-    k = zoom  # source pixels per output pixel
-    cos, sin = math.cos(theta) * k, math.sin(theta) * k
-    a = np.array([[cos, sin], [-sin, cos]])
-    centre = np.array([n / 2 + shift[0] * n, n / 2 + shift[1] * n])
-    b = centre + a @ np.full(2, 0.5 - n / 2) - 0.5
-    return cv2.warpAffine(chip, np.hstack([a, b[:, None]]), (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return square_crop(chip, n / 2 + shift[0] * n, n / 2 + shift[1] * n, zoom * n, -math.radians(angle_deg), n)
 
 
 def framing_stress(model_path, data: str | None = None, split: str = "test", *, limit: int | None = None,
@@ -69,14 +62,14 @@ def framing_stress(model_path, data: str | None = None, split: str = "test", *, 
     if not records:
         raise EdgefaceError(f"no images in the {split} split to stress")
     gender, age = label_arrays(records)
-    chips = [read_image(r.path) for r in records]
+    # chips are square (unchanged); anything else is centre-cropped, once for every level
+    chips = [square_resize(chip, min(chip.shape[:2])) for chip in map(read_image, (r.path for r in records))]
     size = predictor.input_size
     rows, baseline = [], None
     for stress in levels(detector):
         rng = np.random.default_rng(seed)
         images = []
         for chip in chips:
-            chip = square_resize(chip, min(chip.shape[:2]))  # chips are square (unchanged); others centre-cropped
             zoom, shift, angle = stress.zoom, stress.shift, stress.angle
             if stress.spread:
                 s = rng.normal(0.0, 1.0, 4) * np.asarray(stress.spread)
