@@ -9,6 +9,7 @@ tests/test_images.py holds both paths to the same bytes."""
 from __future__ import annotations
 
 import functools
+import io
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -29,7 +30,7 @@ def read_image(path) -> np.ndarray:
         if data[:2] == JPEG_MAGIC:
             # tf.io.decode_jpeg's defaults: JDCT_IFAST (dct_method "") and fancy upsampling
             return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True, fastupsample=False)
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:  # the bytes already read, not the file again
             if image.mode.startswith("I;16") or image.mode == "I":
                 return np.repeat((np.asarray(image, np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=-1)
             return np.asarray(image.convert("RGB"))

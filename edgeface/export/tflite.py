@@ -1,6 +1,7 @@
 """TFLite conversion: fp32, fp16 weights, dynamic-range int8, full-integer int8 with calibration."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as text_io
 import sys
@@ -44,19 +45,28 @@ def converter_for(model, precision: str, calibration=None, io: str = "int8", qat
 def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False,
             keep_float: tuple = ()) -> bytes:
     """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only); a
-    quantization-aware model (qat) brings its own ranges and needs none. `keep_float`: tensor names of ops left
-    Keras layers left in float32 in a full-integer int8 file (mixed precision; `edgeface analyze` says which)."""
+    quantization-aware model (qat) brings its own ranges and needs none. `keep_float`: Keras layers left in
+    float32 in a full-integer int8 file (mixed precision; `edgeface analyze` says which)."""
     if keep_float:
         if precision != "int8" or qat or not calibration:
             raise EdgefaceError("--keep-float applies to post-training full-integer int8 (with --calibration)")
         quantizer = Quantizer(model, calibration)
         return quantizer.file(quantizer.tensors(keep_float))
     converter = converter_for(model, precision, calibration, io, qat)
-    with warnings.catch_warnings():
-        # int8 I/O: the converter asks for input statistics meant for old TF1 graphs; the calibration set (or the
-        # QAT ranges) gives the input scale, which the model card records from the converted file
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+    with _converter_warnings():
         return converter.convert()
+
+
+@contextlib.contextmanager
+def _converter_warnings():
+    """Warnings of TensorFlow's converter tooling that say nothing to our users: int8 I/O makes the converter ask
+    for input statistics meant for old TF1 graphs (the calibration set, or the QAT ranges, gives the input scale,
+    which the model card records from the converted file); the quantization debugger runs the deprecated
+    tf.lite.Interpreter inside."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        yield
 
 
 def layer_name(tensor_name: str) -> str:
@@ -71,16 +81,13 @@ class Quantizer:
 
     def __init__(self, model, calibration):
         converter = converter_for(model, "int8", calibration)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        with _converter_warnings():
             self.debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=lambda: ([batch] for batch in calibration))
 
     def layer_statistics(self) -> list[dict]:
         """Per quantized op output: op, tensor, layer, scale, RMSE (float units) and RMSE / scale."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        with _converter_warnings():
             self.debugger.run()
         buffer = text_io.StringIO()
         self.debugger.layer_statistics_dump(buffer)
@@ -116,8 +123,7 @@ class Quantizer:
         """Full-integer int8 except the ops producing the `keep_float` tensors, which stay float32 with float
         weights (the debugger's denylisted nodes). Such a file takes float input and gives float output: its
         quantize and dequantize ops are inside it."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        with _converter_warnings():
             self.debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(keep_float))
             return self.debugger.get_nondebug_quantized_model()
 
@@ -164,8 +170,6 @@ def weight_census(flatbuffer: bytes) -> dict:
 def gpu_readiness(flatbuffer: bytes) -> dict:
     """Which ops a GPU delegate would leave to the CPU, from TensorFlow's model analyzer (its GPU compatibility
     check for this TFLite version); a check of the op set, not a run on a GPU."""
-    import contextlib
-
     text = text_io.StringIO()
     with contextlib.redirect_stdout(text):
         tf.lite.experimental.Analyzer.analyze(model_content=flatbuffer, gpu_compatibility=True)
