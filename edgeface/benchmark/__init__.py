@@ -205,9 +205,8 @@ def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
 
     from edgeface.benchmark.candidates import EdgefaceCandidate
     from edgeface.data import load_data
-    from edgeface.data.framing import DETECTOR_MODELS
     from edgeface.data.images import square_resize
-    from edgeface.detect import DETECTORS, detect_faces, read_photo
+    from edgeface.detect import DETECTORS, detect_faces, model_path, read_photo
 
     if reference is None:
         log.warning("--photos: no ok row of ours to run behind the detectors")
@@ -244,25 +243,12 @@ def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
             row.latency_mean_ms = float(np.mean(times))
             row.latency_p50_ms, row.latency_p90_ms = (float(v) for v in np.percentile(times, [50, 90]))
             row.throughput_ips = 1000 / row.latency_mean_ms
-            model = DETECTOR_MODELS[detector]
-            row.size_kb = reference.size_kb + (_detector_size(detector, model) or 0) / 1000
+            row.size_kb = reference.size_kb + model_path(detector).stat().st_size / 1000
         except Exception as err:  # a failing pipeline is a failed row, never a crashed benchmark
             row.status, row.error = "validation failed", _one_line(err)
         rows.append(row)
         log.info(format_row(row) + ("" if row.detection_rate is None else f"  faces found {100 * row.detection_rate:.1f}%"))
     return rows
-
-
-def _detector_size(detector: str, model) -> int | None:
-    if detector == "haar":
-        import cv2
-
-        path = Path(cv2.data.haarcascades) / model.file
-    else:
-        from edgeface.detect.blazeface import VARIANTS, model_file
-
-        path = model_file(VARIANTS[detector])
-    return path.stat().st_size if path.is_file() else None
 
 
 def _accelerators(candidate) -> str:

@@ -36,6 +36,18 @@ def contract(detector: str = DEFAULT_DETECTOR) -> CropContract:
     return CONTRACTS[detector]
 
 
+def model_path(detector: str):
+    """The detector's model file (BlazeFace: checked against its sha256)."""
+    contract(detector)  # a clear error for an unknown name
+    if detector == "haar":
+        from edgeface.detect.haar import cascade_path
+
+        return cascade_path()
+    from edgeface.detect.blazeface import VARIANTS, model_file
+
+    return model_file(VARIANTS[detector])
+
+
 def find_faces(rgb: np.ndarray, detector: str = DEFAULT_DETECTOR) -> list[Face]:
     """Faces in a uint8 RGB photo, most confident (Haar: largest) first, without crops."""
     contract(detector)  # a clear error for an unknown name

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.data.framing import DETECTOR_MODELS
 from edgeface.errors import EdgefaceError
 
-CASCADE = "haarcascade_frontalface_default.xml"
 MIN_FACE_PX = 40
+
+
+def cascade_path() -> Path:
+    import cv2
+
+    return Path(cv2.data.haarcascades) / DETECTOR_MODELS["haar"].file
 
 
 @functools.lru_cache(maxsize=1)
@@ -19,7 +25,7 @@ def _cascade():
     """The detector, loaded once per process (its XML is ~1 MB)."""
     import cv2
 
-    path = Path(cv2.data.haarcascades) / CASCADE
+    path = cascade_path()
     detector = cv2.CascadeClassifier(str(path))
     if detector.empty():
         raise EdgefaceError(f"{path}: OpenCV's face cascade is missing from the installed opencv-python-headless")
