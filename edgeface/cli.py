@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -195,7 +196,8 @@ def _overrides(recipe, flags, assignments, tasks) -> dict:
 
 @main.command()
 @_recipe_options
-@click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped.")
+@click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped (any run: "
+                                              "trained, distilled, pruned or QAT; its folder has every setting).")
 @click.option("--cross-validate", is_flag=True, help="Adience 5-fold protocol: a run per held-out fold, "
                                                       "then mean ± std (finished folds are kept on re-run).")
 @click.option("--seeds", help="Comma-separated seeds, e.g. 0,1,2: a run per seed under runs/NAME/seedS, then "
@@ -212,12 +214,10 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
         click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
                    "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
     overrides = _overrides(recipe, flags, assignments, tasks)
-    if resume:
-        if not flags["name"]:
-            raise EdgefaceError("--resume needs --name of the run to continue")
-        cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs")
-    else:
-        cfg = TrainConfig.load(config_file, overrides)
+    if resume and not flags["name"]:
+        raise EdgefaceError("--resume needs --name of the run to continue")
+    cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs") if resume else \
+        TrainConfig.load(config_file, overrides)
     if cross_validate or seeds:
         from edgeface.train.repeats import cross_validate as run_cv, format_family, train_seeds
 
@@ -226,7 +226,12 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
                                 "--resume or --fold (re-run the same command to continue)")
         click.echo(format_family(run_cv(cfg) if cross_validate else train_seeds(cfg, _int_list(seeds, "--seeds"))))
         return
-    run = run_training(cfg, resume=resume)
+    if resume:
+        from edgeface.compress import resume_run
+
+        run = resume_run(Path(cfg.runs_dir) / cfg.run_name())
+    else:
+        run = run_training(cfg)
     click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.metrics_file})")
     if recipe == SMOKE_RECIPE:
         from edgeface.eval import evaluate, format_report
@@ -490,8 +495,6 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
 @user_errors
 def calibrate(data, name, size, split, seed, folder):
     """Write a calibration manifest stratified by gender x age group for int8 exports."""
-    from pathlib import Path
-
     from edgeface.export.calibration import create_manifest
 
     click.echo(f"wrote {create_manifest(data, name, size, split, seed, Path(folder))}")
@@ -526,7 +529,6 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, w
               calibration, device, device_binary, photos, output, budget_ms, budget_kb):
     """Accuracy vs latency vs size for every exported variant and peer, in one table, JSON, CSV and plot."""
     import datetime
-    from pathlib import Path
 
     from edgeface.benchmark import Row, Settings, benchmark as run_benchmark, pick_best
 

@@ -189,6 +189,40 @@ def test_distillation_trains_a_student_from_a_teacher(parent):
     assert "distill_soft_loss" in history[0] and len(history) == 2
 
 
+@pytest.mark.parametrize("method", ["distill", "qat"])
+def test_an_interrupted_compression_resumes_from_its_folder(parent, tmp_path, monkeypatch, method):
+    """Killed after its first epoch's checkpoint, a distillation (or QAT with a teacher) continues with
+    `train --resume`: the same method and teacher are rebuilt from the run's config, nothing re-stated."""
+    from edgeface.compress import distill_run
+    from edgeface.train.trainer import RunCheckpoint
+
+    original = RunCheckpoint.on_epoch_end
+
+    def crash_after_first(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        if method == "distill":
+            distill_run(parent, backbone="compact_cnn", input_size=40, weights="none", epochs=2,
+                        age_head="regression", name="student", runs_dir=str(tmp_path))
+        else:
+            qat_run(parent, epochs=2, teacher=parent, name="student", runs_dir=str(tmp_path))
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
+    run = Run(tmp_path / "student")
+    assert run.state["epochs_done"] == 1 and run.metrics is None and run.compression is None
+    result = CliRunner().invoke(main, ["train", "--resume", "--name", "student", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "resumed phase 0 at epoch 1" in result.output
+    rows = run.history_file.read_text().splitlines()
+    assert len(rows) == 3 and "distill_soft_loss" in rows[0]  # the teacher came back with the method
+    assert run.state["epochs_done"] == 2 and run.metrics["split"] == "val"
+    assert run.compression["teacher"] == str(parent)
+    if method == "qat":
+        assert run.quantization_aware and "layers_left_float" in run.compression
+
+
 def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path):
     from edgeface.compress.distill import Distiller
     other = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=48, weights="none", epochs=1,

@@ -10,12 +10,10 @@ set -euo pipefail
 DATA=${DATA:-utkface:../shared/data/utkface}
 WEIGHTS_DIR=${WEIGHTS_DIR:-../shared/weights/imagenet}
 mkdir -p runs benchmarks
-run() {  # run NAME COMMAND...: train unless done (a started training resumes), then score on test
+run() {  # run NAME COMMAND...: train unless done (a started run, distillations too, resumes), then score on test
   local name=$1; shift
   if [ -f "runs/$name/metrics.json" ]; then echo "skip $name (done)"
-  elif [ -f "runs/$name/config.json" ] && [ "$1" = train ]; then edgeface train --name "$name" --resume
-  elif [ -e "runs/$name" ] && [ "$1" != train ]; then
-    echo "runs/$name: unfinished distillation (edgeface distill cannot resume); remove it to start again" >&2; exit 1
+  elif [ -f "runs/$name/config.json" ]; then edgeface train --name "$name" --resume
   else "$@" --name "$name"; fi
   edgeface eval "runs/$name" --data "$DATA" --split test --output "benchmarks/$name-utkface-test.json"
 }

@@ -6,12 +6,18 @@
                                             optionally distilled from a teacher run or an ensemble of runs
     distill_run(TEACHER, backbone=...)      a new student trained on labels and the soft outputs of a teacher
                                             run (or the averaged outputs of several)
+    resume_run(RUN)                         continues any interrupted run, compressed or not, where it stopped
+
+Each method's plan (what to build, which callbacks, how to finish) is made from the config's compression record
+alone, so a run started by any method resumes from its folder with nothing re-stated.
 """
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -27,7 +33,7 @@ from edgeface.train.trainer import train
 
 log = logging.getLogger(__name__)
 
-__all__ = ["prune_run", "structured_prune_run", "qat_run", "distill_run", "derived_config"]
+__all__ = ["prune_run", "structured_prune_run", "qat_run", "distill_run", "resume_run", "derived_config"]
 
 
 def derived_config(parent: Run, suffix: str, compression: dict, epochs: int, lr: float,
@@ -76,6 +82,40 @@ def _report(run: Run, parent: Run, extra: dict) -> dict:
     return report
 
 
+@dataclass
+class _Plan:
+    """How the shared training loop runs one compression method, and what is written when it ends."""
+    build: Callable
+    report: Callable[[Run], None]
+    callbacks: list = field(default_factory=list)
+    finalize: Callable | None = None
+
+
+def _parent(cfg: TrainConfig) -> Run:
+    return Run.open(cfg.compression["parent"], finished=True)
+
+
+def _execute(cfg: TrainConfig, resume: bool = False) -> Run:
+    plan = PLANS[cfg.compression["method"]](cfg)
+    out = train(cfg, resume=resume, build_model=plan.build, extra_callbacks=plan.callbacks, finalize=plan.finalize)
+    plan.report(out)
+    return out
+
+
+def resume_run(path) -> Run:
+    """Continues an interrupted run where its last checkpoint left it: a plain training, or a compressed one
+    rebuilt from the method, parent and teachers its config recorded."""
+    if not Run.is_run(path):
+        raise EdgefaceError(f"{path}: nothing to resume (no config.json)")
+    run = Run.open(path)
+    cfg = run.config.replace(name=run.path.name, runs_dir=str(run.path.parent))
+    if not cfg.compression:
+        return train(cfg, resume=True)
+    if cfg.compression.get("method") not in PLANS:
+        raise EdgefaceError(f"{run.path}: compression method {cfg.compression.get('method')!r} cannot be resumed")
+    return _execute(cfg, resume=True)
+
+
 def prune_run(run, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 2, lr: float = 1e-4,
               skip_first_conv: bool = True, skip_heads: bool = True, skip_depthwise: bool = False, exclude=(),
               name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Run:
@@ -83,24 +123,29 @@ def prune_run(run, sparsity: float = 0.5, schedule: str = "polynomial", epochs: 
     compression = {"method": "magnitude", "target_sparsity": sparsity, "schedule": schedule,
                    "skip_first_conv": skip_first_conv, "skip_heads": skip_heads, "skip_depthwise": skip_depthwise,
                    "exclude": list(exclude)}
-    cfg = derived_config(parent, f"prune{int(round(sparsity * 100))}", compression, epochs, lr, name, runs_dir, limit)
+    return _execute(derived_config(parent, f"prune{int(round(sparsity * 100))}", compression, epochs, lr, name,
+                                   runs_dir, limit))
+
+
+def _magnitude_plan(cfg: TrainConfig) -> _Plan:
+    parent, c = _parent(cfg), cfg.compression
     total = _steps(parent, cfg)
     end_step, frequency = int(0.7 * total), max(1, min(100, total // 20))
     chosen = []
 
     def build(spec):
         model = parent.load_model()
-        chosen[:] = magnitude.prunable_layers(model, skip_first_conv, skip_heads, skip_depthwise, exclude)
-        return magnitude.wrap_for_pruning(model, magnitude.make_schedule(schedule, sparsity, end_step, frequency),
-                                          chosen)
+        chosen[:] = magnitude.prunable_layers(model, c["skip_first_conv"], c["skip_heads"], c["skip_depthwise"],
+                                              c["exclude"])
+        schedule = magnitude.make_schedule(c["schedule"], c["target_sparsity"], end_step, frequency)
+        return magnitude.wrap_for_pruning(model, schedule, chosen)
 
     def finalize(out: Run):
         for which in ("best", "last"):
             out.save_model(magnitude.strip(out.load_model(which)), which)
 
-    out = train(cfg, build_model=build, extra_callbacks=[magnitude.update_step_callback()], finalize=finalize)
-    _report(out, parent, {"method": "magnitude", "pruned_layers": chosen})
-    return out
+    return _Plan(build, lambda out: _report(out, parent, {"method": "magnitude", "pruned_layers": chosen}),
+                 [magnitude.update_step_callback()], finalize)
 
 
 def _calibration_images(parent: Run, cfg, spec, n: int):
@@ -121,23 +166,25 @@ def structured_prune_run(run, ratio: float | None = 0.3, threshold: float | None
                          calibration_images: int = 256, epochs: int = 2, lr: float = 2e-4, name: str | None = None,
                          runs_dir: str | None = None, limit: int | None = None) -> Run:
     parent = Run.open(run, finished=True)
-    options = dict(ratio=ratio, threshold=threshold, norm=norm, min_filters=min_filters, multiple=multiple,
-                   exclude=tuple(exclude), prune_residual=prune_residual)
     label = f"struct{int(round(ratio * 100))}" if ratio is not None else f"struct-t{threshold:g}"
-    cfg = derived_config(parent, label, {"method": "structured", **options, "exclude": list(exclude),
-                                                     "calibration_images": calibration_images},
-                         epochs, lr, name, runs_dir, limit)
+    compression = {"method": "structured", "ratio": ratio, "threshold": threshold, "norm": norm,
+                   "min_filters": min_filters, "multiple": multiple, "exclude": list(exclude),
+                   "prune_residual": prune_residual, "calibration_images": calibration_images}
+    return _execute(derived_config(parent, label, compression, epochs, lr, name, runs_dir, limit))
+
+
+def _structured_plan(cfg: TrainConfig) -> _Plan:
+    parent, c = _parent(cfg), cfg.compression
+    options = {key: c[key] for key in ("ratio", "threshold", "norm", "min_filters", "multiple", "prune_residual")}
     kept = {}
 
     def build(spec):
-        slim, counts = prune_channels(parent.load_model(), **options,
-                                      images=_calibration_images(parent, cfg, spec, calibration_images))
+        slim, counts = prune_channels(parent.load_model(), **options, exclude=tuple(c["exclude"]),
+                                      images=_calibration_images(parent, cfg, spec, c["calibration_images"]))
         kept.update(counts)
         return slim
 
-    out = train(cfg, build_model=build)
-    _report(out, parent, {"method": "structured", "filters_kept": kept})
-    return out
+    return _Plan(build, lambda out: _report(out, parent, {"method": "structured", "filters_kept": kept}))
 
 
 def _train_images(parent: Run, spec, seed: int, n: int = 256):
@@ -172,23 +219,26 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
         quantize_for_training(parent.load_model(), preserve_sparsity)
     except EdgefaceError as err:
         raise EdgefaceError(f"{parent.model_path()}: {err}") from None
+    return _execute(cfg)
+
+
+def _qat_plan(cfg: TrainConfig) -> _Plan:
+    parent, c = _parent(cfg), cfg.compression
+    teachers = _recorded_teachers(c)
     left_float = []
 
     def build(spec):
         float_model = parent.load_model()
-        model, floats = quantize_for_training(float_model, preserve_sparsity)
+        model, floats = quantize_for_training(float_model, c["preserve_sparsity"])
         left_float[:] = floats
         calibrate_ranges(model, float_model, _train_images(parent, spec, cfg.seed))
-        if not teacher:
-            return model
-        from edgeface.compress.distill import Distiller
+        return _with_teachers(model, teachers, spec, cfg) if teachers else model
 
-        return Distiller(model, [t.load_model() for t in teachers], spec, [t.spec for t in teachers], kd_weight,
-                         temperature, cfg.loss_weights)
+    def report(out: Run):
+        _report(out, parent, {key: value for key, value in c.items() if key != "parent"}
+                | {"layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
 
-    out = train(cfg, build_model=build)
-    _report(out, parent, {**compression, "layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
-    return out
+    return _Plan(build, report)
 
 
 def _teachers(runs, temperature: float, kd_weight: float) -> list[Run]:
@@ -205,6 +255,22 @@ def _teacher_record(teachers: list[Run]) -> str | list:
     return str(teachers[0].path) if len(teachers) == 1 else [str(t.path) for t in teachers]
 
 
+def _recorded_teachers(compression: dict) -> list[Run]:
+    """The teacher runs a compression record names (none, one path, or a list: an ensemble)."""
+    record = compression.get("teacher")
+    if not record:
+        return []
+    return [Run.open(t, finished=True) for t in ([record] if isinstance(record, str) else record)]
+
+
+def _with_teachers(student, teachers: list[Run], spec, cfg: TrainConfig):
+    from edgeface.compress.distill import Distiller
+
+    c = cfg.compression
+    return Distiller(student, [t.load_model() for t in teachers], spec, [t.spec for t in teachers], c["kd_weight"],
+                     c["temperature"], cfg.loss_weights)
+
+
 def _check_teachers(teachers: list[Run], student_age_head: str):
     for teacher in teachers:
         check_distillable(teacher.spec.age_head, student_age_head)
@@ -217,9 +283,6 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
                 age_head: str | None = None) -> Run:
     """Trains a student with the (first) teacher run's recipe (same data, split, schedule) plus distillation;
     `teacher` is one run or several, an ensemble whose outputs are averaged."""
-    from edgeface.compress.distill import Distiller
-    from edgeface.models import create_model
-
     teachers = _teachers(teacher, temperature, kd_weight)
     record = {"method": "distillation", "teacher": _teacher_record(teachers), "temperature": temperature,
               "kd_weight": kd_weight}
@@ -236,15 +299,23 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
             changes[key] = value
     cfg = base.replace(**changes)
     _check_teachers(teachers, cfg.model.age_head)  # before the run folder is made
+    return _execute(cfg)
 
-    def build(spec):
-        return Distiller(create_model(spec), [t.load_model() for t in teachers], spec, [t.spec for t in teachers],
-                         kd_weight, temperature, cfg.loss_weights)
 
-    out = train(cfg, build_model=build)
-    summaries = [(t.metrics or {}).get("summary") for t in teachers]
-    out.write_compression({**record, "val_summary": {
-        "teacher": summaries[0] if len(teachers) == 1 else
-        "; ".join(f"{t.path}: {s}" for t, s in zip(teachers, summaries)),
-        "this": (out.metrics or {}).get("summary")}})
-    return out
+def _distill_plan(cfg: TrainConfig) -> _Plan:
+    from edgeface.models import create_model
+
+    teachers = _recorded_teachers(cfg.compression)
+
+    def report(out: Run):
+        summaries = [(t.metrics or {}).get("summary") for t in teachers]
+        out.write_compression({**cfg.compression, "val_summary": {
+            "teacher": summaries[0] if len(teachers) == 1 else
+            "; ".join(f"{t.path}: {s}" for t, s in zip(teachers, summaries)),
+            "this": (out.metrics or {}).get("summary")}})
+
+    return _Plan(lambda spec: _with_teachers(create_model(spec), teachers, spec, cfg), report)
+
+
+PLANS = {"magnitude": _magnitude_plan, "structured": _structured_plan, "qat": _qat_plan,
+         "distillation": _distill_plan}
