@@ -175,10 +175,11 @@ def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
             try:
                 run = Run.open(parent, finished=True)
                 reference = Predictor.from_keras(run.load_model(), run.spec, run=run)
-                records = run.split("val")[:parity_images]
+                from edgeface.data import stratified_subset
                 from edgeface.data.images import load_images
                 from edgeface.data.records import label_arrays
 
+                records = stratified_subset(run.split("val"), parity_images, seed=0)  # as export's parity set
                 images = load_images([r.path for r in records], predictor.input_size)
                 _, ages = label_arrays(records)
                 result = compare(reference.outputs(images), predictor.outputs(images), predictor.decodings,

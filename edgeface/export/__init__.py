@@ -52,6 +52,7 @@ class ExportOptions:
     timing_cache: str | None = None
     keep_float: tuple = ()  # Keras layers left float in int8 TFLite (mixed precision), and why
     keep_float_reason: str = ""
+    equalize: str | None = None  # cross-layer equalization before post-training int8 TFLite: bound | replace
 
 
 @dataclasses.dataclass
@@ -74,17 +75,21 @@ def artifact_path(folder: Path, name: str, fmt: str, precision: str) -> Path:
 
 
 def _parity_set(run: Run, spec, options: ExportOptions):
-    """A fixed batch of real labelled images: the first N of the run's recorded validation split (or of
-    --parity-data's)."""
+    """A fixed batch of real labelled images: N of the run's recorded validation split (or of --parity-data's),
+    stratified by gender x age group. Not the first N: split files are sorted by name, and UTKFace names start
+    with the age, so the first 256 were centenarians and children, where gender is hardest and int8 flips most."""
+    from edgeface.data import stratified_subset
+
     if options.parity_data is None:
-        records = run.split("val")[: options.parity_images]
+        records = run.split("val")
         source = f"{run.path} (splits/val.txt)"
     else:
         from edgeface.data import load_data
 
         bundle = load_data(options.parity_data, check=False, verbose=False)
-        records = (bundle.splits.get("val") or bundle.splits.get("test") or [])[: options.parity_images]
+        records = bundle.splits.get("val") or bundle.splits.get("test") or []
         source = options.parity_data
+    records = stratified_subset(records, options.parity_images, seed=0)
     if not records:
         raise EdgefaceError(f"{source}: no validation images for the parity check; pass --parity-data SPEC")
     try:
@@ -174,6 +179,25 @@ def _onnx_source(model, spec, precision, options: ExportOptions, calibration, wo
                     "calibration_method": options.calibration_method}
 
 
+def _ptq_model(model, variants, options: ExportOptions, qat: bool, calibration):
+    """The model post-training int8 TFLite is converted from, and the record of its corrections (None when
+    none was asked). Batch norm is always folded by the converter; cross-layer equalization on request, its
+    ReLU6 scales bounded by the calibration images."""
+    if not options.equalize:
+        return model, None
+    if qat or ("tflite", "int8") not in variants or not calibration:
+        raise EdgefaceError("--equalize corrects post-training int8 TFLite: use --format tflite --precision int8 "
+                            "--calibration NAME on a float (not quantization-aware) run")
+    from edgeface.export.equalize import equalize
+
+    equalized, record = equalize(model, np.concatenate(calibration), options.equalize)
+    log.info(f"cross-layer equalization ({options.equalize}): {len(record['pairs'])} layer pairs, "
+             f"{len(record['relu6_to_relu'])} ReLU6 -> ReLU, {record['clipping_channels_kept']} clipping channels "
+             f"unscaled; median channel-range ratio {record['channel_range_ratio']['before']:.1f} -> "
+             f"{record['channel_range_ratio']['after']:.1f}")
+    return equalized, record
+
+
 def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=None,
                options: ExportOptions | None = None, variants: list | None = None) -> list[ExportResult]:
     """Exports a run (or its best/last model file) to each requested (format, precision), or to the given
@@ -211,6 +235,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             calibration = calibration_batches(manifest, spec, options.calibration_root, options.calibration_limit)
         except EdgefaceError as err:
             calibration_error = str(err)
+    ptq_model, ptq_record = _ptq_model(model, variants, options, qat, calibration)
     parity_images, true_age = _parity_set(run, spec, options)
     reference = KerasRunner(model).predict(parity_images)
     training = _training(run)
@@ -228,7 +253,11 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir)))
             staged = staging / path.name
             try:
-                fmt_options = WRITERS[fmt](model, spec, precision, staged, options, calibration, workdir)
+                corrected = ptq_record is not None and (fmt, precision) == ("tflite", "int8")
+                fmt_options = WRITERS[fmt](ptq_model if corrected else model, spec, precision, staged, options,
+                                           calibration, workdir)
+                if corrected:
+                    fmt_options["ptq_corrections"] = [ptq_record]
                 runner = open_runner(staged)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)
