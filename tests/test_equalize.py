@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from edgeface.export.equalize import _input_ranges, _output_ranges, equalize, find_pairs
+from edgeface.export.equalize import _input_ranges, _output_ranges, equalize, find_pairs, relu6_as_relu
 from edgeface.models import create_model
 
 
@@ -23,18 +23,6 @@ def _random_batch_norms(model, seed=0):
     return model
 
 
-def _relu_version(model, names):
-    def clone(layer):
-        config = layer.get_config()
-        if layer.name in names:
-            config["max_value"] = None
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 @pytest.mark.parametrize("backbone,alpha", [("mobilenet_v2", 0.35), ("mobilenet_v1", 0.25), ("compact_cnn", None)])
 @pytest.mark.parametrize("relu6", ["bound", "replace"])
 def test_equalization_is_exact_and_equalizes_each_pair(backbone, alpha, relu6):
@@ -44,7 +32,7 @@ def test_equalization_is_exact_and_equalizes_each_pair(backbone, alpha, relu6):
     x = np.random.default_rng(1).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
     equalized, report = equalize(model, x, relu6)
     assert report["pairs"] and report["channel_range_ratio"]["after"] < report["channel_range_ratio"]["before"]
-    reference, out = _relu_version(model, report["relu6_to_relu"])(x), equalized(x)
+    reference, out = relu6_as_relu(model, report["relu6_to_relu"])(x), equalized(x)
     assert (report["relu6_to_relu"] != []) == (relu6 == "replace" and backbone != "compact_cnn")
     for task in reference:
         np.testing.assert_allclose(out[task], reference[task], atol=2e-5)  # same function, rescaled weights

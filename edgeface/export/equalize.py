@@ -132,6 +132,19 @@ def _peaks(model, acts: list, images, batch: int = 32) -> dict:
     return {act.name: p for act, p in zip(acts, peaks)}
 
 
+def relu6_as_relu(model, names=frozenset()):
+    """A copy of `model` (weights too) whose ReLU layers named in `names` lose their clip."""
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in names:
+            config["max_value"] = None
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def equalize(model, images=None, relu6: str = "bound") -> tuple:
     """A copy of `model` with every equalizable pair equalized; returns (model, report). `images` (normalized
     calibration images) bound the scales around ReLU6 (see the module docstring); without them, pairs joined by a
@@ -142,14 +155,7 @@ def equalize(model, images=None, relu6: str = "bound") -> tuple:
     replaced = {act.name for _, _, act, _ in find_pairs(model) if act is not None and act.max_value is not None} \
         if relu6 == "replace" else set()
 
-    def clone(layer):
-        config = layer.get_config()
-        if layer.name in replaced:
-            config["max_value"] = None
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    copy = relu6_as_relu(model, replaced)
     pairs = find_pairs(copy)
     clipped = [act for _, _, act, _ in pairs if act is not None and act.max_value is not None]
     if clipped and images is None:
