@@ -475,8 +475,9 @@ def _interval(delta, low, high, scale: float) -> str:
     """'+0.12 [-0.20, +0.45]', marked 'real' when the paired interval excludes zero."""
     if delta is None:
         return "—"
-    real = " real" if low > 0 or high < 0 else ""
-    return f"{scale * delta:+.2f} [{scale * low:+.2f}, {scale * high:+.2f}]{real}"
+    from edgeface.eval.stats import interval_text
+
+    return interval_text(delta, low, high, scale) + (" real" if low > 0 or high < 0 else "")
 
 
 def markdown_table(rows) -> str:

@@ -177,11 +177,11 @@ def verdict(float_m: dict, int8_m: dict, rows: list[dict], paired: dict | None =
     if loss <= 0:
         return "int8 loses nothing measurable on these images against float: no layer needs to stay float"
     if paired and not any(entry.get("real") for entry in paired.values()):
-        parts = [f"Δ gender {100 * paired['gender_accuracy']['delta']:+.2f} pt "
-                 f"[{100 * paired['gender_accuracy']['low']:+.2f}, {100 * paired['gender_accuracy']['high']:+.2f}]"
+        from edgeface.eval.stats import interval_entry_text
+
+        parts = [f"Δ gender {interval_entry_text(paired['gender_accuracy'], 100, unit=' pt')}"
                  if "gender_accuracy" in paired else "",
-                 f"Δ MAE {paired['age_mae']['delta']:+.3f} y [{paired['age_mae']['low']:+.3f}, "
-                 f"{paired['age_mae']['high']:+.3f}]" if "age_mae" in paired else ""]
+                 f"Δ MAE {interval_entry_text(paired['age_mae'], digits=3, unit=' y')}" if "age_mae" in paired else ""]
         return (f"int8's difference from float is within noise on these images ({', '.join(p for p in parts if p)}; "
                 "paired 95% intervals): no layer needs to stay float")
     helpful = [r for r in rows if _score(r["recovered"]) > 0]

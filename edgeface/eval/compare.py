@@ -7,7 +7,7 @@ import logging
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import CONFIDENCE, RESAMPLES, paired_deltas, per_image, summarize
+from edgeface.eval.stats import CONFIDENCE, RESAMPLES, interval_entry_text, paired_deltas, per_image, summarize
 from edgeface.predictor import load
 from edgeface.version import __version__
 
@@ -55,7 +55,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
 def _delta_text(entry: dict | None, scale: float, unit: str, better: str) -> str:
     if entry is None:
         return "—"
-    text = (f"{scale * entry['delta']:+.2f}{unit} [{scale * entry['low']:+.2f}, {scale * entry['high']:+.2f}]")
+    text = interval_entry_text(entry, scale, unit=unit)
     if not entry["real"]:
         return text + " noise"
     return text + (" better" if (entry["delta"] > 0) == (better == "higher") else " worse")

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import paired_deltas, per_image, summarize
+from edgeface.eval.stats import interval_entry_text, paired_deltas, per_image, summarize
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,9 @@ def format_framing(report: dict) -> str:
         vs = row.get("vs_none", {})
         if "gender_accuracy" in vs:
             g = vs["gender_accuracy"]
-            line += f"  Δ {100 * g['delta']:+5.2f} pt [{100 * g['low']:+.2f}, {100 * g['high']:+.2f}]"
+            line += f"  Δ {interval_entry_text(g, 100, unit=' pt')}"
         if "age_mae" in vs:
             a = vs["age_mae"]
-            line += f"  Δ MAE {a['delta']:+.2f} [{a['low']:+.2f}, {a['high']:+.2f}]"
+            line += f"  Δ MAE {interval_entry_text(a)}"
         lines.append(line)
     return "\n".join(lines)

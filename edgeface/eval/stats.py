@@ -12,6 +12,16 @@ RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 
+def interval_text(delta: float, low: float, high: float, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
+    """'+0.12 [-0.20, +0.45]' (values times `scale`): how every report writes a paired difference."""
+    return f"{scale * delta:+.{digits}f}{unit} [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
+
+
+def interval_entry_text(entry: dict, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
+    """interval_text of a paired_deltas entry."""
+    return interval_text(entry["delta"], entry["low"], entry["high"], scale, digits, unit)
+
+
 def per_image(pred: dict, gender: np.ndarray, age: np.ndarray) -> dict:
     """Per-image outcomes of one model: gender right (NaN where the label is unknown or the model has no gender
     output) and absolute age error in years (NaN likewise)."""
