@@ -83,3 +83,32 @@ def test_compare_cli_scores_every_model_on_the_same_images(csv_manifest, tmp_pat
     assert "(reference)" in result.output and "Δ gender" in result.output and "McNemar p" in result.output
     single = CliRunner().invoke(main, ["compare", str(tflite), "--data", f"csv:{csv_manifest}"])
     assert single.exit_code != 0 and "at least two models" in single.output
+
+
+def test_an_eval_report_stands_for_its_model_on_the_same_images(csv_manifest, tmp_path):
+    """A report keeps per-image outcomes: paired against the live model it gives the same deltas as scoring it
+    (so a model whose files are gone can still be compared), and refuses other images."""
+    from edgeface.eval import evaluate, write_report
+
+    tflite = bundled_model()
+    onnx = next(tflite.parent.glob("*.onnx"))
+    data = ["--data", f"csv:{csv_manifest}", "--split", "train", "--resamples", "1000"]
+    saved = write_report(evaluate(onnx, f"csv:{csv_manifest}", "train"), str(tmp_path / "onnx.json"))
+    stored = json.loads(saved.read_text())["per_image"]
+    assert len(stored["gender_correct"]) == len(stored["age_error"]) == json.loads(saved.read_text())["n"]
+    live, kept = tmp_path / "live.json", tmp_path / "kept.json"
+    for model, out in ((onnx, live), (saved, kept)):
+        result = CliRunner().invoke(main, ["compare", str(tflite), str(model), *data, "--output", str(out)])
+        assert result.exit_code == 0, result.output
+    a, b = (json.loads(p.read_text())["models"][1] for p in (live, kept))
+    for task in ("gender_accuracy", "age_mae"):
+        assert b["vs_reference"][task]["delta"] == pytest.approx(a["vs_reference"][task]["delta"], abs=2e-3)
+        assert b[task] == pytest.approx(a[task], abs=1e-3)  # age errors are stored to 0.001 years
+    assert b["format"] == "onnx" and b["precision"] == "fp32"
+    other = CliRunner().invoke(main, ["compare", str(tflite), str(saved), "--data", f"csv:{csv_manifest}",
+                                      "--split", "train", "--limit", "3"])
+    assert other.exit_code != 0 and "scored on other images" in other.output
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"split": "train", "n": 3}))
+    result = CliRunner().invoke(main, ["compare", str(tflite), str(old), *data])
+    assert result.exit_code != 0 and "no per-image outcomes" in result.output

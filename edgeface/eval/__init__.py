@@ -10,6 +10,7 @@ import numpy as np
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
+from edgeface.eval.stats import per_image, stored_outcomes
 from edgeface.labels import GENDER_LABELS, age_band_label
 from edgeface.predictor import Predictor, load
 from edgeface.run import Run
@@ -56,6 +57,7 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
     if any(races):
         report["by_race"] = breakdown(races, gender_arg, prob, age_parts, spec.numeric_age)
     report["summary"] = ", ".join(summary)
+    report["per_image"] = stored_outcomes(records, per_image(pred, true_gender, true_years))
     return report
 
 
@@ -104,8 +106,9 @@ def evaluate(model_path, data: str | None = None, split: str = "test", *, limit:
                                       allow_outside_root=allow_outside_root)
     report = evaluate_records(predictor, records, split)
     spec = predictor.spec
-    report.update(model=str(model_path), format=predictor.format, backbone=spec.backbone, input_size=spec.input_size,
-                  alpha=spec.alpha, parameters=predictor.parameters, **source, date=datetime.date.today().isoformat())
+    report.update(model=str(model_path), format=predictor.format, precision=predictor.precision,
+                  backbone=spec.backbone, input_size=spec.input_size, alpha=spec.alpha,
+                  parameters=predictor.parameters, **source, date=datetime.date.today().isoformat())
     return report
 
 

@@ -1,5 +1,7 @@
 """`edgeface compare A B [C ...]`: models (runs, .keras files, artifacts) scored on the same images, each
-against the first with paired intervals, so a user sees which differences are real and which are noise."""
+against the first with paired intervals, so a user sees which differences are real and which are noise. An eval
+report (`edgeface eval --output X.json`) stands for its model: it keeps per-image outcomes, so a model whose files
+are gone can still be paired, on exactly the images it was scored on (checked by their digest)."""
 from __future__ import annotations
 
 import datetime
@@ -7,7 +9,8 @@ import logging
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import CONFIDENCE, RESAMPLES, interval_entry_text, paired_deltas, per_image, summarize
+from edgeface.eval.stats import (CONFIDENCE, RESAMPLES, images_digest, interval_entry_text, outcomes_from_store,
+                                 paired_deltas, per_image, summarize)
 from edgeface.predictor import load
 from edgeface.version import __version__
 
@@ -24,32 +27,67 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
 
     if len(models) < 2:
         raise EdgefaceError("compare needs at least two models: the reference first, then the candidates")
-    predictors = [load(m, trust_hdf5=trust_hdf5) for m in models]
-    records, source = scoring_records(predictors[0], data, split, limit=limit, seed=seed,
+    reports = {i: _stored_report(m) for i, m in enumerate(models) if str(m).endswith(".json")}
+    predictors = {i: load(m, trust_hdf5=trust_hdf5) for i, m in enumerate(models) if i not in reports}
+    if not predictors:
+        raise EdgefaceError("compare needs at least one model to score (eval reports only pair with scored images)")
+    first = min(predictors)
+    if 0 in reports and data is None:
+        raise EdgefaceError(f"{models[0]}: an eval report as the reference needs --data and --split naming the images "
+                            "it was scored on")
+    records, source = scoring_records(predictors[first], data, split, limit=limit, seed=seed,
                                       allow_outside_root=allow_outside_root)
     if not records:
         raise EdgefaceError(f"no images in the {split} split to compare on")
-    for model, predictor in zip(models[1:], predictors[1:]):
+    for index, predictor in predictors.items():
         run = source_run(predictor)
-        if run is not None and not {r.path for r in records} <= set(run.split_paths(split)):
-            log.warning(f"{model}: some of these images are outside the {split} split its run {run.path} recorded "
-                        "(it may have trained on them)")
+        if index and run is not None and not {r.path for r in records} <= set(run.split_paths(split)):
+            log.warning(f"{models[index]}: some of these images are outside the {split} split its run {run.path} "
+                        "recorded (it may have trained on them)")
+    digest = images_digest(records)
+    for index, report in reports.items():
+        if report["per_image"]["images_sha256"] != digest:
+            raise EdgefaceError(f"{models[index]}: scored on other images than these {len(records)} of {split} "
+                                f"(its split {report.get('split')}, {report.get('n')} images); pass the --data and "
+                                "--split it was scored on")
     gender, age = label_arrays(records)
-    outcomes = []
-    for index, (model, predictor) in enumerate(zip(models, predictors), start=1):
-        log.info(f"[{index}/{len(models)}] scoring {model} ({predictor.format} {predictor.precision}) on "
+    outcomes, kinds = [], []
+    for index, model in enumerate(models):
+        if index in reports:
+            outcomes.append(outcomes_from_store(reports[index]["per_image"], records))
+            kinds.append((reports[index].get("format", "report"), reports[index].get("precision", "")))
+            log.info(f"[{index + 1}/{len(models)}] {model}: per-image outcomes from the report")
+            continue
+        predictor = predictors[index]
+        kinds.append((predictor.format, predictor.precision))
+        log.info(f"[{index + 1}/{len(models)}] scoring {model} ({predictor.format} {predictor.precision}) on "
                  f"{len(records)} images")
-        outcomes.append(per_image(predictor.predict_records(records, progress=f"model {index}"), gender, age))
+        outcomes.append(per_image(predictor.predict_records(records, progress=f"model {index + 1}"), gender, age))
     rows = []
-    for model, predictor, outcome in zip(models, predictors, outcomes):
-        row = {"model": str(model), "format": predictor.format, "precision": predictor.precision,
-               **summarize(outcome)}
+    for model, (fmt, precision), outcome in zip(models, kinds, outcomes):
+        row = {"model": str(model), "format": fmt, "precision": precision, **summarize(outcome)}
         if rows:
             row["vs_reference"] = paired_deltas(outcomes[0], outcome, resamples, seed, confidence)
         rows.append(row)
     return {"split": split, **source, "n": len(records), "resamples": resamples, "confidence": confidence,
             "seed": seed, "reference": str(models[0]), "models": rows, "edgeface_version": __version__,
             "date": datetime.date.today().isoformat()}
+
+
+def _stored_report(path) -> dict:
+    """An eval report that kept its per-image outcomes (reports written before they did cannot be paired)."""
+    import json
+    from pathlib import Path
+
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise EdgefaceError(f"{path}: not a readable eval report ({str(err).splitlines()[0][:120]})")
+    stored = report.get("per_image") if isinstance(report, dict) else None
+    if not isinstance(stored, dict) or not {"images_sha256", "gender_correct", "age_error"} <= set(stored):
+        raise EdgefaceError(f"{path}: this report has no per-image outcomes (written before edgeface kept them); "
+                            "re-score the model with `edgeface eval` to pair it")
+    return report
 
 
 def _delta_text(entry: dict | None, scale: float, unit: str, better: str) -> str:

@@ -35,6 +35,41 @@ def per_image(pred: dict, gender: np.ndarray, age: np.ndarray) -> dict:
     return out
 
 
+def _name_order(records) -> tuple[list, np.ndarray]:
+    import os
+
+    names = [os.path.basename(r.path) for r in records]
+    return names, np.argsort(np.array(names), kind="stable")
+
+
+def images_digest(records) -> str:
+    """sha256 of the images' sorted file names: which images an outcome list belongs to, whatever their order or
+    folder (the same dataset under another path still matches)."""
+    import hashlib
+
+    names, order = _name_order(records)
+    return hashlib.sha256("\n".join(names[i] for i in order).encode()).hexdigest()
+
+
+def stored_outcomes(records, outcome: dict) -> dict:
+    """Per-image outcomes as an eval report keeps them (in file-name order), so `compare` can pair against a model
+    that is gone: gender as a string of 1 (right), 0 (wrong), - (unknown); age errors rounded to 0.001 years."""
+    _, order = _name_order(records)
+    gender = "".join("-" if np.isnan(v) else str(int(v)) for v in outcome["gender_correct"][order])
+    age = [None if np.isnan(v) else round(float(v), 3) for v in outcome["age_error"][order]]
+    return {"images_sha256": images_digest(records), "gender_correct": gender, "age_error": age}
+
+
+def outcomes_from_store(stored: dict, records) -> dict:
+    """The arrays `per_image` returns, in the order of `records` (the images `stored` was scored on)."""
+    _, order = _name_order(records)
+    gender = np.array([np.nan if c == "-" else float(c) for c in stored["gender_correct"]])
+    age = np.array([np.nan if v is None else v for v in stored["age_error"]], dtype=float)
+    out = {"gender_correct": np.empty_like(gender), "age_error": np.empty_like(age)}
+    out["gender_correct"][order], out["age_error"][order] = gender, age
+    return out
+
+
 def summarize(outcome: dict) -> dict:
     """Gender accuracy and age MAE of per-image outcomes; a metric the model or the labels lack is None."""
     def mean(values):
