@@ -26,6 +26,40 @@ def parent(tmp_path_factory):
                              runs_dir=str(tmp_path_factory.mktemp("runs")), name="parent", verbose=0)).path
 
 
+def _interrupted(monkeypatch, start):
+    """Runs `start()`, killing it just after its first epoch's checkpoint."""
+    from edgeface.train.trainer import RunCheckpoint
+
+    original = RunCheckpoint.on_epoch_end
+
+    def crash_after_first(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        start()
+    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
+
+
+def _resume(folder):
+    result = CliRunner().invoke(main, ["train", "--resume", "--name", folder.name, "--runs-dir", str(folder.parent)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def qat_resumed(parent, tmp_path_factory):
+    """QAT distilled from the parent, killed after epoch 1 and resumed with `train --resume` (shared by the resume
+    test and the QAT export test: one QAT training instead of two)."""
+    folder = tmp_path_factory.mktemp("qat") / "student"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _interrupted(monkeypatch, lambda: qat_run(parent, epochs=2, teacher=parent, name=folder.name,
+                                                  runs_dir=str(folder.parent)))
+    killed = Run(folder).state["epochs_done"]
+    return Run(folder), killed, _resume(folder).output
+
+
 @pytest.fixture(scope="module")
 def pruned(parent):
     return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1).path
@@ -110,8 +144,8 @@ def test_structured_options_are_validated(parent):
     assert "block_1_expand" not in counts
 
 
-def test_qat_exports_int8_without_calibration(parent, tmp_path):
-    run = qat_run(parent, epochs=1)
+def test_qat_exports_int8_without_calibration(parent, qat_resumed, tmp_path):
+    run = qat_resumed[0]
     assert run.model_path().suffix == ".h5" and run.quantization_aware
     assert run.info["models"]["best"]["sha256"]  # the run vouches for its own HDF5 file by hash
     run = run.path
@@ -189,38 +223,30 @@ def test_distillation_trains_a_student_from_a_teacher(parent):
     assert "distill_soft_loss" in history[0] and len(history) == 2
 
 
-@pytest.mark.parametrize("method", ["distill", "qat"])
-def test_an_interrupted_compression_resumes_from_its_folder(parent, tmp_path, monkeypatch, method):
-    """Killed after its first epoch's checkpoint, a distillation (or QAT with a teacher) continues with
-    `train --resume`: the same method and teacher are rebuilt from the run's config, nothing re-stated."""
+def test_an_interrupted_distillation_resumes_from_its_folder(parent, tmp_path, monkeypatch):
+    """Killed after its first epoch's checkpoint, a distillation continues with `train --resume`: the method and
+    teacher are rebuilt from the run's config, nothing re-stated."""
     from edgeface.compress import distill_run
-    from edgeface.train.trainer import RunCheckpoint
 
-    original = RunCheckpoint.on_epoch_end
-
-    def crash_after_first(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        if method == "distill":
-            distill_run(parent, backbone="compact_cnn", input_size=40, weights="none", epochs=2,
-                        age_head="regression", name="student", runs_dir=str(tmp_path))
-        else:
-            qat_run(parent, epochs=2, teacher=parent, name="student", runs_dir=str(tmp_path))
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
+    _interrupted(monkeypatch, lambda: distill_run(parent, backbone="compact_cnn", input_size=40, weights="none",
+                                                  epochs=2, age_head="regression", name="student",
+                                                  runs_dir=str(tmp_path)))
     run = Run(tmp_path / "student")
     assert run.state["epochs_done"] == 1 and run.metrics is None and run.compression is None
-    result = CliRunner().invoke(main, ["train", "--resume", "--name", "student", "--runs-dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "resumed phase 0 at epoch 1" in result.output
+    assert "resumed phase 0 at epoch 1" in _resume(run.path).output
     rows = run.history_file.read_text().splitlines()
     assert len(rows) == 3 and "distill_soft_loss" in rows[0]  # the teacher came back with the method
     assert run.state["epochs_done"] == 2 and run.metrics["split"] == "val"
     assert run.compression["teacher"] == str(parent)
-    if method == "qat":
-        assert run.quantization_aware and "layers_left_float" in run.compression
+
+
+def test_an_interrupted_qat_with_a_teacher_resumes(parent, qat_resumed):
+    run, killed, output = qat_resumed
+    assert killed == 1 and "resumed phase 0 at epoch 1" in output
+    rows = run.history_file.read_text().splitlines()
+    assert len(rows) == 3 and "distill_soft_loss" in rows[0]
+    assert run.quantization_aware and run.compression["teacher"] == str(parent)
+    assert "layers_left_float" in run.compression and run.metrics["split"] == "val"
 
 
 def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path):

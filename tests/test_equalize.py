@@ -23,8 +23,8 @@ def _random_batch_norms(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize("backbone,alpha", [("mobilenet_v2", 0.35), ("mobilenet_v1", 0.25), ("compact_cnn", None)])
-@pytest.mark.parametrize("relu6", ["bound", "replace"])
+@pytest.mark.parametrize("backbone,alpha,relu6", [("mobilenet_v2", 0.35, "bound"), ("mobilenet_v2", 0.35, "replace"),
+                                               ("mobilenet_v1", 0.25, "bound"), ("compact_cnn", None, "bound")])
 def test_equalization_is_exact_and_equalizes_each_pair(backbone, alpha, relu6):
     """"replace" is exact against the model with those ReLU6 as ReLU; "bound" against the model itself, on the
     images that bounded its scales."""
