@@ -36,10 +36,11 @@ def _consumers(layer) -> list:
     return [node.outbound_layer for node in layer._outbound_nodes]
 
 
-def _is_relu(layer, relu6: bool) -> bool:
+def _is_relu(layer) -> bool:
+    """ReLU or ReLU6 (the caller handles the clip), or a relu/linear Activation."""
     if isinstance(layer, keras.layers.ReLU):
         top = None if layer.max_value is None else float(layer.max_value)
-        return float(layer.negative_slope) == 0 and float(layer.threshold) == 0 and (top is None or relu6 and top == 6)
+        return float(layer.negative_slope) == 0 and float(layer.threshold) == 0 and top in (None, 6.0)
     return isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] in ("relu", "linear")
 
 
@@ -49,7 +50,7 @@ def _weighted(layer) -> bool:
     return type(layer) is keras.layers.Conv2D and layer.groups == 1 and layer.get_config()["activation"] == "linear"
 
 
-def find_pairs(model, relu6: bool = True) -> list[tuple]:
+def find_pairs(model) -> list[tuple]:
     """(A, batch norm or None, activation or None, B) for every equalizable pair, in graph order. A batch norm
     without gamma cannot carry the scale exactly (its epsilon), so it ends the chain."""
     pairs = []
@@ -66,7 +67,7 @@ def find_pairs(model, relu6: bool = True) -> list[tuple]:
             layer = following[0]
             if isinstance(layer, keras.layers.BatchNormalization) and layer.scale and bn is None and act is None:
                 bn = layer
-            elif _is_relu(layer, relu6) and act is None:
+            elif _is_relu(layer) and act is None:
                 act = layer
             elif not isinstance(layer, PASS_THROUGH):
                 break
