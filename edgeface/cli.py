@@ -101,6 +101,28 @@ _data_options = _option_group(
 )
 
 
+def _ptq_options(fn):
+    """The post-training int8 corrections (edgeface.export.ptq), handed to the command as one `corrections`."""
+    @functools.wraps(fn)
+    def wrapper(*args, equalize, adaround, bias_correction, **kwargs):
+        from edgeface.export.ptq import PtqCorrections
+
+        return fn(*args, corrections=PtqCorrections(equalize, adaround, bias_correction), **kwargs)
+
+    return _option_group(
+        click.option("--equalize", type=click.Choice(["bound", "replace"]), is_flag=False, flag_value="bound",
+                     help="Cross-layer equalization before post-training int8 TFLite (Nagel et al. 2019): bound (the "
+                          "default) keeps ReLU6 and bounds the scales with the calibration images; replace turns the "
+                          "ReLU6 between equalized layers into ReLU (the paper's way; changes the float model)."),
+        click.option("--adaround", is_flag=True,
+                     help="Learn each weight's int8 rounding on the calibration images (AdaRound, Nagel et al. "
+                          "2020) instead of rounding to nearest; minutes per model."),
+        click.option("--bias-correction", is_flag=True,
+                     help="Remove each layer's mean output shift against float, measured on the calibration "
+                          "images, through its bias (empirical bias correction, Nagel et al. 2019)."),
+    )(wrapper)
+
+
 class _LazyChoice(click.Choice):
     """A Choice whose values come from the library (their one owner) when first needed, so building the CLI
     does not import TensorFlow."""
@@ -307,18 +329,16 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
 @click.option("--by", type=click.Choice(["layer", "block"]), default="layer", show_default=True,
               help="Keep float / quantize one layer at a time, or one block (MobileNet block, EfficientNet stage).")
 @click.option("--output", help="Folder for analysis.json, layers.csv, sensitivity.png (default: RUN/int8-analysis).")
-@click.option("--equalize", type=click.Choice(["bound", "replace"]), is_flag=False, flag_value="bound",
-              help="Analyze int8 of the cross-layer-equalized model (as export --equalize) against the original "
-                   "float model.")
+@_ptq_options
 @user_errors
-def analyze(run, calibration, calibration_root, val_limit, top, by, output, equalize):
+def analyze(run, calibration, calibration_root, val_limit, top, by, output, corrections):
     """Which layers break int8: per-layer numeric error (TensorFlow's QuantizationDebugger) and task effect on
     validation when only that layer stays float / only it is quantized; a ranked table and a verdict."""
     from edgeface.compress.sensitivity import analyze as run_analysis, format_analysis, write_analysis
     from edgeface.run import Run
 
     report = run_analysis(run, calibration, root=calibration_root, val_limit=val_limit or None, top=top, by=by,
-                          equalize=equalize)
+                          corrections=corrections)
     click.echo(format_analysis(report))
     click.echo(f"wrote {write_analysis(report, output or Run(run).int8_analysis_dir)}", err=True)
 
@@ -463,13 +483,10 @@ def _pairs(values, what: str) -> dict:
 @click.option("--keep-float", help="Int8 TFLite mixed precision: Keras layers to leave float (comma-separated, see "
                                    "`edgeface analyze`), or auto: the fewest that keep int8 within 0.3 points / "
                                    "0.1 years of float on validation.")
-@click.option("--equalize", type=click.Choice(["bound", "replace"]), is_flag=False, flag_value="bound",
-              help="Cross-layer equalization before post-training int8 TFLite (Nagel et al. 2019): bound (the "
-                   "default) keeps ReLU6 and bounds the scales with the calibration images; replace turns the ReLU6 "
-                   "between equalized layers into ReLU (the paper's way; changes the float model).")
+@_ptq_options
 @user_errors
 def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, per_channel,
-           calibration_method, tolerances, parity_data, timing_cache, keep_float, equalize):
+           calibration_method, tolerances, parity_data, timing_cache, keep_float, corrections):
     """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check."""
     from edgeface.export import ExportOptions, export as run_export
 
@@ -482,12 +499,12 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
                                 "--precision int8")
         if not calibration:
             raise EdgefaceError("--keep-float needs --calibration NAME (post-training int8)")
-        layers, reason = keep_float_options(run, keep_float, calibration, calibration_root, equalize)
+        layers, reason = keep_float_options(run, keep_float, calibration, calibration_root, corrections)
     options = ExportOptions(calibration=calibration, calibration_root=calibration_root, io=io, opset=opset,
                             nchw=nchw, per_channel=per_channel, calibration_method=calibration_method,
                             tolerances=_pairs(tolerances, "--tolerance"), parity_data=parity_data,
                             timing_cache=timing_cache, keep_float=layers, keep_float_reason=reason,
-                            equalize=equalize)
+                            corrections=corrections)
     results = run_export(run, "all" if "all" in formats else formats,
                          "all" if "all" in precisions else precisions, output_dir, options)
     for r in results:

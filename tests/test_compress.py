@@ -49,12 +49,20 @@ def _resume(folder):
 
 
 @pytest.fixture(scope="module")
-def qat_resumed(parent, tmp_path_factory):
-    """QAT distilled from the parent, killed after epoch 1 and resumed with `train --resume` (shared by the resume
-    test and the QAT export test: one QAT training instead of two)."""
+def cnn_parent(tmp_path_factory):
+    return train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
+                             batch_size=16, runs_dir=str(tmp_path_factory.mktemp("runs")), name="cnn",
+                             verbose=0)).path
+
+
+@pytest.fixture(scope="module")
+def qat_resumed(cnn_parent, parent, tmp_path_factory):
+    """QAT of the compact CNN distilled from the MobileNetV2 parent, killed after epoch 1 and resumed with
+    `train --resume` (shared by the resume test and the QAT export test: one QAT training instead of two; the
+    compact CNN keeps it short, MobileNetV2 QAT is covered by the prune-preserving test)."""
     folder = tmp_path_factory.mktemp("qat") / "student"
     with pytest.MonkeyPatch.context() as monkeypatch:
-        _interrupted(monkeypatch, lambda: qat_run(parent, epochs=2, teacher=parent, name=folder.name,
+        _interrupted(monkeypatch, lambda: qat_run(cnn_parent, epochs=2, teacher=parent, name=folder.name,
                                                   runs_dir=str(folder.parent)))
     killed = Run(folder).state["epochs_done"]
     return Run(folder), killed, _resume(folder).output
@@ -144,18 +152,21 @@ def test_structured_options_are_validated(parent):
     assert "block_1_expand" not in counts
 
 
-def test_qat_exports_int8_without_calibration(parent, qat_resumed, tmp_path):
+def test_qat_exports_int8_without_calibration(cnn_parent, qat_resumed, tmp_path):
+    """Also the plain CNN's case of integer-only QAT: its BN sits before the ReLU so that it folds into the int8
+    convolution (after it, the converter kept 97% of the compact CNN's weight bytes float32)."""
     run = qat_resumed[0]
     assert run.model_path().suffix == ".h5" and run.quantization_aware
     assert run.info["models"]["best"]["sha256"]  # the run vouches for its own HDF5 file by hash
     run = run.path
-    result, = export(run, ["tflite"], ["int8"], tmp_path)
+    # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
+    result, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(tolerances={"mae_shift": 2.0}))
     assert result.passed and result.size_bytes > 0
     card = json.loads(result.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
     assert all(out["quantization"]["scale"] > 0 for out in card["outputs"])  # an app must dequantize them
     assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # conv-BN-ReLU folds to integer-only
-    assert card["training"]["run"] == str(run) and card["training"]["parents"][0] == str(parent)
+    assert card["training"]["run"] == str(run) and card["training"]["parents"][0] == str(cnn_parent)
     assert card["training"]["compression"]["method"] == "qat"  # what was done to the run, on the card
     from ai_edge_litert.interpreter import Interpreter
 
@@ -167,12 +178,10 @@ def test_qat_exports_int8_without_calibration(parent, qat_resumed, tmp_path):
         export(run, ["onnx"], ["int8"], tmp_path)
 
 
-@pytest.mark.parametrize("backbone", ["compact_cnn", "levi_hassner"])
-def test_qat_of_the_plain_cnns_exports_integer_only(backbone, tmp_path, caplog):
-    """Their BN sits before the ReLU so that it folds into the int8 convolution (after it, the converter kept
-    97% of the compact CNN's weight bytes float32)."""
-    run = train(TrainConfig(data="synthetic:120", backbone=backbone, input_size=32, weights="none", epochs=1,
-                            batch_size=16, runs_dir=str(tmp_path), name=backbone, verbose=0))
+def test_qat_of_levi_hassner_exports_integer_only(tmp_path, caplog):
+    """Its BN sits before the ReLU too (the compact CNN's case is the QAT export test)."""
+    run = train(TrainConfig(data="synthetic:120", backbone="levi_hassner", input_size=32, weights="none", epochs=1,
+                            batch_size=16, runs_dir=str(tmp_path), name="levi_hassner", verbose=0))
     # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
     result, = export(qat_run(run.path, epochs=1).path, ["tflite"], ["int8"], tmp_path / "out",
                      ExportOptions(tolerances={"mae_shift": 2.0}))

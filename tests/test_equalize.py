@@ -68,9 +68,10 @@ def test_residual_outputs_are_not_equalized():
 
 
 @pytest.mark.slow
-def test_export_with_equalization_passes_parity_and_says_so_on_the_card(tmp_path):
+def test_export_with_every_correction_passes_parity_and_says_so_on_the_card(tmp_path):
+    """Equalization, AdaRound and bias correction compose in one export, each recorded on the card."""
     from edgeface.errors import EdgefaceError
-    from edgeface.export import ExportOptions, export
+    from edgeface.export import ExportOptions, PtqCorrections, export
     from edgeface.export.calibration import create_manifest
     from edgeface.run.config import TrainConfig
     from edgeface.train.trainer import train
@@ -78,12 +79,17 @@ def test_export_with_equalization_passes_parity_and_says_so_on_the_card(tmp_path
     run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
                             batch_size=16, runs_dir=str(tmp_path), name="cnn", verbose=0))
     manifest = create_manifest("synthetic:120", "cal", size=40, folder=tmp_path)
+    every = PtqCorrections(equalize="bound", adaround=True, bias_correction=True)
     result, = export(run.path, ["tflite"], ["int8"], tmp_path / "out",
-                     ExportOptions(calibration=str(manifest), equalize="bound"))
+                     ExportOptions(calibration=str(manifest), corrections=every))
     card = json.loads(result.card_path.read_text())
-    record, = card["artifact"]["options"]["ptq_corrections"]
-    assert record["method"].startswith("cross-layer equalization") and record["relu6_to_relu"] == []
-    assert record["pairs"] == ["block1_conv -> block2_conv", "block2_conv -> block3_conv", "block3_conv -> block4_conv"]
+    equalized, rounding, bias = card["artifact"]["options"]["ptq_corrections"]
+    assert equalized["method"].startswith("cross-layer equalization") and equalized["relu6_to_relu"] == []
+    assert equalized["pairs"] == ["block1_conv -> block2_conv", "block2_conv -> block3_conv",
+                                  "block3_conv -> block4_conv"]
+    assert rounding["method"].startswith("AdaRound") and len(rounding["layers"]) == 6  # 4 convolutions, 2 heads
+    assert bias["method"].startswith("empirical bias correction") and bias["layers_corrected"] == 6
     assert result.passed  # parity against the original float model
-    with pytest.raises(EdgefaceError, match="--equalize corrects post-training int8 TFLite"):
-        export(run.path, ["tflite"], ["fp32"], tmp_path / "out", ExportOptions(equalize="bound"))
+    with pytest.raises(EdgefaceError, match="--equalize bound --adaround corrects post-training int8 TFLite"):
+        export(run.path, ["tflite"], ["fp32"], tmp_path / "out",
+               ExportOptions(corrections=PtqCorrections(equalize="bound", adaround=True)))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import Quantizer, layer_name
 from edgeface.utils import write_json, write_text
 from edgeface.version import __version__
@@ -65,7 +66,7 @@ class _Bench:
     """A run's model, its validation images and one int8 calibration, shared by the analysis and the search."""
 
     def __init__(self, run_path, calibration: str, root=None, val_limit=500, calibration_limit=200, seed=0,
-                 equalize: str | None = None):
+                 corrections: PtqCorrections = PtqCorrections()):
         from edgeface.data import stratified_subset
         from edgeface.data.records import label_arrays
         from edgeface.data.images import load_images
@@ -74,7 +75,7 @@ class _Bench:
         from edgeface.predictor import Predictor
         from edgeface.run import Run
 
-        self.run = Run.open(run_path, finished=True)
+        self.run, self.corrections = Run.open(run_path, finished=True), corrections
         if self.run.quantization_aware:
             raise EdgefaceError(f"{self.run.path}: a quantization-aware run brings its own int8 ranges; analyze its "
                                 "float parent instead")
@@ -91,10 +92,8 @@ class _Bench:
         self.float_outcome = per_image(Predictor.from_keras(model, self.spec).predict(self.images), self.gender,
                                        self.age)
         self.float = _means(self.float_outcome)
-        if equalize:  # int8 of the equalized model, measured against the original float model
-            from edgeface.export.equalize import equalize as cross_layer_equalize
-
-            model = cross_layer_equalize(model, np.concatenate(batches), equalize)[0]
+        if corrections:  # int8 of the corrected model, measured against the original float model
+            model = corrections.apply(model, np.concatenate(batches))[0]
         self.quantizer = Quantizer(model, batches)
 
     def outcome(self, keep_float=()) -> dict:
@@ -134,11 +133,11 @@ def _units(stats: list[dict], by: str) -> list[dict]:
 
 def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: int | None = 500, top: int = 12,
             calibration_limit: int | None = 200, seed: int = 0, by: str = "layer", bench: _Bench | None = None,
-            equalize: str | None = None) -> dict:
+            corrections: PtqCorrections = PtqCorrections()) -> dict:
     """Per-layer (or per-block) int8 sensitivity of a run's model (see the module docstring)."""
     if by not in ("layer", "block"):
         raise EdgefaceError(f"--by {by}: layer or block")
-    b = bench or _Bench(run_path, calibration, root, val_limit, calibration_limit, seed, equalize)
+    b = bench or _Bench(run_path, calibration, root, val_limit, calibration_limit, seed, corrections)
     from edgeface.eval.stats import paired_deltas
 
     stats = b.quantizer.layer_statistics()
@@ -160,7 +159,7 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
                      "only_int8": alone_int8, "damage": _gap(plumbing, alone_int8)})
     rows.sort(key=lambda r: -_score(r["recovered"]))
     return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "by": by,
-            "equalized": equalize,
+            "corrections": b.corrections.flags(),
             "float": b.float, "int8": int8_m, "int8_vs_float": paired, "int8_plumbing_only": plumbing,
             "int8_loss": _gap(int8_m, b.float), "layers": rows, "numeric": stats,
             "verdict": verdict(b.float, int8_m, rows, paired),
@@ -280,11 +279,13 @@ def holds(float_m: dict, m: dict, tolerance: dict | None = None) -> bool:
                for k, tol in tolerance.items() if k in float_m)
 
 
-def auto_keep_float(run_path, calibration: str, *, root=None, val_limit=500, max_layers: int = 8,
-                    tolerance: dict | None = None, seed: int = 0, equalize: str | None = None) -> tuple[list[str], dict]:
+def auto_keep_float(run_path, calibration: str, *, root=None, val_limit: int | None = None, max_layers: int = 8,
+                    tolerance: dict | None = None, seed: int = 0,
+                    corrections: PtqCorrections = PtqCorrections()) -> tuple[list[str], dict]:
     """Accuracy-controlled mixed precision: layers added greedily, most recovering first (from `analyze`), until
-    int8 holds within `tolerance` of float on the validation images; returns (Keras layer names, the search)."""
-    bench = _Bench(run_path, calibration, root, val_limit, seed=seed, equalize=equalize)
+    int8 holds within `tolerance` of float on the validation images (the whole split by default: 500 images cannot
+    resolve a 0.3-point tolerance, BENCHMARKS.md section 11); returns (Keras layer names, the search)."""
+    bench = _Bench(run_path, calibration, root, val_limit, seed=seed, corrections=corrections)
     report = analyze(run_path, calibration, top=max(12, max_layers), bench=bench)
     if holds(bench.float, report["int8"], tolerance):
         return [], {"analysis": report, "chosen": [], "holds": True}
@@ -301,11 +302,12 @@ def auto_keep_float(run_path, calibration: str, *, root=None, val_limit=500, max
                         f"{max_layers} float layers; closest: {steps[-1] if steps else 'no layer helped alone'}")
 
 
-def keep_float_options(run_path, value: str, calibration: str, root=None, equalize: str | None = None) -> tuple[tuple, str]:
+def keep_float_options(run_path, value: str, calibration: str, root=None,
+                       corrections: PtqCorrections = PtqCorrections()) -> tuple[tuple, str]:
     """--keep-float LAYERS|auto -> (Keras layer names, the reason the card records)."""
     if value != "auto":
         return tuple(v.strip() for v in value.split(",") if v.strip()), "requested (--keep-float)"
-    layers, search = auto_keep_float(run_path, calibration, root=root, equalize=equalize)
+    layers, search = auto_keep_float(run_path, calibration, root=root, corrections=corrections)
     if not layers:
         return (), ""
     last = search["steps"][-1]

@@ -22,6 +22,7 @@ from edgeface.data.images import load_images, normalize
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.export.calibration import calibration_batches, find_manifest
+from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import float_weights_warning
 from edgeface.models import has_quantize_wrappers
 from edgeface.run import Run
@@ -30,7 +31,8 @@ from edgeface.runtime.formats import CALIBRATED, FORMATS, export_variants, is_al
 from edgeface.runtime.parity import compare, describe_failure
 from edgeface.utils import write_json
 
-__all__ = ["export", "export_run", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path"]
+__all__ = ["export", "export_run", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path",
+           "PtqCorrections"]
 DEFAULT_OUTPUT = Path("export")
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ class ExportOptions:
     timing_cache: str | None = None
     keep_float: tuple = ()  # Keras layers left float in int8 TFLite (mixed precision), and why
     keep_float_reason: str = ""
-    equalize: str | None = None  # cross-layer equalization before post-training int8 TFLite: bound | replace
+    corrections: PtqCorrections = dataclasses.field(default_factory=PtqCorrections)  # before post-training int8 TFLite
 
 
 @dataclasses.dataclass
@@ -180,22 +182,14 @@ def _onnx_source(model, spec, precision, options: ExportOptions, calibration, wo
 
 
 def _ptq_model(model, variants, options: ExportOptions, qat: bool, calibration):
-    """The model post-training int8 TFLite is converted from, and the record of its corrections (None when
-    none was asked). Batch norm is always folded by the converter; cross-layer equalization on request, its
-    ReLU6 scales bounded by the calibration images."""
-    if not options.equalize:
+    """The model post-training int8 TFLite is converted from, and the records of its corrections (None when
+    none was asked)."""
+    if not options.corrections:
         return model, None
     if qat or ("tflite", "int8") not in variants or not calibration:
-        raise EdgefaceError("--equalize corrects post-training int8 TFLite: use --format tflite --precision int8 "
-                            "--calibration NAME on a float (not quantization-aware) run")
-    from edgeface.export.equalize import equalize
-
-    equalized, record = equalize(model, np.concatenate(calibration), options.equalize)
-    log.info(f"cross-layer equalization ({options.equalize}): {len(record['pairs'])} layer pairs, "
-             f"{len(record['relu6_to_relu'])} ReLU6 -> ReLU, {record['clipping_channels_kept']} clipping channels "
-             f"unscaled; median channel-range ratio {record['channel_range_ratio']['before']:.1f} -> "
-             f"{record['channel_range_ratio']['after']:.1f}")
-    return equalized, record
+        raise EdgefaceError(f"{options.corrections.flags()} corrects post-training int8 TFLite: use --format tflite "
+                            "--precision int8 --calibration NAME on a float (not quantization-aware) run")
+    return options.corrections.apply(model, np.concatenate(calibration))
 
 
 def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=None,
@@ -235,7 +229,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             calibration = calibration_batches(manifest, spec, options.calibration_root, options.calibration_limit)
         except EdgefaceError as err:
             calibration_error = str(err)
-    ptq_model, ptq_record = _ptq_model(model, variants, options, qat, calibration)
+    ptq_model, ptq_records = _ptq_model(model, variants, options, qat, calibration)
     parity_images, true_age = _parity_set(run, spec, options)
     reference = KerasRunner(model).predict(parity_images)
     training = _training(run)
@@ -253,11 +247,11 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir)))
             staged = staging / path.name
             try:
-                corrected = ptq_record is not None and (fmt, precision) == ("tflite", "int8")
+                corrected = ptq_records is not None and (fmt, precision) == ("tflite", "int8")
                 fmt_options = WRITERS[fmt](ptq_model if corrected else model, spec, precision, staged, options,
                                            calibration, workdir)
                 if corrected:
-                    fmt_options["ptq_corrections"] = [ptq_record]
+                    fmt_options["ptq_corrections"] = ptq_records
                 runner = open_runner(staged)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)

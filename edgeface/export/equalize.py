@@ -76,16 +76,16 @@ def find_pairs(model) -> list[tuple]:
     return pairs
 
 
-def _bn_scale(bn) -> np.ndarray:
+def bn_scale(bn) -> np.ndarray:
     return bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
 
 
-def _following_bn(layer):
+def following_bn(layer):
     following = _consumers(layer)
     return following[0] if len(following) == 1 and isinstance(following[0], keras.layers.BatchNormalization) else None
 
 
-def _kernel(layer):
+def kernel_of(layer):
     return layer.depthwise_kernel if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
 
 
@@ -96,8 +96,8 @@ def _channel_axis(layer, s: np.ndarray) -> np.ndarray:
 
 def _folded_kernel(layer) -> np.ndarray:
     """|kernel| with the following batch norm's per-channel scale folded in (what the converter will store)."""
-    kernel, bn = np.abs(_kernel(layer).numpy()), _following_bn(layer)
-    return kernel if bn is None else kernel * _channel_axis(layer, np.abs(_bn_scale(bn)))
+    kernel, bn = np.abs(kernel_of(layer).numpy()), following_bn(layer)
+    return kernel if bn is None else kernel * _channel_axis(layer, np.abs(bn_scale(bn)))
 
 
 def _output_ranges(a) -> np.ndarray:
@@ -115,10 +115,10 @@ def _apply(a, bn, b, s: np.ndarray) -> None:
         if bn.center:
             bn.beta.assign(bn.beta.numpy() / s)
     else:
-        _kernel(a).assign(_kernel(a).numpy() / _channel_axis(a, s))
+        kernel_of(a).assign(kernel_of(a).numpy() / _channel_axis(a, s))
         if a.use_bias:
             a.bias.assign(a.bias.numpy() / s)
-    _kernel(b).assign(_kernel(b).numpy() * s[None, None, :, None])
+    kernel_of(b).assign(kernel_of(b).numpy() * s[None, None, :, None])
 
 
 def _peaks(model, acts: list, images, batch: int = 32) -> dict:
