@@ -105,13 +105,15 @@ def _write(layer, integers: np.ndarray, step: np.ndarray) -> None:
     kernel_of(layer).assign(np.where(scale != 0, grid / np.where(scale != 0, scale, 1), kernel).astype(np.float32))
 
 
-def _loss(op, x_q, x_f, w, target_w, batch: int = 32) -> float:
-    """Mean over images of the summed squared output error (the paper's reconstruction loss)."""
-    total = 0.0
+def _errors(op, x_q, x_f, w, target_w, batch: int = 32):
+    """The layer's output error against float, batch by batch: op(x_q, w) - op(x_f, target_w)."""
     for i in range(0, len(x_q), batch):
-        err = op(x_q[i:i + batch], w) - op(x_f[i:i + batch], target_w)
-        total += float(tf.reduce_sum(tf.square(err)))
-    return total / len(x_q)
+        yield (op(x_q[i:i + batch], w) - op(x_f[i:i + batch], target_w)).numpy()
+
+
+def _loss(op, x_q, x_f, w, target_w) -> float:
+    """Mean over images of the summed squared output error (the paper's reconstruction loss)."""
+    return sum(float(np.square(err).sum()) for err in _errors(op, x_q, x_f, w, target_w)) / len(x_q)
 
 
 def _h(v):
@@ -187,7 +189,7 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
                         + (" (nearest kept)" if kept else f", {rounding[-1]['changed']} weights changed"))
         _write(mine, integers.astype(np.float32), step)
         if bias_correction:
-            shift = _correct_bias(mine, op, x_q, x_f, kernel_of(mine).numpy(), folded, _fold_scale(layer))
+            shift = _correct_bias(mine, op, x_q, x_f, (integers * step).astype(np.float32), folded)
             shifts.append({"layer": layer.name, "mean_abs_shift": shift})
             said.append("no bias to correct" if shift is None else f"mean |shift| {shift:.4g} removed")
         log.info(f"[{index}/{len(targets)}] {layer.name}: {'; '.join(said) or 'nearest rounding'}")
@@ -207,13 +209,11 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
     return copy, report
 
 
-def _correct_bias(layer, op, x_q, x_f, kernel, folded, fold_scale) -> float | None:
+def _correct_bias(layer, op, x_q, x_f, grid, folded) -> float | None:
     """Subtracts the per-channel mean output shift against float (in the folded output) from the batch norm's
-    beta or the layer's bias; returns the mean signed shift removed, or None when the layer has neither."""
-    grid_kernel = kernel * _per_channel(layer, fold_scale, kernel.ndim)
+    beta or the layer's bias; returns the mean |shift| removed, or None when the layer has neither."""
     shift, count = 0.0, 0
-    for i in range(0, len(x_q), 32):
-        diff = (op(x_q[i:i + 32], grid_kernel) - op(x_f[i:i + 32], folded)).numpy()
+    for diff in _errors(op, x_q, x_f, grid, folded):
         shift = shift + diff.reshape(-1, diff.shape[-1]).sum(axis=0)
         count += diff.size // diff.shape[-1]
     shift = shift / count
