@@ -356,7 +356,7 @@ def analyze(run, calibration, calibration_root, val_limit, top, by, output, corr
 def compare(models, data, fold, limit, seed, allow_outside_root, split, resamples, output, as_json, trust_hdf5):
     """Score models (runs, .keras, artifacts) on the same images and compare each with the first: Δ gender
     accuracy and Δ age MAE with paired bootstrap 95% intervals, McNemar's exact test for gender. Without --data
-    it uses the split the first model's run recorded."""
+    it uses the split the first model's run recorded. ensemble:A,B scores models as one (outputs averaged)."""
     from edgeface.eval.compare import compare as run_compare, format_comparison
     from edgeface.utils import write_json
 
@@ -589,6 +589,16 @@ _distillation_options = _option_group(
     click.option("--kd-weight", type=float,
                  help="Weight of the teacher (soft) loss; 1 - this weights the labels (default 0.5)."),
 )
+_teacher_option = click.option(
+    "--teacher", multiple=True,
+    help="A trained run whose soft outputs the model also learns while it is fine-tuned (repeat for an ensemble).")
+
+
+def _distillation(teacher, temperature, kd_weight) -> dict:
+    """The teacher keywords of prune and qat; the softening settings mean nothing without a teacher."""
+    if not teacher and (temperature is not None or kd_weight is not None):
+        raise EdgefaceError("--temperature/--kd-weight apply with --teacher")
+    return dict(teacher=teacher, **_given(temperature=temperature, kd_weight=kd_weight))
 
 
 def _given(**kwargs) -> dict:
@@ -612,14 +622,18 @@ def _given(**kwargs) -> dict:
 @click.option("--min-filters", type=int, help="structured: never keep fewer filters than this (default 8).")
 @click.option("--multiple", type=int, help="structured: round kept filter counts up to a multiple (default 8).")
 @click.option("--exclude", multiple=True, help="Layer name to leave untouched (repeatable).")
+@_teacher_option
+@_distillation_options
 @_compression_options
 @user_errors
 def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_depthwise, ratio, threshold, norm,
-          prune_residual, min_filters, multiple, exclude, epochs, lr, name, runs_dir, limit):
+          prune_residual, min_filters, multiple, exclude, teacher, temperature, kd_weight, epochs, lr, name, runs_dir,
+          limit):
     """Prune a trained run (magnitude or structured), fine-tune, and write a new run that names its parent."""
     from edgeface.compress import prune_run, structured_prune_run
 
-    common = _given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit)
+    common = _given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit) \
+        | _distillation(teacher, temperature, kd_weight)
     if method == "magnitude":
         if ratio is not None or threshold is not None or norm or min_filters or multiple or prune_residual:
             raise EdgefaceError("--ratio/--threshold/--norm/--min-filters/--multiple/--prune-residual apply to "
@@ -642,8 +656,7 @@ def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_d
 @click.argument("run")
 @click.option("--preserve-sparsity/--no-preserve-sparsity", default=None,
               help="Keep pruned zeros through QAT (default: on for magnitude-pruned parents).")
-@click.option("--teacher", multiple=True,
-              help="A trained run whose soft outputs the quantized model also learns (repeat for an ensemble).")
+@_teacher_option
 @_distillation_options
 @_compression_options
 @user_errors
@@ -651,11 +664,8 @@ def qat(run, preserve_sparsity, teacher, temperature, kd_weight, epochs, lr, nam
     """Quantization-aware training of a run; export the result as int8 directly."""
     from edgeface.compress import qat_run
 
-    if not teacher and (temperature is not None or kd_weight is not None):
-        raise EdgefaceError("--temperature/--kd-weight apply with --teacher")
-    out = qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher,
-                  **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs, lr=lr, name=name,
-                           runs_dir=runs_dir, limit=limit))
+    out = qat_run(run, preserve_sparsity=preserve_sparsity, **_distillation(teacher, temperature, kd_weight),
+                  **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
     _print_compression(out)
 
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from edgeface.bundled import bundled_model
 from edgeface.cli import main
+from edgeface.errors import EdgefaceError
 from edgeface.eval.stats import mcnemar, paired_deltas, per_image
 
 
@@ -112,3 +113,24 @@ def test_an_eval_report_stands_for_its_model_on_the_same_images(csv_manifest, tm
     old.write_text(json.dumps({"split": "train", "n": 3}))
     result = CliRunner().invoke(main, ["compare", str(tflite), str(old), *data])
     assert result.exit_code != 0 and "no per-image outcomes" in result.output
+
+
+def test_an_ensemble_is_scored_as_the_average_of_its_members(csv_manifest):
+    """ensemble:A,B averages the members' probability and years (what a distillation from A and B learns), and
+    is paired like any model; one member is refused."""
+    from edgeface.data import load_data
+    from edgeface.eval.compare import Ensemble, compare
+    from edgeface.predictor import load
+
+    tflite = bundled_model()
+    onnx = next(tflite.parent.glob("*.onnx"))
+    records = load_data(f"csv:{csv_manifest}")["train"]
+    each = [load(m).predict_records(records) for m in (tflite, onnx)]
+    both = Ensemble(f"ensemble:{tflite},{onnx}").predict_records(records)
+    for key in ("prob_male", "age_years"):
+        np.testing.assert_allclose(both[key], (each[0][key] + each[1][key]) / 2, rtol=1e-6)
+    report = compare([tflite, f"ensemble:{tflite},{onnx}"], f"csv:{csv_manifest}", "train", resamples=1000)
+    row = report["models"][1]
+    assert row["format"] == "ensemble" and row["precision"] == "int8+fp32" and "vs_reference" in row
+    with pytest.raises(EdgefaceError, match="two or more models"):
+        Ensemble(f"ensemble:{tflite}")

@@ -70,7 +70,15 @@ def qat_resumed(cnn_parent, parent, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pruned(parent):
-    return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1).path
+    """Magnitude pruning that also learns a teacher's soft outputs (the parent's own: any run will do)."""
+    return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1, teacher=parent).path
+
+
+def _distilled(run: Run, teacher) -> bool:
+    """The run learned from `teacher` and was saved as the student, not the distillation wrapper."""
+    return ("distill_soft_loss" in run.history_file.read_text().splitlines()[0]
+            and run.compression["teacher"] == str(teacher)
+            and not any(l.name == "distiller" for l in run.load_model().layers))
 
 
 def test_magnitude_pruning_reaches_target_and_strips(parent, pruned):
@@ -81,6 +89,7 @@ def test_magnitude_pruning_reaches_target_and_strips(parent, pruned):
     assert per_layer["Conv1"] < 0.05 and per_layer["gender"] < 0.05  # first conv and heads skipped
     config = Run(pruned).config
     assert config.parents == [str(parent)] and config.compression["method"] == "magnitude"
+    assert _distilled(Run(pruned), parent)
     report = Run(pruned).compression
     assert report["model"]["gzip_weights_kb"] < 0.8 * report["parent_model"]["gzip_weights_kb"]
 
@@ -108,7 +117,8 @@ def test_structured_pruning_at_ratio_zero_is_exact(backbone, kw):
 
 
 def test_structured_pruning_removes_channels_consistently(parent):
-    run = structured_prune_run(parent, ratio=0.5, epochs=1)
+    run = structured_prune_run(parent, ratio=0.5, epochs=1, teacher=parent, kd_weight=0.7)
+    assert _distilled(run, parent) and run.compression["kd_weight"] == 0.7
     model = run.load_model()
     before = Run(parent).load_model()
     assert model.count_params() < 0.75 * before.count_params() and count_macs(model) < count_macs(before)
@@ -197,10 +207,7 @@ def test_prune_preserving_qat_with_a_teacher_keeps_zeros_and_learns_soft_outputs
     assert report["preserve_sparsity"] is True
     assert report["model"]["sparsity"]["per_layer"]["block_1_expand"] == pytest.approx(0.5, abs=0.02)
     assert run.model_path().suffix == ".h5"  # saved as the quantized student, not the distillation wrapper
-    model = run.load_model()
-    assert not any(l.name == "distiller" for l in model.layers)
-    assert report["method"] == "qat" and report["teacher"] == str(parent) and report["kd_weight"] == 0.7
-    assert "distill_soft_loss" in run.history_file.read_text().splitlines()[0]
+    assert _distilled(run, parent) and report["method"] == "qat" and report["kd_weight"] == 0.7
 
 
 def test_qat_refuses_what_tfmot_cannot_rebuild(parent):
@@ -216,6 +223,8 @@ def test_cli_prune_flags(parent):
     assert result.exit_code == 2 and "apply to --method structured" in result.output
     result = CliRunner().invoke(main, ["prune", "/no/run"])
     assert result.exit_code == 2 and "not an edgeface run folder" in result.output
+    result = CliRunner().invoke(main, ["prune", str(parent), "--method", "structured", "--temperature", "3"])
+    assert result.exit_code == 2 and "apply with --teacher" in result.output
 
 
 def test_distillation_trains_a_student_from_a_teacher(parent):

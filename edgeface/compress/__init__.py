@@ -2,14 +2,16 @@
 
     prune_run(RUN, sparsity=0.5)            magnitude pruning (tfmot), stripped after fine-tuning
     structured_prune_run(RUN, ratio=0.3)    removes whole filters/channels, rebuilds a slimmer dense model
-    qat_run(RUN, teacher=None)              quantization-aware training (prune-preserving for pruned parents),
-                                            optionally distilled from a teacher run or an ensemble of runs
+    qat_run(RUN)                            quantization-aware training (prune-preserving for pruned parents)
     distill_run(TEACHER, backbone=...)      a new student trained on labels and the soft outputs of a teacher
                                             run (or the averaged outputs of several)
     resume_run(RUN)                         continues any interrupted run, compressed or not, where it stopped
 
-Each method's plan (what to build, which callbacks, how to finish) is made from the config's compression record
-alone, so a run started by any method resumes from its folder with nothing re-stated.
+Every method fine-tunes with the shared training loop, and every one can learn from teachers while it does
+(`teacher=` a run or several, an ensemble): pruning and QAT lose less when the model they start from is also
+pulled towards a stronger model's soft outputs (BENCHMARKS.md sections 5 and 14). Each method's plan (what to
+build, which callbacks, how to finish) is made from the config's compression record alone, teachers included,
+so a run started by any method resumes from its folder with nothing re-stated.
 """
 from __future__ import annotations
 
@@ -97,7 +99,13 @@ def _parent(cfg: TrainConfig) -> Run:
 
 def _execute(cfg: TrainConfig, resume: bool = False) -> Run:
     plan = PLANS[cfg.compression["method"]](cfg)
-    out = train(cfg, resume=resume, build_model=plan.build, extra_callbacks=plan.callbacks, finalize=plan.finalize)
+    build, teachers = plan.build, _recorded_teachers(cfg.compression)
+    if teachers:
+        _check_teachers(teachers, cfg.model.age_head)  # before the run folder is made
+
+        def build(spec):
+            return _with_teachers(plan.build(spec), teachers, spec, cfg)
+    out = train(cfg, resume=resume, build_model=build, extra_callbacks=plan.callbacks, finalize=plan.finalize)
     plan.report(out)
     return out
 
@@ -118,11 +126,12 @@ def resume_run(path) -> Run:
 
 def prune_run(run, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 2, lr: float = 1e-4,
               skip_first_conv: bool = True, skip_heads: bool = True, skip_depthwise: bool = False, exclude=(),
+              teacher=None, temperature: float = 2.0, kd_weight: float = 0.5,
               name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> Run:
     parent = Run.open(run, finished=True)
     compression = {"method": "magnitude", "target_sparsity": sparsity, "schedule": schedule,
                    "skip_first_conv": skip_first_conv, "skip_heads": skip_heads, "skip_depthwise": skip_depthwise,
-                   "exclude": list(exclude)}
+                   "exclude": list(exclude), **_distillation_record(teacher, temperature, kd_weight)}
     return _execute(derived_config(parent, f"prune{int(round(sparsity * 100))}", compression, epochs, lr, name,
                                    runs_dir, limit))
 
@@ -163,13 +172,15 @@ def _calibration_images(parent: Run, cfg, spec, n: int):
 
 def structured_prune_run(run, ratio: float | None = 0.3, threshold: float | None = None, norm: str = "l2",
                          min_filters: int = 8, multiple: int = 8, exclude=(), prune_residual: bool = False,
-                         calibration_images: int = 256, epochs: int = 2, lr: float = 2e-4, name: str | None = None,
+                         calibration_images: int = 256, epochs: int = 2, lr: float = 2e-4, teacher=None,
+                         temperature: float = 2.0, kd_weight: float = 0.5, name: str | None = None,
                          runs_dir: str | None = None, limit: int | None = None) -> Run:
     parent = Run.open(run, finished=True)
     label = f"struct{int(round(ratio * 100))}" if ratio is not None else f"struct-t{threshold:g}"
     compression = {"method": "structured", "ratio": ratio, "threshold": threshold, "norm": norm,
                    "min_filters": min_filters, "multiple": multiple, "exclude": list(exclude),
-                   "prune_residual": prune_residual, "calibration_images": calibration_images}
+                   "prune_residual": prune_residual, "calibration_images": calibration_images,
+                   **_distillation_record(teacher, temperature, kd_weight)}
     return _execute(derived_config(parent, label, compression, epochs, lr, name, runs_dir, limit))
 
 
@@ -207,14 +218,10 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
     parent = Run.open(run, finished=True)
     if preserve_sparsity is None:  # a magnitude-pruned parent keeps its zeros through QAT
         preserve_sparsity = parent.config.compression.get("method") == "magnitude"
-    compression = {"method": "qat", "preserve_sparsity": preserve_sparsity}
-    if teacher:
-        teachers = _teachers(teacher, temperature, kd_weight)
-        compression.update(teacher=_teacher_record(teachers), temperature=temperature, kd_weight=kd_weight)
+    compression = {"method": "qat", "preserve_sparsity": preserve_sparsity,
+                   **_distillation_record(teacher, temperature, kd_weight)}
     cfg = derived_config(parent, "qat", compression, epochs, lr, name, runs_dir, limit)
     cfg = cfg.replace(bn_momentum=None)  # BN is folded into the quantized convolutions
-    if teacher:
-        _check_teachers(teachers, cfg.model.age_head)
     try:  # before the run folder is made
         quantize_for_training(parent.load_model(), preserve_sparsity)
     except EdgefaceError as err:
@@ -224,7 +231,6 @@ def qat_run(run, epochs: int = 1, lr: float = 2e-5, preserve_sparsity: bool | No
 
 def _qat_plan(cfg: TrainConfig) -> _Plan:
     parent, c = _parent(cfg), cfg.compression
-    teachers = _recorded_teachers(c)
     left_float = []
 
     def build(spec):
@@ -232,7 +238,7 @@ def _qat_plan(cfg: TrainConfig) -> _Plan:
         model, floats = quantize_for_training(float_model, c["preserve_sparsity"])
         left_float[:] = floats
         calibrate_ranges(model, float_model, _train_images(parent, spec, cfg.seed))
-        return _with_teachers(model, teachers, spec, cfg) if teachers else model
+        return model
 
     def report(out: Run):
         _report(out, parent, {key: value for key, value in c.items() if key != "parent"}
@@ -253,6 +259,14 @@ def _teachers(runs, temperature: float, kd_weight: float) -> list[Run]:
 
 def _teacher_record(teachers: list[Run]) -> str | list:
     return str(teachers[0].path) if len(teachers) == 1 else [str(t.path) for t in teachers]
+
+
+def _distillation_record(teacher, temperature: float, kd_weight: float) -> dict:
+    """The compression record's teacher fields: empty without a teacher, so the method trains on labels alone."""
+    if not teacher:
+        return {}
+    teachers = _teachers(teacher, temperature, kd_weight)
+    return {"teacher": _teacher_record(teachers), "temperature": temperature, "kd_weight": kd_weight}
 
 
 def _recorded_teachers(compression: dict) -> list[Run]:
@@ -284,8 +298,7 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
     """Trains a student with the (first) teacher run's recipe (same data, split, schedule) plus distillation;
     `teacher` is one run or several, an ensemble whose outputs are averaged."""
     teachers = _teachers(teacher, temperature, kd_weight)
-    record = {"method": "distillation", "teacher": _teacher_record(teachers), "temperature": temperature,
-              "kd_weight": kd_weight}
+    record = {"method": "distillation", **_distillation_record(teacher, temperature, kd_weight)}
     base = teachers[0].config
     model = {**base.model.to_dict(), "backbone": backbone, "alpha": alpha, "input_size": input_size}
     for key, value in (("weights", weights), ("age_head", age_head)):
@@ -297,9 +310,7 @@ def distill_run(teacher, backbone: str = "mobilenet_v2", alpha: float | None = N
     for key, value in (("weights_dir", weights_dir), ("epochs", epochs), ("lr", lr), ("limit", limit)):
         if value is not None:
             changes[key] = value
-    cfg = base.replace(**changes)
-    _check_teachers(teachers, cfg.model.age_head)  # before the run folder is made
-    return _execute(cfg)
+    return _execute(base.replace(**changes))
 
 
 def _distill_plan(cfg: TrainConfig) -> _Plan:
@@ -314,7 +325,7 @@ def _distill_plan(cfg: TrainConfig) -> _Plan:
             "; ".join(f"{t.path}: {s}" for t, s in zip(teachers, summaries)),
             "this": (out.metrics or {}).get("summary")}})
 
-    return _Plan(lambda spec: _with_teachers(create_model(spec), teachers, spec, cfg), report)
+    return _Plan(create_model, report)
 
 
 PLANS = {"magnitude": _magnitude_plan, "structured": _structured_plan, "qat": _qat_plan,

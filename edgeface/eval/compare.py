@@ -1,11 +1,15 @@
 """`edgeface compare A B [C ...]`: models (runs, .keras files, artifacts) scored on the same images, each
 against the first with paired intervals, so a user sees which differences are real and which are noise. An eval
 report (`edgeface eval --output X.json`) stands for its model: it keeps per-image outcomes, so a model whose files
-are gone can still be paired, on exactly the images it was scored on (checked by their digest)."""
+are gone can still be paired, on exactly the images it was scored on (checked by their digest). `ensemble:A,B`
+scores several models as one, their outputs averaged the way `edgeface distill A B` averages its teachers, so an
+ensemble of teachers is chosen on validation like any single model."""
 from __future__ import annotations
 
 import datetime
 import logging
+
+import numpy as np
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
@@ -15,6 +19,34 @@ from edgeface.predictor import load
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)
+
+ENSEMBLE = "ensemble:"
+
+
+class Ensemble:
+    """Models scored as one: probability male and age in years averaged over the members (a regression student
+    distils the same average: the teachers' expected ages)."""
+    format, card = "ensemble", None
+
+    def __init__(self, spec: str, trust_hdf5: bool = False):
+        paths = [p for p in spec[len(ENSEMBLE):].split(",") if p]
+        if len(paths) < 2:
+            raise EdgefaceError(f"{spec}: an ensemble names two or more models, comma-separated "
+                                "(ensemble:runs/a,runs/b)")
+        from edgeface.eval import source_run
+
+        self.members = [load(p, trust_hdf5=trust_hdf5) for p in paths]
+        self.path, self.run = spec, source_run(self.members[0])
+        self.precision = "+".join(m.precision for m in self.members)
+
+    def predict_records(self, records, progress: str | None = None) -> dict:
+        outputs = [m.predict_records(records, progress=progress) for m in self.members]
+        shared = set.intersection(*(set(o) for o in outputs)) & {"prob_male", "age_years"}
+        return {key: np.mean([o[key] for o in outputs], axis=0) for key in shared}
+
+
+def _open(model, trust_hdf5: bool):
+    return Ensemble(str(model), trust_hdf5) if str(model).startswith(ENSEMBLE) else load(model, trust_hdf5=trust_hdf5)
 
 
 def compare(models, data: str | None = None, split: str = "test", *, limit: int | None = None, seed: int = 0,
@@ -28,7 +60,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     if len(models) < 2:
         raise EdgefaceError("compare needs at least two models: the reference first, then the candidates")
     reports = {i: _stored_report(m) for i, m in enumerate(models) if str(m).endswith(".json")}
-    predictors = {i: load(m, trust_hdf5=trust_hdf5) for i, m in enumerate(models) if i not in reports}
+    predictors = {i: _open(m, trust_hdf5) for i, m in enumerate(models) if i not in reports}
     if not predictors:
         raise EdgefaceError("compare needs at least one model to score (eval reports only pair with scored images)")
     first = min(predictors)
@@ -40,10 +72,11 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     if not records:
         raise EdgefaceError(f"no images in the {split} split to compare on")
     for index, predictor in predictors.items():
-        run = source_run(predictor)
-        if index and run is not None and not {r.path for r in records} <= set(run.split_paths(split)):
-            log.warning(f"{models[index]}: some of these images are outside the {split} split its run {run.path} "
-                        "recorded (it may have trained on them)")
+        for member in getattr(predictor, "members", [predictor]):
+            run = source_run(member)
+            if index and run is not None and not {r.path for r in records} <= set(run.split_paths(split)):
+                log.warning(f"{models[index]}: some of these images are outside the {split} split its run "
+                            f"{run.path} recorded (it may have trained on them)")
     digest = images_digest(records)
     for index, report in reports.items():
         if report["per_image"]["images_sha256"] != digest:
