@@ -538,6 +538,8 @@ def calibrate(data, name, size, split, seed, folder):
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per row (after warm-up).")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="Split the runs into rounds that visit every row in turn, so host drift moves all rows alike.")
 @click.option("--warmup", type=int, default=10, show_default=True)
 @click.option("--limit", type=int, help="Score on at most N images of the split (stratified).")
 @click.option("--peers", is_flag=True, help="Add the peer models from --peers-dir as rows.")
@@ -551,8 +553,8 @@ def calibrate(data, name, size, split, seed, folder):
 @click.option("--budget-ms", type=float, help="Pick the best ok row at or under this latency.")
 @click.option("--budget-kb", type=float, help="Pick the best ok row at or under this size.")
 @user_errors
-def benchmark(sources, data, split, formats, precisions, threads, batch, runs, warmup, limit, peers, peers_dir,
-              calibration, device, device_binary, photos, output, budget_ms, budget_kb):
+def benchmark(sources, data, split, formats, precisions, threads, batch, runs, rounds, warmup, limit, peers,
+              peers_dir, calibration, device, device_binary, photos, output, budget_ms, budget_kb):
     """Accuracy vs latency vs size for every exported variant and peer, in one table, JSON, CSV and plot."""
     import datetime
 
@@ -560,10 +562,10 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, w
 
     if not sources and not peers:
         raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
-    if threads < 1 or batch < 1 or runs < 1 or warmup < 0:
-        raise EdgefaceError("--threads, --batch and --runs must be at least 1, --warmup at least 0")
+    if threads < 1 or batch < 1 or runs < 1 or rounds < 1 or warmup < 0:
+        raise EdgefaceError("--threads, --batch, --runs and --rounds must be at least 1, --warmup at least 0")
     settings = Settings(data=data, split=split, formats=formats or None, precisions=precisions or None,
-                        threads=threads, batch=batch, runs=runs, warmup=warmup, limit=limit,
+                        threads=threads, batch=batch, runs=runs, rounds=rounds, warmup=warmup, limit=limit,
                         peers_dir=peers_dir if peers else None, calibration=calibration, device=device,
                         device_binary=device_binary, photos=photos)
     output = Path(output or f"runs/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}")

@@ -39,7 +39,7 @@ def artifacts(tmp_path_factory):
 
 
 def settings(**kw):
-    return Settings(**{"data": "synthetic:120", "runs": 5, "warmup": 1, "limit": 24, **kw})
+    return Settings(**{"data": "synthetic:120", "runs": 5, "warmup": 1, "limit": 24, "rounds": 1, **kw})
 
 
 def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
@@ -52,7 +52,7 @@ def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
     data[len(data) // 3: len(data) // 3 + 2048] = bytes(2048)
     corrupted.write_bytes(bytes(data))
     shutil.copy(paths["tflite"].with_suffix(".json"), tmp_path / "corrupted.json")
-    payload = benchmark([paths["tflite"], paths["onnx"], broken, corrupted], settings(), tmp_path / "out")
+    payload = benchmark([paths["tflite"], paths["onnx"], broken, corrupted], settings(rounds=2), tmp_path / "out")
     rows = payload["rows"]
     assert [r["status"] for r in rows] == ["ok", "ok", "validation failed", "validation failed"]
     assert "broken.tflite" in rows[2]["error"]
@@ -62,6 +62,7 @@ def test_two_artifacts_a_broken_and_a_corrupted_one(artifacts, tmp_path):
         assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] and r["latency_mean_ms"] > 0
         assert r["throughput_ips"] > 0 and r["peak_memory_mb"] > 10 and r["size_kb"] > 10
         assert 0 < r["gzip_kb"] <= r["size_kb"] * 1.01 and r["threads"] == 1 and r["runs"] == 5
+        assert r["latency_drift"] >= 0  # two interleaved rounds (3 + 2 runs) make one row's latency
     assert rows[0]["gender_acc"] == rows[1]["gender_acc"]  # same weights, same images, same decisions
     assert rows[0]["latency_ratio"] == 1.0 and rows[0]["format"] == "tflite" and rows[1]["format"] == "onnx"
     assert rows[0]["gender_acc_delta"] is None  # the reference row
@@ -200,3 +201,11 @@ def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path):
         assert r["size_kb"] > rows[0]["size_kb"]  # the detector's file counts too
     assert pipeline[0]["detection_rate"] == 1.0  # BlazeFace finds every pasted chip
     assert pick_best([Row(**r) for r in rows]).model == rows[0]["model"]  # photos are not the scored images
+
+
+@pytest.mark.parametrize("runs,rounds,expected", [(300, 3, [100, 100, 100]), (5, 3, [2, 2, 1]), (2, 3, [1, 1]),
+                                                  (7, 1, [7])])
+def test_timed_runs_are_split_into_rounds_that_sum_to_runs(runs, rounds, expected):
+    from edgeface.benchmark import _rounds
+
+    assert _rounds(Settings(runs=runs, rounds=rounds)) == expected

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.benchmark.probe import summarize_times
 from edgeface.errors import EdgefaceError
 from edgeface.run import Run
 from edgeface.utils import atomic_path, write_json, write_text
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
            "gender_acc_delta", "gender_acc_delta_low", "gender_acc_delta_high", "gender_mcnemar_p", "age_mae_delta",
-           "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "throughput_ips", "peak_memory_mb",
+           "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms",
+           "latency_drift", "throughput_ips", "peak_memory_mb",
            "latency_ratio", "size_ratio", "accelerators", "detection_rate", "runs", "threads", "batch", "where", "path", "error")
 
 
@@ -57,6 +59,8 @@ class Row:
     latency_mean_ms: float | None = None
     latency_p50_ms: float | None = None
     latency_p90_ms: float | None = None
+    # (slowest - fastest round median) / median over every round: how much the host drifted while this row ran
+    latency_drift: float | None = None
     throughput_ips: float | None = None
     peak_memory_mb: float | None = None
     latency_ratio: float | None = None
@@ -79,6 +83,7 @@ class Settings:
     batch: int = 1
     runs: int = 100
     warmup: int = 10
+    rounds: int = 3  # host timing: the runs are split into rounds, every row timed once per round, rows interleaved
     limit: int | None = None
     peers_dir: str | None = None
     calibration: str | None = None
@@ -149,13 +154,21 @@ def _paired(rows, outcomes: dict, reference) -> None:
             r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high = a["delta"], a["low"], a["high"]
 
 
-def _time_on_host(candidate, images: _Images, s: Settings) -> dict:
+def _rounds(s: Settings) -> list[int]:
+    """Timed runs per round: --runs split over at most --rounds rounds, summing to --runs."""
+    count = max(1, min(s.rounds, s.runs))
+    return [s.runs // count + (i < s.runs % count) for i in range(count)]
+
+
+def _time_on_host(candidate, images: _Images, s: Settings, runs: int) -> dict:
+    """One round of timing in a fresh process (its own thread settings and peak memory)."""
     batch = images.at(candidate.load_size)
     batch = np.resize(batch, (s.batch,) + batch.shape[1:]) if len(batch) < s.batch else batch[:s.batch]
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "x.npy", batch)
         cmd = [sys.executable, "-m", "edgeface.benchmark.probe", json.dumps(candidate.descriptor()),
-               str(Path(tmp) / "x.npy"), "--threads", str(s.threads), "--warmup", str(s.warmup), "--runs", str(s.runs)]
+               str(Path(tmp) / "x.npy"), "--threads", str(s.threads), "--warmup", str(s.warmup),
+               "--runs", str(runs)]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     line = next((l for l in result.stdout.splitlines() if l.startswith("PROBE ")), None)
     if result.returncode != 0 or line is None:
@@ -163,15 +176,30 @@ def _time_on_host(candidate, images: _Images, s: Settings) -> dict:
     return json.loads(line[len("PROBE "):])
 
 
-def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device) -> tuple[Row, dict | None]:
-    """The measured row and its per-image outcomes (None when it was not scored). `exports`: making the
-    candidate runs an export, so failing there is 'export failed'."""
+def _set_timing(row: Row, rounds: list[dict], s: Settings) -> None:
+    """Latency columns from every round of a row (host) or from the device's single report."""
+    times = [t for r in rounds for t in r.get("times_ms", [])]
+    timing = rounds[0] if len(rounds) == 1 and not times else {**rounds[0], **summarize_times(times)}
+    for key in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "runs"):
+        setattr(row, key, timing.get(key))
+    row.peak_memory_mb = max((r["peak_memory_mb"] for r in rounds if r.get("peak_memory_mb") is not None),
+                             default=None)
+    medians = [r["latency_p50_ms"] for r in rounds if r.get("latency_p50_ms")]
+    row.latency_drift = (max(medians) - min(medians)) / row.latency_p50_ms if len(medians) > 1 else None
+    row.throughput_ips = s.batch * 1000 / row.latency_mean_ms
+    row.threads, row.batch = s.threads, s.batch
+
+
+def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device):
+    """The measured row, its per-image outcomes (None when it was not scored), and the candidate with its first
+    timing round when it is timed on this host (None otherwise: later rounds time it again). `exports`: making
+    the candidate runs an export, so failing there is 'export failed'."""
     outcome = None
     try:
         candidate = make()
     except Exception as err:
         return dataclasses.replace(row, status="export failed" if exports else "validation failed",
-                                   error=_one_line(err)), None
+                                   error=_one_line(err)), None, None
     if row.format == "?":  # given directly (artifact or peer): the candidate knows what it is
         row.model, row.format, row.precision = candidate.name, candidate.format, candidate.precision
     try:
@@ -181,20 +209,33 @@ def _measure(row: Row, make, exports: bool, images: _Images, s: Settings, device
         row.size_kb = candidate.size_bytes() / 1000
         row.gzip_kb = _gzip_size(files) / 1000
         outcome = _score(row, candidate, images)
+        timed = None
         if device is not None and candidate.format == "tflite":
-            timing = device.benchmark(Path(candidate.path), s.threads, s.runs, s.warmup)
+            _set_timing(row, [device.benchmark(Path(candidate.path), s.threads, s.runs, s.warmup)], s)
             row.where = f"adb:{device.serial}"
         else:
-            timing = _time_on_host(candidate, images, s)
-        for key in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "peak_memory_mb", "runs"):
-            setattr(row, key, timing.get(key))
-        row.throughput_ips = s.batch * 1000 / row.latency_mean_ms
-        row.threads, row.batch = s.threads, s.batch
+            timed = (candidate, [_time_on_host(candidate, images, s, _rounds(s)[0])])
+            _set_timing(row, timed[1], s)
         if getattr(candidate, "parity_error", None):  # exported, measured, but it does not match Keras
             row.status, row.error = "validation failed", candidate.parity_error
     except Exception as err:  # a broken artifact is a failed row, never a crashed benchmark
-        row.status, row.error = "validation failed", _one_line(err)
-    return row, outcome
+        row.status, row.error, timed = "validation failed", _one_line(err), None
+    return row, outcome, timed
+
+
+def _later_rounds(timed: list, images: _Images, s: Settings) -> None:
+    """Rounds 2..N, every host-timed row once per round in table order, so a host that speeds up or slows down
+    during the benchmark moves every row alike and the ratios within the run hold (BENCHMARKS.md section 14)."""
+    runs = _rounds(s)
+    for number in range(2, len(runs) + 1):
+        log.info(f"timing round {number}/{len(runs)}")
+        for row, (candidate, rounds) in timed:
+            try:
+                rounds.append(_time_on_host(candidate, images, s, runs[number - 1]))
+            except Exception as err:
+                row.status, row.error = "validation failed", f"timing round {number}: {_one_line(err)}"
+                continue
+            _set_timing(row, rounds, s)
 
 
 def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
@@ -362,16 +403,19 @@ def benchmark(sources, settings: Settings, output) -> dict:
     device = Device(s.device, s.device_binary or DEFAULT_BINARY) if s.device else None
     images = _Images(records)
     output = Path(output)
-    rows, outcomes = [], {}
+    rows, outcomes, timed = [], {}, []
     log.info(f"benchmark on {scored_on}, {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
-             f"{s.warmup} warm-up + {s.runs} timed runs per row")
+             f"{s.warmup} warm-up + {s.runs} timed runs per row in {s.rounds} interleaved round(s)")
     for index, (row, make, exports) in enumerate(_sources(sources, s, output / "artifacts"), start=1):
         log.info(f"row {index}: {row.model} {row.format} {row.precision} ...")
-        row, outcome = _measure(row, make, exports, images, s, device)
+        row, outcome, timing = _measure(row, make, exports, images, s, device)
         rows.append(row)
         if outcome is not None and row.status == "ok":
             outcomes[id(row)] = outcome
+        if timing is not None:
+            timed.append((row, timing))
         log.info(format_row(row))
+    _later_rounds(timed, images, s)
     reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
     if s.photos:
         rows += _pipeline_rows(reference, s)
@@ -483,8 +527,8 @@ def _interval(delta, low, high, scale: float) -> str:
 def markdown_table(rows) -> str:
     head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
             "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | faces found | "
-            "latency ms (mean / p50 / p90) | img/s | peak MB | latency vs ref | size vs ref | accelerators |")
-    lines = [head, "|" + "---|" * 18]
+            "latency ms (mean / p50 / p90) | drift | img/s | peak MB | latency vs ref | size vs ref | accelerators |")
+    lines = [head, "|" + "---|" * 19]
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
@@ -495,7 +539,8 @@ def markdown_table(rows) -> str:
                      f"{_interval(r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)} | "
                      f"{'—' if r.detection_rate is None else f'{100 * r.detection_rate:.1f}%'} | "
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
-                     f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.throughput_ips, '.0f')} | "
+                     f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.latency_drift, '.0%')} | "
+                     f"{_fmt(r.throughput_ips, '.0f')} | "
                      f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "
                      f"{_fmt(r.size_ratio, '.2f')} | {r.accelerators or '—'} |")
     return "\n".join(lines) + "\n"

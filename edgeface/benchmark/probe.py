@@ -25,9 +25,17 @@ def measure(candidate, images, warmup: int, runs: int) -> dict:
         candidate.infer(x)
         times.append((time.perf_counter() - start) * 1000)
     times = np.array(times)
+    return {**summarize_times(times), "warmup": warmup, "throughput_ips": float(len(images) * 1000 / times.mean()),
+            "times_ms": [round(float(t), 4) for t in times]}
+
+
+def summarize_times(times) -> dict:
+    """Mean, median and 90th percentile of timed runs in ms (one round, or every round of a row together)."""
+    import numpy as np
+
+    times = np.asarray(times, float)
     return {"latency_mean_ms": float(times.mean()), "latency_p50_ms": float(np.percentile(times, 50)),
-            "latency_p90_ms": float(np.percentile(times, 90)), "runs": runs, "warmup": warmup,
-            "throughput_ips": float(len(images) * 1000 / times.mean())}
+            "latency_p90_ms": float(np.percentile(times, 90)), "runs": len(times)}
 
 
 def peak_memory_mb() -> float:
