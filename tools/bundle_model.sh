@@ -6,6 +6,7 @@
 set -euo pipefail
 RUN=${1:?usage: tools/bundle_model.sh QAT_RUN_FOLDER}
 DATA=${DATA:-utkface:../shared/data/utkface}
+. "$(dirname "$0")/score_test.sh"
 PARENT=$(python -c "import sys; from edgeface.run import Run; print(Run.open(sys.argv[1]).lineage[0])" "$RUN")
 OUT=edgeface/bundled
 rm -f "$OUT"/*.tflite "$OUT"/*.onnx "$OUT"/*.json
@@ -14,6 +15,6 @@ edgeface export "$PARENT" --format onnx --precision fp32 --output "$OUT"
 mkdir -p benchmarks/bundled
 for artifact in "$OUT"/*.tflite "$OUT"/*.onnx; do
   base=$(basename "$artifact"); base=${base%.*}
-  edgeface eval "$artifact" --data "$DATA" --split test --output "benchmarks/bundled/$base-utkface-test.json" | sed -n 2p
+  score_test "$artifact" "benchmarks/bundled/$base-utkface-test.json"
   cp "$OUT/$base.json" "benchmarks/bundled/$base.card.json"
 done

@@ -6,12 +6,13 @@
 set -euo pipefail
 PARENT=${1:-mnv2-128-v1}
 DATA=${DATA:-utkface:../shared/data/utkface}
+. "$(dirname "$0")/score_test.sh"
 OUT=benchmarks/compress-$PARENT
 mkdir -p "$OUT"
 step() {  # step NAME COMMAND...: run the command unless runs/NAME is finished, then score runs/NAME on test
   local name=$1; shift
   [ -f "runs/$name/metrics.json" ] && echo "skip $name (done)" || "$@" --name "$name"
-  edgeface eval "runs/$name" --data "$DATA" --split test --output "$OUT/$name-utkface-test.json" | sed -n 2p
+  score_test "runs/$name" "$OUT/$name-utkface-test.json"
   cp "runs/$name/compression.json" "$OUT/$name-compression.json"
 }
 step "$PARENT-prune50" edgeface prune "runs/$PARENT" --method magnitude --sparsity 0.5
@@ -22,7 +23,6 @@ step "$PARENT-qat" edgeface qat "runs/$PARENT"
 step "$PARENT-prune50-qat" edgeface qat "runs/$PARENT-prune50"
 for name in "$PARENT-qat" "$PARENT-prune50-qat"; do  # what ships from a QAT run is its int8 TFLite
   edgeface export "runs/$name" --format tflite --precision int8 --output "export/$name"
-  edgeface eval "export/$name/$name-tflite-int8.tflite" --data "$DATA" --split test \
-    --output "$OUT/$name-tflite-int8-utkface-test.json" | sed -n 2p
+  score_test "export/$name/$name-tflite-int8.tflite" "$OUT/$name-tflite-int8-utkface-test.json"
 done
-edgeface eval "runs/$PARENT" --data "$DATA" --split test --output "$OUT/$PARENT-utkface-test.json" | sed -n 2p
+score_test "runs/$PARENT" "$OUT/$PARENT-utkface-test.json"

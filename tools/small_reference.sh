@@ -18,12 +18,8 @@ WEIGHTS_DIR=${WEIGHTS_DIR:-../shared/weights/imagenet}
 TEACHER=${TEACHER:-runs/mnv2-128-v3}
 OUT=benchmarks/small
 mkdir -p "$OUT"
-# The test split is scored once: a report that exists (committed) is never overwritten unless FORCE=1.
-score() {
-  local out="$OUT/$2-utkface-test.json"
-  if [ -e "$out" ] && [ -z "${FORCE:-}" ]; then echo "$out: already scored on test, kept (FORCE=1 re-scores)" >&2; return; fi
-  edgeface eval "$1" --data "$DATA" --split test --output "$out" | sed -n 2p
-}
+. "$(dirname "$0")/score_test.sh"
+score() { score_test "$1" "$OUT/$2-utkface-test.json"; }
 for name in ${@:-mnv1-050-128 mnv1-025-128}; do
   train=(edgeface train --data "$DATA")
   qat=1

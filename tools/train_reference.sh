@@ -8,6 +8,7 @@
 #         mnv2-128-ba2 (the same from the mnv2-128 + mnv2-128-seed1 ensemble); their teachers must be run first
 set -euo pipefail
 DATA=${DATA:-utkface:../shared/data/utkface}
+. "$(dirname "$0")/score_test.sh"
 WEIGHTS_DIR=${WEIGHTS_DIR:-../shared/weights/imagenet}
 mkdir -p runs benchmarks
 run() {  # run NAME COMMAND...: train unless done (a started run, distillations too, resumes), then score on test
@@ -15,7 +16,7 @@ run() {  # run NAME COMMAND...: train unless done (a started run, distillations 
   if [ -f "runs/$name/metrics.json" ]; then echo "skip $name (done)"
   elif [ -f "runs/$name/config.json" ]; then edgeface train --name "$name" --resume
   else "$@" --name "$name"; fi
-  edgeface eval "runs/$name" --data "$DATA" --split test --output "benchmarks/$name-utkface-test.json"
+  score_test "runs/$name" "benchmarks/$name-utkface-test.json"
 }
 train() { edgeface train --data "$DATA" --weights-dir "$WEIGHTS_DIR" --backbone mobilenet_v2 "$@"; }
 born_again() { edgeface distill "$@" --backbone mobilenet_v2 --input-size 128 --weights imagenet; }
