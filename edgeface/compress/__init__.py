@@ -8,8 +8,8 @@
     resume_run(RUN)                         continues any interrupted run, compressed or not, where it stopped
 
 Every method fine-tunes with the shared training loop, and every one can learn from teachers while it does
-(`teacher=` a run or several, an ensemble): pruning and QAT lose less when the model they start from is also
-pulled towards a stronger model's soft outputs (BENCHMARKS.md sections 5 and 14). Each method's plan (what to
+(`teacher=` a run or several, an ensemble): for the bundled model's QAT this beat labels alone on val
+(BENCHMARKS.md section 5); for pruning it is offered the same way, not yet measured. Each method's plan (what to
 build, which callbacks, how to finish) is made from the config's compression record alone, teachers included,
 so a run started by any method resumes from its folder with nothing re-stated.
 """
