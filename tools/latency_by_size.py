@@ -12,7 +12,6 @@ ratios hold on a noisy shared host. The host (CPU, ISA, runtimes) is recorded as
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -22,14 +21,13 @@ from edgeface.utils import write_json  # importing edgeface sets TF_USE_LEGACY_K
 
 def variant(model, spec, ratio: float, size: int, images):
     from edgeface.compress.structured import prune_channels
-    from edgeface.models import create_model
 
     slim = prune_channels(model, ratio=ratio, images=images)[0] if ratio else model
     if size == spec.input_size:
         return slim
-    config = slim.get_config()
+    config = slim.get_config()  # the same graph with another input size: every weight's shape is size-free
     config["layers"][0]["config"]["batch_input_shape"] = (None, size, size, 3)
-    sized = type(slim).from_config(config) if ratio else create_model(spec.replace(input_size=size, weights="none"))
+    sized = type(slim).from_config(config)
     sized.set_weights(slim.get_weights())
     return sized
 

@@ -179,7 +179,7 @@ def _time_on_host(candidate, images: _Images, s: Settings, runs: int) -> dict:
 def _set_timing(row: Row, rounds: list[dict], s: Settings) -> None:
     """Latency columns from every round of a row (host) or from the device's single report."""
     times = [t for r in rounds for t in r.get("times_ms", [])]
-    timing = rounds[0] if len(rounds) == 1 and not times else {**rounds[0], **summarize_times(times)}
+    timing = {**rounds[0], **summarize_times(times)} if times else rounds[0]  # no times: the device's report
     for key in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "runs"):
         setattr(row, key, timing.get(key))
     row.peak_memory_mb = max((r["peak_memory_mb"] for r in rounds if r.get("peak_memory_mb") is not None),
