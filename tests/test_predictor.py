@@ -159,7 +159,7 @@ def test_hdf5_models_never_run_their_code(tmp_path):
 
     (run / "run.json").write_text(json.dumps({"format_version": 2, "models": {
         "best": {"file": "best.h5", "sha256": _sha256(run / "best.h5")}}}))
-    with pytest.raises(EdgefaceError, match="carry Python code"):
+    with pytest.raises(EdgefaceError, match="is a Lambda"):
         Run(run).load_model()
     assert not marker.exists()
 

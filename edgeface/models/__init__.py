@@ -10,7 +10,6 @@ Importing this facade (and reading a spec) does not import TensorFlow; building 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
@@ -51,56 +50,29 @@ def has_quantize_wrappers(model) -> bool:
                for layer in model.layers)
 
 
-def code_layers(path) -> list[str]:
-    """Layers of an HDF5 model whose config carries Python code (Lambda layers: marshalled bytecode)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-    except OSError as err:
-        raise EdgefaceError(f"{path}: not a readable HDF5 model ({str(err).splitlines()[0][:120]})") from None
-    if raw is None:
-        raise EdgefaceError(f"{path}: an HDF5 file without a model config (weights only?)")
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "Lambda" or node.get("function_type") == "lambda":
-                found.append(str(node.get("config", {}).get("name", node.get("name", "?"))))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
-    return found
-
-
 HDF5_POLICIES = ("refuse", "scan", "trust")
 
 
 def load_keras(path, hdf5: str = "refuse"):
-    """Opens a .keras file in Keras' safe mode (no Lambda code is deserialized), including models still wrapped
-    for pruning or quantization-aware training. HDF5 files can carry code that Keras runs while loading, so by
-    `hdf5` policy they are refused; opened when no layer carries code ("scan": what a run uses for the files
-    whose hash it recorded itself); or opened as they are ("trust": the user's explicit --trust-hdf5)."""
+    """Opens a Keras model, including models still wrapped for pruning or quantization-aware training, only after
+    its config names nothing outside the allow-list of models/safety.py (no Lambda, no module function, no
+    unregistered object) and a .keras zip would decompress to a bounded size. HDF5 files can also carry marshalled
+    code, so by `hdf5` policy they are refused; opened when they pass the same check ("scan": what a run uses for
+    the files whose hash it recorded itself); or opened as they are ("trust": the user's explicit --trust-hdf5)."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     from edgeface.models import layers  # noqa: F401  (registers the custom layers for loading)
     from edgeface.models.quantizers import CUSTOM_OBJECTS
+    from edgeface.models.safety import check_model_file
 
     path = Path(path)
-    if path.suffix == ".h5" and hdf5 != "trust":
-        if hdf5 != "scan":
-            raise EdgefaceError(f"{path}: HDF5 models can run code stored in them (Lambda layers), so edgeface "
-                                "opens .h5 files only from its own run folders; pass --trust-hdf5 if you trust "
-                                "this file")
-        found = code_layers(path)
-        if found:
-            raise EdgefaceError(f"{path}: refused: layer(s) {', '.join(found)} carry Python code (Lambda)")
+    if path.suffix == ".h5" and hdf5 == "refuse":
+        raise EdgefaceError(f"{path}: HDF5 models can run code stored in them (Lambda layers), so edgeface "
+                            "opens .h5 files only from its own run folders; pass --trust-hdf5 if you trust "
+                            "this file")
+    if not (path.suffix == ".h5" and hdf5 == "trust"):
+        check_model_file(path)
     try:
         with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS), tfmot.sparsity.keras.prune_scope():
             if path.suffix == ".h5":
