@@ -710,6 +710,24 @@ def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperat
 
 
 @main.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--detector", type=_LazyChoice(_detectors), default="blazeface", show_default=True,
+              help="Face detector whose crop contract frames the chips.")
+@click.option("--pick", type=click.Choice(["central", "confident", "largest"]), default="central", show_default=True,
+              help="Which face of a photo with several: the one nearest the centre (LFW, IMDB-WIKI centre their "
+                   "subject), the most confident or the largest.")
+@user_errors
+def chips(source, out, detector, pick):
+    """Face chips from a folder of photos, framed by the crop contract (same relative paths under OUT)."""
+    from edgeface.detect.chips import make_chips
+
+    result = make_chips(source, out, detector=detector, pick=pick)
+    click.echo(f"{result['written']} chips written, {result['kept']} already there, {len(result['missed'])} photos "
+               f"without a face, of {result['photos']} ({detector}, {pick} face) -> {out}")
+
+
+@main.command()
 @click.argument("artifact")
 @click.option("--parity-images", type=int, default=32, show_default=True,
               help="Images of the parent run's recorded validation split for the parity check.")

@@ -20,14 +20,14 @@ from edgeface.labels import FEMALE, GENDER_LABELS, MALE
 __all__ = ["load_data", "parse_spec", "DataBundle", "Record", "MALE", "FEMALE", "GENDER_LABELS",
            "stratified_split", "stratified_subset", "deduplicate", "DATASETS"]
 
-DATASETS = tuple(sorted(READERS)) + ("synthetic",)
+DATASETS = tuple(sorted(READERS)) + ("mix", "synthetic")
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     kind, sep, path = spec.partition(":")
     if kind == "synthetic":
         return kind, path
-    if kind not in READERS or not sep or not path:
+    if (kind not in READERS and kind != "mix") or not sep or not path:
         raise EdgefaceError(f"bad --data {spec!r}: use KIND:PATH with KIND one of {', '.join(DATASETS)} "
                             "(e.g. utkface:../shared/data/utkface), or 'synthetic'")
     return kind, path
@@ -136,7 +136,12 @@ def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool 
         kind, path = "csv", str(synthetic_manifest(int(path) if path else 600, seed=seed))
     if not Path(path).exists():
         raise EdgefaceError(f"{path}: no such file or folder (from --data {spec})")
-    splits, records, skipped, split_source = READERS[kind](Path(path), fold=fold,
+    if kind == "mix":
+        from edgeface.data.mixture import load_mixture
+
+        return load_mixture(Path(path), load_data, seed=seed, dedup=dedup, limit=limit, check=check, verbose=verbose,
+                            allow_outside_root=allow_outside_root)
+    splits, records, skipped, split_source = READERS[kind](Path(path), fold=fold, seed=seed,
                                                            allow_outside_root=allow_outside_root)
     notes = []
     if dedup:

@@ -10,7 +10,9 @@ This module owns those facts (the detectors' model files included); edgeface.det
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -118,7 +120,23 @@ CONTRACTS = {c.detector: c for c in (
 def crop_card(training_data: str) -> dict | None:
     """The model card's `input.crop`: every detector's contract, for models trained on UTKFace's chips (the
     framing these numbers describe); None for other training data."""
+    if str(training_data).startswith("mix:"):
+        training_data = _validation_source(str(training_data)[4:])
     if not str(training_data).startswith("utkface"):
         return None
     return {"framing": "UTKFace aligned and cropped face chips (200x200)", "default_detector": "blazeface",
             "detectors": {name: c.card() for name, c in CONTRACTS.items()}}
+
+
+def _validation_source(mixture: str) -> str:
+    """A mixture is framed like its validation source: the other sources' photos are cut to chips with the same
+    contract (`edgeface chips`), which is what the mixture documents."""
+    from edgeface.data.mixture import read_mixture
+    from edgeface.errors import EdgefaceError
+
+    try:
+        sources, validate_on = read_mixture(Path(mixture))
+    except EdgefaceError as err:
+        logging.getLogger(__name__).warning(f"no crop contract in the card: {err}")
+        return ""
+    return next(s.data for s in sources if s.name == validate_on)

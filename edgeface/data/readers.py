@@ -243,3 +243,95 @@ def read_manifest(path: Path, fold=None, allow_outside_root: bool = False, **_):
                 raise EdgefaceError(f"{path}:{n}: split {split!r} is not train, val or test")
             splits[split].append(record)
     return (splits if with_split else None), records, [], "split column" if with_split else None
+
+
+# --- identity-disjoint splits -----------------------------------------------------------------------------
+def identity_split(items: list, fractions: dict, seed: int) -> dict:
+    """(identity, Record) pairs -> splits in which no identity (person) appears in two splits: identities are
+    shuffled (seeded, from a sorted start) and dealt out until each split holds its fraction of the images."""
+    import random
+
+    people = {}
+    for identity, record in items:
+        people.setdefault(identity, []).append(record)
+    order = sorted(people)
+    random.Random(seed).shuffle(order)
+    total, out, names = len(items), {name: [] for name in fractions}, list(fractions)
+    bounds, acc = [], 0.0
+    for name in names:
+        acc += fractions[name]
+        bounds.append(acc * total)
+    done, split = 0, 0
+    for identity in order:
+        while split < len(names) - 1 and done >= bounds[split]:
+            split += 1
+        out[names[split]] += sorted(people[identity], key=lambda r: r.path)
+        done += len(people[identity])
+    return out
+
+
+IDENTITY_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+# --- LFW with gender lists --------------------------------------------------------------------------------
+def _name_list(path: Path) -> set:
+    if path.stat().st_size > 16 << 20:
+        raise EdgefaceError(f"{path}: too large for a list of file names")
+    return {line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()}
+
+
+@reader("lfw")
+def read_lfw(path: Path, fold=None, seed: int = 0, **_):
+    """Labeled Faces in the Wild (one folder per person, `lfw/NAME/NAME_0001.jpg`) with gender lists
+    `male_names.txt` / `female_names.txt` (file names, one per line) in DIR or DIR/etc. Gender only. Split by
+    person (80/10/10, seeded) so nobody is in two splits; files on both lists or on neither are skipped."""
+    folder = path / "lfw" if (path / "lfw").is_dir() else path
+    lists = [path / "etc" if (path / "etc").is_dir() else path] * 2
+    male_file, female_file = lists[0] / "male_names.txt", lists[1] / "female_names.txt"
+    for file in (male_file, female_file):
+        _require(file, "LFW needs the gender lists male_names.txt and female_names.txt (see README, Datasets)")
+    male, female = _name_list(male_file), _name_list(female_file)
+    items, skipped = [], []
+    for person in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for file in sorted(person.iterdir()):
+            if file.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+                continue
+            is_male, is_female = file.name in male, file.name in female
+            if is_male == is_female:
+                skipped.append((str(file), "on both gender lists" if is_male else "on neither gender list"))
+                continue
+            items.append((person.name, Record(str(file), MALE if is_male else FEMALE, None, None, None, "lfw")))
+    if not items:
+        raise EdgefaceError(f"{folder}: no LFW images found on the gender lists (expected lfw/NAME/NAME_0001.jpg)")
+    splits = identity_split(items, IDENTITY_FRACTIONS, seed)
+    return splits, [r for _, r in items], skipped, f"by person 80/10/10, seed {seed}"
+
+
+# --- ages encoded in file names (IMDB-WIKI) ---------------------------------------------------------------
+_IMDB_NAME = re.compile(r"^(nm\d+)_rm\d+_(\d{4})-\d{1,2}-\d{1,2}_(\d{4})\.jpe?g$", re.IGNORECASE)
+
+
+@reader("imdbwiki")
+def read_imdbwiki(path: Path, fold=None, seed: int = 0, **_):
+    """IMDB-WIKI crops named `nmPERSON_rmPHOTO_BIRTH-M-D_PHOTOYEAR.jpg` anywhere under DIR: age = photo year -
+    birth year (whole years, as IMDB-WIKI defines it), no gender. Split by person (80/10/10, seeded); names that
+    do not parse or give an age outside 0-100 are skipped."""
+    if not path.is_dir():
+        raise EdgefaceError(f"{path}: not a folder of IMDB-WIKI crops")
+    items, skipped = [], []
+    for file in sorted(path.rglob("*")):
+        if file.suffix.lower() not in (".jpg", ".jpeg") or not file.is_file():
+            continue
+        m = _IMDB_NAME.match(file.name)
+        if not m:
+            skipped.append((str(file), "name is not nmID_rmID_BIRTH-M-D_YEAR.jpg"))
+            continue
+        age = int(m.group(3)) - int(m.group(2))
+        if not 0 <= age <= 100:
+            skipped.append((str(file), f"age {age} from its name is outside 0-100"))
+            continue
+        items.append((m.group(1), Record(str(file), None, float(age), int(age_to_group(age)), None, "imdbwiki")))
+    if not items:
+        raise EdgefaceError(f"{path}: no IMDB-WIKI crops named nmID_rmID_BIRTH-M-D_YEAR.jpg found")
+    splits = identity_split(items, IDENTITY_FRACTIONS, seed)
+    return splits, [r for _, r in items], skipped, f"by person 80/10/10, seed {seed}"

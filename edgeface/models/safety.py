@@ -50,7 +50,7 @@ def _allowed_classes() -> frozenset:
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from edgeface.models import layers  # noqa: F401  (registers the custom layers)
+    import edgeface.models.layers  # noqa: F401  (registers the custom layers)
     from edgeface.models.quantizers import CUSTOM_OBJECTS
 
     names = set(SAFE_LAYERS)
