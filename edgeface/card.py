@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 
 from edgeface.data.framing import crop_card
 from edgeface.errors import EdgefaceError
@@ -24,6 +25,10 @@ PREPROCESSING = ("decode the image as 8-bit RGB; centre-crop to a square; resize
 NORMALIZATION_FORMULA = "normalized = (pixel - mean) / std, per channel in color_order"
 INPUT_QUANTIZATION_FORMULA = "q = clamp(round(normalized / scale) + zero_point) to the input dtype's range"
 OUTPUT_QUANTIZATION_FORMULA = "value = (q - zero_point) * scale"
+RAW_PIXELS_FORMULA = ("feed the 0-255 RGB bytes as they are (no arithmetic, no rounding in the app); inside, the "
+                      "network sees (pixel - zero_point) * scale")
+# How the input is fed: normalized floats, integers quantized by the app, or raw pixels (the app form, --io app).
+ENCODINGS = ("float", "quantized", "raw_pixels")
 
 
 def card_path(artifact) -> Path:
@@ -96,20 +101,22 @@ def _embed_bytes(path: Path, data: bytes, card: dict) -> bytes:
 
 
 def _embed_tflite(flatbuffer: bytes, payload: bytes) -> bytes:
-    """Adds the card as a named metadata buffer, readable with any flatbuffer/TFLite schema reader.
+    """Adds the card as a named metadata buffer, readable with any flatbuffer/TFLite schema reader. Android's,
+    iOS's and MediaPipe's tooling read another entry, TFLITE_METADATA (edgeface.export.tflite_metadata), which
+    the app form carries too."""
+    return set_tflite_metadata(flatbuffer, EMBEDDED_KEY, payload)
 
-    Android's and iOS's metadata tooling read a different entry (TFLITE_METADATA) written by tflite-support,
-    which is unmaintained (last release 2023) and pins protobuf<4, incompatible with TensorFlow 2.21; so the
-    card travels as this custom entry and as the JSON file beside the model.
-    """
+
+def set_tflite_metadata(flatbuffer: bytes, name: str, payload: bytes) -> bytes:
+    """The TFLite file with metadata entry `name` holding `payload` (a previous entry of that name replaced)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
     kept = []
     for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == EMBEDDED_KEY:  # a previous card: its buffer is emptied (indices stay valid), its entry dropped
+        entry_name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if entry_name == name:  # the previous one: its buffer is emptied (indices stay valid), its entry dropped
             model.buffers[entry.buffer].data = []
         else:
             kept.append(entry)
@@ -117,7 +124,7 @@ def _embed_tflite(flatbuffer: bytes, payload: bytes) -> bytes:
     buffer.data = list(payload)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
-    entry.name = EMBEDDED_KEY
+    entry.name = name
     entry.buffer = len(model.buffers) - 1
     model.metadata = kept + [entry]
     builder = flatbuffers.Builder(len(flatbuffer) + len(payload) + 4096)
@@ -179,16 +186,20 @@ def embedded_card(path) -> dict | None:
 # ---- building ----------------------------------------------------------------------------------------------
 def build_card(*, file_name: str, fmt: str, precision: str, runtime: str, spec, parameters: int, io: dict,
                training: dict, calibration: dict | None = None, metrics: dict | None = None,
-               options: dict | None = None, layout: str = "NHWC") -> dict:
+               options: dict | None = None, layout: str = "NHWC", raw_pixels: bool = False) -> dict:
     """The card of one artifact, before `seal` adds its size and hash. `io` is the artifact's real input and
-    output description (dtype and quantization per tensor), as `Runner.io()` reads it."""
+    output description (dtype, shape, quantization and runtime names per tensor), as `Runner.io()` reads it;
+    `raw_pixels`: the app form, fed the pixel bytes as they are."""
     config = spec.config
     size = spec.input_size
     inp = io["input"]
     quant_in = None
+    encoding = "raw_pixels" if raw_pixels else ("float" if inp["dtype"] == "float32" else "quantized")
     if inp.get("quantization"):
         scale, zero = inp["quantization"]
-        quant_in = {"scale": scale, "zero_point": zero, "formula": INPUT_QUANTIZATION_FORMULA}
+        quant_in = {"scale": scale, "zero_point": zero,
+                    "formula": RAW_PIXELS_FORMULA if raw_pixels else INPUT_QUANTIZATION_FORMULA}
+    batch = (inp.get("shape") or [-1])[0]
     out_quant = {name: ({"scale": q[0], "zero_point": q[1], "formula": OUTPUT_QUANTIZATION_FORMULA} if q else None)
                  for name, q in ((n, o.get("quantization")) for n, o in io["outputs"].items())}
     out_dtypes = {o["dtype"] for o in io["outputs"].values()}
@@ -202,13 +213,14 @@ def build_card(*, file_name: str, fmt: str, precision: str, runtime: str, spec, 
                   "age_head": spec.age_head, "parameters": parameters, "spec": spec.to_dict()},
         "input": {
             "name": "image",
-            "shape": [-1, 3, size, size] if layout == "NCHW" else [-1, size, size, 3],
-            "layout": layout, "dtype": inp["dtype"], "color_order": config.channel_order,
+            "shape": [batch, 3, size, size] if layout == "NCHW" else [batch, size, size, 3],
+            "layout": layout, "dtype": inp["dtype"], "encoding": encoding, "color_order": config.channel_order,
             "preprocessing": PREPROCESSING.format(size=size),
             "normalization": {"mean": list(config.mean), "std": list(config.std), "formula": NORMALIZATION_FORMULA},
             "quantization": quant_in,
         },
-        "outputs": spec.card_outputs(out_dtypes.pop() if len(out_dtypes) == 1 else "float32", out_quant),
+        "outputs": _outputs(spec.card_outputs(out_dtypes.pop() if len(out_dtypes) == 1 else "float32", out_quant),
+                            io["outputs"], batch),
         "labels": {"gender": list(GENDER_LABELS), "age_groups": list(AGE_GROUP_LABELS)},
         "training": training,
         "calibration": calibration,
@@ -219,6 +231,15 @@ def build_card(*, file_name: str, fmt: str, precision: str, runtime: str, spec, 
         card["input"]["crop"] = crop
     validate_card(card)
     return card
+
+
+def _outputs(outputs: list, real: dict, batch: int) -> list:
+    """The card's outputs with the batch the artifact has and each tensor's name as the runtime shows it."""
+    for out in outputs:
+        out["shape"] = [batch, *out["shape"][1:]]
+        if real.get(out["name"], {}).get("tensor"):
+            out["tensor"] = real[out["name"]]["tensor"]
+    return outputs
 
 
 def validate_card(card: dict, source="model card") -> None:
@@ -300,9 +321,12 @@ def contract_problems(card: dict, spec, io: dict) -> list[str]:
         if got is None:
             problems.append(f"output {want['name']} is missing")
             continue
-        for key in ("shape", "meaning", "decode", "decoding"):
+        for key in ("meaning", "decode", "decoding"):
             if got.get(key) != want[key]:
                 problems.append(f"output {want['name']}.{key} is {got.get(key)!r}, expected {want[key]!r}")
+        if got["shape"][1:] != want["shape"][1:] or got["shape"][0] != inp["shape"][0]:
+            problems.append(f"output {want['name']}.shape is {got['shape']}, expected {want['shape'][1:]} per face "
+                            f"with the input's batch {inp['shape'][0]}")
     if set(by_name) != set(spec.tasks):
         problems.append(f"outputs {sorted(by_name)} do not match tasks {list(spec.tasks)}")
     # the artifact itself: dtypes and quantization parameters as the runtime reports them
@@ -315,6 +339,8 @@ def contract_problems(card: dict, spec, io: dict) -> list[str]:
     if "quantization" in real_in and _quant(inp.get("quantization")) != _round(real_in["quantization"]):
         problems.append(f"input.quantization is {_quant(inp.get('quantization'))} but the artifact uses "
                         f"{_round(real_in['quantization'])}")
+    if inp.get("encoding") == "raw_pixels":
+        problems += _raw_pixel_problems(inp)
     for name, real in io["outputs"].items():
         got = by_name.get(name)
         if got is None:
@@ -327,6 +353,38 @@ def contract_problems(card: dict, spec, io: dict) -> list[str]:
         if real.get("units") and got["shape"][-1] != real["units"]:
             problems.append(f"output {name}.shape is {got['shape']} but the artifact gives {real['units']} values")
     return problems
+
+
+def _raw_pixel_problems(inp: dict) -> list[str]:
+    """A raw-pixel input must be uint8 whose (scale, zero point) is the card's normalization within half a level."""
+    if inp["dtype"] != "uint8" or not inp.get("quantization"):
+        return [f"input.encoding raw_pixels needs a uint8 input with its quantization, not {inp['dtype']}"]
+    q = inp["quantization"]
+    try:
+        raw_pixel_mapping(q["scale"], q["zero_point"] - 128, inp["normalization"]["mean"], inp["normalization"]["std"])
+    except EdgefaceError as err:
+        return [f"input.quantization does not feed raw pixels with the card's normalization ({err})"]
+    return []
+
+
+MAX_LEVEL_SHIFT = 0.5  # pixel levels between the card's mean and the integer zero point a raw-pixel file uses
+
+
+def raw_pixel_mapping(scale: float, zero_point: int, mean, std) -> int:
+    """The uint8 zero point that makes raw pixels feed an int8 input of (scale, zero_point); an error when the
+    card's normalization cannot be met within half a pixel level."""
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if np.ptp(mean) or np.ptp(std):
+        raise EdgefaceError(f"--io app needs one mean and std for all channels (the int8 input has one scale); "
+                            f"this model normalizes with mean {mean.tolist()} std {std.tolist()}")
+    if abs(scale * std[0] - 1) > 1e-4:
+        raise EdgefaceError(f"--io app: the int8 input's scale {scale:.6g} is not 1/std (std {std[0]:g}), so raw "
+                            "pixels cannot be fed exactly; export with --io int8 or uint8 instead")
+    zero = int(np.floor(mean[0] + 0.5))
+    if abs(zero - mean[0]) > MAX_LEVEL_SHIFT or zero - 128 != zero_point:
+        raise EdgefaceError(f"--io app: the int8 input's zero point {zero_point} does not match the mean "
+                            f"{mean[0]:g} (needs {zero - 128}); raw pixels would be clipped")
+    return zero
 
 
 def _quant(entry):

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from edgeface.errors import EdgefaceError
-from edgeface.runtime.formats import FORMATS, PRECISIONS
+from edgeface.runtime.formats import FORMATS, IO_CHOICES, PRECISIONS
 from edgeface.version import __version__
 
 SMOKE_RECIPE = "smoke"
@@ -467,8 +467,9 @@ def _pairs(values, what: str) -> dict:
 @click.option("--output", "output_dir", help="Output folder (default: export/RUN_NAME).")
 @click.option("--calibration", help="Calibration manifest name (calibration/NAME.txt) or path; needed for int8.")
 @click.option("--calibration-root", help="Folder the manifest's image paths are relative to (overrides its root).")
-@click.option("--io", type=click.Choice(["int8", "uint8", "float"]), default="int8", show_default=True,
-              help="Input/output type of full-integer int8 TFLite.")
+@click.option("--io", type=click.Choice(IO_CHOICES), default="int8", show_default=True,
+              help="Input/output of int8 TFLite as the converter writes it (int8, uint8, float), or app: raw "
+                   "uint8 RGB pixels in, float32 outputs named as the card, batch 1 (int8 TFLite, any ONNX).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option("--nchw", is_flag=True, help="ONNX/TensorRT input as NCHW instead of NHWC.")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True,
@@ -487,9 +488,18 @@ def _pairs(values, what: str) -> dict:
 @user_errors
 def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, per_channel,
            calibration_method, tolerances, parity_data, timing_cache, keep_float, corrections):
-    """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check."""
-    from edgeface.export import ExportOptions, export as run_export
+    """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check; or, with
+    `--io app`, rewrite an exported int8 .tflite / .onnx artifact to the app form (raw pixels in)."""
+    from edgeface.export import ExportOptions, export as run_export, export_app
 
+    if Path(run).is_file() and Path(run).suffix in (".tflite", ".onnx"):
+        if io != "app":
+            raise EdgefaceError(f"{run}: an exported artifact can only be re-exported with --io app (a run folder "
+                                "exports to every other form)")
+        r = export_app(run, output_dir, parity_data, tolerances=_pairs(tolerances, "--tolerance"))
+        checks = ", ".join(f"{c['name']} {c['value']:.4g}" for c in r.parity["checks"])
+        click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}  parity vs source: {checks}")
+        return
     layers, reason = (), ""
     if keep_float:
         from edgeface.compress.sensitivity import keep_float_options

@@ -141,7 +141,10 @@ def load(path, threads: int | None = None, trust_hdf5: bool = False) -> Predicto
         raise EdgefaceError(f"{path}: sha256 ({scope}) differs from its model card: the artifact was changed "
                             "after export, or the card belongs to another file")
     spec = ModelSpec(**card["model"]["spec"])
-    runner = open_runner(path, threads)
+    inp = card["input"]
+    pixels = Normalization(tuple(inp["normalization"]["mean"]), tuple(inp["normalization"]["std"]),
+                           inp["color_order"]) if inp.get("encoding") == "raw_pixels" else None
+    runner = open_runner(path, threads, pixels)
     problems = contract_problems(card, spec, runner.io())
     if problems:
         raise EdgefaceError(f"{card_path(path)}: the card does not describe this artifact: {problems[0]}"

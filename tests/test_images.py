@@ -16,9 +16,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface" / "
 def _tf_pixels(path, size):
     import tensorflow as tf
 
-    from edgeface.data.pipeline import decode_and_resize
+    from edgeface.data.pipeline import decode, decode_and_resize
 
-    decoded = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False).numpy()
+    decoded = decode(tf.constant(str(path))).numpy()
     return decoded, decode_and_resize(str(path), size).numpy()
 
 

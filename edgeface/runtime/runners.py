@@ -1,7 +1,8 @@
 """Runners: open an artifact in its own runtime and map normalized float images -> float head outputs.
 
 Integer inputs are quantized and integer outputs dequantized here, with the artifact's own scale and
-zero point, so parity checks and benchmarks compare like with like.
+zero point, so parity checks and benchmarks compare like with like. An app-form artifact reads raw pixels
+(`pixels`: the card's normalization): the normalized images are mapped back to their exact 0-255 bytes.
 """
 from __future__ import annotations
 
@@ -74,6 +75,16 @@ class SavedModelRunner(Runner):
                             for name, out in self.fn.structured_outputs.items()}}
 
 
+def to_pixels(images: np.ndarray, normalization) -> np.ndarray:
+    """Normalized floats -> the uint8 pixels they came from, in the card's colour order (exact: (p - mean) / std
+    * std + mean is p within float32 rounding, far from a .5 tie). uint8 input passes through."""
+    if images.dtype == np.uint8:
+        return images
+    mean = np.asarray(normalization.mean, np.float32)
+    std = np.asarray(normalization.std, np.float32)
+    return np.clip(np.rint(images * std + mean), 0, 255).astype(np.uint8)
+
+
 def _quantize(x, details):
     scale, zero = details["quantization_parameters"]["scales"], details["quantization_parameters"]["zero_points"]
     info = np.iinfo(details["dtype"])
@@ -95,9 +106,10 @@ def _dequantize(q, details):
 class TFLiteRunner(Runner):
     format = "tflite"
 
-    def __init__(self, path, threads: int | None = None):
+    def __init__(self, path, threads: int | None = None, pixels=None):
         from ai_edge_litert.interpreter import Interpreter
 
+        self.pixels = pixels
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.signature = self.interpreter.get_signature_runner()
         self.inputs = self.signature.get_input_details()
@@ -110,30 +122,41 @@ class TFLiteRunner(Runner):
 
     def io(self):
         def describe(details):
+            shape = details.get("shape_signature", details["shape"])
             return {"dtype": np.dtype(details["dtype"]).name, "quantization": _qparams(details),
-                    "shape": [-1 if i == 0 else int(d) for i, d in enumerate(details["shape"])]}
+                    "shape": [int(d) for d in shape]}
 
+        names = {t["index"]: t["name"] for t in self.interpreter.get_tensor_details()}
         outputs = {}
         for name, details in self.outputs.items():
             entry = describe(details)
             entry["units"] = entry.pop("shape")[-1]
+            entry["tensor"] = {"tflite_tensor": names.get(details["index"], ""), "tflite_signature_key": name}
             outputs[task_key(name)] = entry
         return {"input": describe(self.input_details), "outputs": outputs}
 
     def run(self, images):
-        x = images.astype(np.float32)
-        if self.input_dtype != np.float32:
-            x = _quantize(x, self.input_details)
-        out = self.signature(**{self.input_name: x})
+        if self.pixels is not None:
+            x = to_pixels(images, self.pixels)
+        else:
+            x = images.astype(np.float32)
+            if self.input_dtype != np.float32:
+                x = _quantize(x, self.input_details)
+        if self.input_details["shape_signature"][0] == 1 and len(x) > 1:  # a batch-1 file: one face per call
+            parts = [self.signature(**{self.input_name: x[i:i + 1]}) for i in range(len(x))]
+            out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        else:
+            out = self.signature(**{self.input_name: x})
         return {k: _dequantize(v, self.outputs[k]) if v.dtype != np.float32 else v for k, v in out.items()}
 
 
 class ONNXRunner(Runner):
     format = "onnx"
 
-    def __init__(self, path, threads: int | None = None, providers=None):
+    def __init__(self, path, threads: int | None = None, providers=None, pixels=None):
         import onnxruntime as ort
 
+        self.pixels = pixels
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -143,19 +166,26 @@ class ONNXRunner(Runner):
         self.input_name = inp.name
         self.channels_first = len(inp.shape) == 4 and inp.shape[1] == 3 and inp.shape[3] != 3
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.batch_one = inp.shape[0] == 1
 
     def io(self):
         def dims(shape):
             return [d if isinstance(d, int) else -1 for d in shape]
 
         inp = self.session.get_inputs()[0]
-        return {"input": {"dtype": "float32", "shape": dims(inp.shape)},
-                "outputs": {task_key(o.name): {"dtype": "float32", "units": dims(o.shape)[-1]}
+        dtype = inp.type.removeprefix("tensor(").removesuffix(")").replace("float", "float32")
+        return {"input": {"dtype": dtype, "shape": dims(inp.shape)},
+                "outputs": {task_key(o.name): {"dtype": "float32", "units": dims(o.shape)[-1],
+                                               "tensor": {"onnx_output": o.name}}
                             for o in self.session.get_outputs()}}
 
     def run(self, images):
-        x = images.astype(np.float32)
+        x = to_pixels(images, self.pixels) if self.pixels is not None else images.astype(np.float32)
         if self.channels_first:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        values = self.session.run(self.output_names, {self.input_name: x})
+        if self.batch_one and len(x) > 1:
+            parts = [self.session.run(self.output_names, {self.input_name: x[i:i + 1]}) for i in range(len(x))]
+            values = [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
+        else:
+            values = self.session.run(self.output_names, {self.input_name: x})
         return dict(zip(self.output_names, (np.asarray(v, np.float32) for v in values)))
