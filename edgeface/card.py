@@ -14,7 +14,8 @@ import numpy as np
 
 from edgeface.data.framing import crop_card
 from edgeface.errors import EdgefaceError
-from edgeface.labels import AGE_GROUP_LABELS, GENDER_LABELS
+from edgeface.data.images import DECODE_CARD, RESIZE_CARD
+from edgeface.labels import AGE_GROUP_LABELS, AGE_GROUP_RULE, GENDER_LABELS
 from edgeface.version import __version__
 
 SCHEMA_VERSION = 2
@@ -216,12 +217,16 @@ def build_card(*, file_name: str, fmt: str, precision: str, runtime: str, spec, 
             "shape": [batch, 3, size, size] if layout == "NCHW" else [batch, size, size, 3],
             "layout": layout, "dtype": inp["dtype"], "encoding": encoding, "color_order": config.channel_order,
             "preprocessing": PREPROCESSING.format(size=size),
-            "normalization": {"mean": list(config.mean), "std": list(config.std), "formula": NORMALIZATION_FORMULA},
+            "decode": DECODE_CARD, "resize": RESIZE_CARD,
+            "normalization": {"mean": list(config.mean), "std": list(config.std), "formula": NORMALIZATION_FORMULA,
+                              "applied_by": "the model, inside its graph: the app feeds raw pixels" if raw_pixels
+                              else "the app, before feeding the model"},
             "quantization": quant_in,
         },
         "outputs": _outputs(spec.card_outputs(out_dtypes.pop() if len(out_dtypes) == 1 else "float32", out_quant),
                             io["outputs"], batch),
-        "labels": {"gender": list(GENDER_LABELS), "age_groups": list(AGE_GROUP_LABELS)},
+        "labels": {"gender": list(GENDER_LABELS), "age_groups": list(AGE_GROUP_LABELS),
+                   "age_group_rule": AGE_GROUP_RULE},
         "training": training,
         "calibration": calibration,
         "metrics": metrics or {},
@@ -289,6 +294,16 @@ def _differences(a, b, prefix="") -> list[str]:
     return [] if a == b else [prefix.rstrip(".") or "top level"]
 
 
+PARITY_KEYS = ("parity_vs_keras", "parity_vs_source")  # the file's own checks at export (vs its model, or the file
+# it was rewritten from); a rewritten file keeps its source's check as source_parity_vs_keras
+
+
+def failed_parity(card: dict | None) -> str | None:
+    """Which parity check the card records as failed, or None (none failed, or none recorded)."""
+    metrics = (card or {}).get("metrics", {})
+    return next((key for key in PARITY_KEYS if key in metrics and not metrics[key].get("passed")), None)
+
+
 def contract_problems(card: dict, spec, io: dict) -> list[str]:
     """Where the card's contract (what an app relies on) disagrees with the model spec it carries, the label
     vocabularies, or the artifact's real inputs and outputs (`io` from the runner). Empty when it holds."""
@@ -313,7 +328,8 @@ def contract_problems(card: dict, spec, io: dict) -> list[str]:
         want = list(spec.tasks) if key == "tasks" else getattr(spec, key)
         if model.get(key) != want:
             problems.append(f"model.{key} is {model.get(key)!r} but its spec says {want!r}")
-    if card["labels"] != {"gender": list(GENDER_LABELS), "age_groups": list(AGE_GROUP_LABELS)}:
+    labels = {k: card["labels"].get(k) for k in ("gender", "age_groups")}
+    if labels != {"gender": list(GENDER_LABELS), "age_groups": list(AGE_GROUP_LABELS)}:
         problems.append(f"labels are {card['labels']}, not edgeface's {list(GENDER_LABELS)} / age groups")
     by_name = {o["name"]: o for o in card["outputs"]}
     for want in spec.card_outputs():
@@ -356,10 +372,13 @@ def contract_problems(card: dict, spec, io: dict) -> list[str]:
 
 
 def _raw_pixel_problems(inp: dict) -> list[str]:
-    """A raw-pixel input must be uint8 whose (scale, zero point) is the card's normalization within half a level."""
-    if inp["dtype"] != "uint8" or not inp.get("quantization"):
-        return [f"input.encoding raw_pixels needs a uint8 input with its quantization, not {inp['dtype']}"]
-    q = inp["quantization"]
+    """A raw-pixel input is uint8; where it is quantized (TFLite int8 inside), its (scale, zero point) must be the
+    card's normalization within half a level (ONNX does the normalization in float inside the graph)."""
+    if inp["dtype"] != "uint8":
+        return [f"input.encoding raw_pixels needs a uint8 input, not {inp['dtype']}"]
+    q = inp.get("quantization")
+    if not q:
+        return []
     try:
         raw_pixel_mapping(q["scale"], q["zero_point"] - 128, inp["normalization"]["mean"], inp["normalization"]["std"])
     except EdgefaceError as err:

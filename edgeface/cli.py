@@ -741,14 +741,16 @@ def chips(source, out, detector, pick):
 @click.argument("artifact")
 @click.option("--parity-images", type=int, default=32, show_default=True,
               help="Images of the parent run's recorded validation split for the parity check.")
+@click.option("--skip-parent", is_flag=True,
+              help="Do not fail when the parent run is not on this machine (the test vectors still check the file).")
 @click.option("--json", "as_json", is_flag=True)
 @user_errors
-def verify(artifact, parity_images, as_json):
-    """Check an artifact against its model card (schema, embedded copy, sha256, normalization, outputs, I/O) and
-    against its parent run's Keras model when that is on this machine; exit 1 on any mismatch."""
+def verify(artifact, parity_images, skip_parent, as_json):
+    """Check an artifact against its model card (schema, embedded copy, sha256, normalization, outputs, I/O), its
+    golden test vectors, and its parent run's Keras model; exit 1 on any mismatch."""
     from edgeface.predictor import verify as run_verify
 
-    report = run_verify(artifact, parity_images)
+    report = run_verify(artifact, parity_images, skip_parent=skip_parent)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -15,6 +15,14 @@ AGE_GROUP_LABELS = tuple(f"{lo}-{hi}" for lo, hi in AGE_GROUPS)
 _GROUP_UPPER_EDGES = np.array([3, 7, 14, 23, 36, 46, 57])  # age > edge[k] means group > k
 
 
+AGE_GROUP_RULE = {
+    "rule": "group index = how many upper_edges are below the age in years (age <= 3: 0-2, 3 < age <= 7: 4-6, ..., "
+            "age > 57: 60-100); ages are continuous, so every age falls in exactly one group; a label's gaps "
+            "(13-14, 21-24, ...) belong to the group below or above them by this rule",
+    "upper_edges": [int(e) for e in _GROUP_UPPER_EDGES],
+}
+
+
 def age_to_group(age) -> np.ndarray:
     return np.searchsorted(_GROUP_UPPER_EDGES, np.asarray(age), side="left").astype(np.int32)
 

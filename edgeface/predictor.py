@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.card import card_path, content_sha256, contract_problems, read_card
+from edgeface.card import PARITY_KEYS, card_path, content_sha256, contract_problems, failed_parity, read_card
 from edgeface.errors import EdgefaceError
 from edgeface.models import MODEL_SUFFIXES, ModelSpec, load_keras
 from edgeface.run import Run
@@ -152,8 +152,9 @@ def load(path, threads: int | None = None, trust_hdf5: bool = False) -> Predicto
     return Predictor(runner, spec, card, path, parameters=card["model"]["parameters"])
 
 
-def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
-    """Every load check, each reported, plus parity against the parent run's Keras model when it is available.
+def verify(path, parity_images: int = 32, threads: int | None = None, skip_parent: bool = False) -> dict:
+    """Every load check, each reported, the golden test vectors replayed, and parity against the parent run's
+    Keras model (a missing parent fails unless `skip_parent`).
     {"artifact", "checks": [{"name", "ok", "detail"}], "passed"}."""
     from edgeface.runtime.parity import compare
 
@@ -171,9 +172,11 @@ def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
     if predictor.card is None:
         check("parity with parent", True, "a Keras model is its own reference")
     else:
+        _check_vectors(predictor, check)
         parent = Path(predictor.card["training"]["run"])
         if not Run.is_run(parent):
-            check("parity with parent", True, f"skipped: the parent run {parent} is not on this machine")
+            check("parity with parent", skip_parent, f"parent not found: the run {parent} is not on this machine"
+                  + (" (skipped as asked)" if skip_parent else "; pass --skip-parent to verify without it"))
         else:
             try:
                 run = Run.open(parent, finished=True)
@@ -194,8 +197,25 @@ def verify(path, parity_images: int = 32, threads: int | None = None) -> dict:
                                                               else "") for c in result["checks"]))
             except EdgefaceError as err:
                 check("parity with parent", False, str(err))
-    recorded = (predictor.card or {}).get("metrics", {}).get("parity_vs_keras")
-    if recorded is not None:
-        check("parity recorded at export", recorded.get("passed", False),
-              "passed" if recorded.get("passed") else "the card records a failed parity check")
+    metrics = (predictor.card or {}).get("metrics", {})
+    if any(key in metrics for key in PARITY_KEYS):
+        failed = failed_parity(predictor.card)
+        check("parity recorded at export", failed is None,
+              "passed" if failed is None else f"the card records a failed parity check ({failed})")
     return {"artifact": str(path), "checks": checks, "passed": all(c["ok"] for c in checks)}
+
+
+def _check_vectors(predictor: Predictor, check) -> None:
+    """Replays the artifact's golden test vectors (NAME.vectors.json) when its card records them."""
+    import tempfile
+
+    import edgeface.golden as golden
+
+    record = predictor.card["artifact"].get("options", {}).get("test_vectors")
+    if record is None:
+        check("test vectors", True, "none recorded (exported before edgeface wrote them)")
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        problems = golden.check(golden.vectors_path(predictor.path), predictor, record["sha256"], Path(scratch))
+    check("test vectors", not problems, "; ".join(problems[:3]) if problems else
+          f"{record['images']} images: decoded pixels, model input and outputs as recorded")

@@ -126,7 +126,8 @@ def test_predict_uses_the_bundled_model_by_default(tmp_path):
 
     model = bundled_model()
     card = json.loads(model.with_suffix(".json").read_text())
-    assert model.stat().st_size <= 1_000_000 and card["input"]["dtype"] == "int8"
+    assert model.stat().st_size <= 1_000_000 and card["input"]["dtype"] == "uint8"
+    assert card["input"]["encoding"] == "raw_pixels"  # the app form ships
     assert {o["name"] for o in card["outputs"]} == {"gender", "age"}
     code, output = run("predict", face_image(tmp_path / "face.png", 0, size=128), "--json")
     rows = json.loads(output)["predictions"]

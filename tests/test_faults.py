@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -158,24 +159,40 @@ def test_fault_06_tensorrt_without_a_gpu_is_one_line(run, tmp_path):
 
 
 def test_fault_07_an_interrupted_re_export_never_pairs_a_file_with_another_card(run, tmp_path, monkeypatch):
+    """Killed or out of disk while installing a re-export: the previous verified pair stays intact and loads,
+    no staging files are left beside it, and a full disk is one error naming the output folder."""
+    import errno
+
     from edgeface.export import export
 
     first, = export(run.path, ["tflite"], ["fp32"], tmp_path)
-    moved = shutil.move
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    copy = shutil.copyfile
+    calls = []
 
-    def killed(*args, **kwargs):  # killed while installing the re-export
-        raise KeyboardInterrupt
+    def killed(src, dst, *args, **kwargs):  # the second file copied into place: the artifact is already there
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return copy(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(shutil, "move", killed)
+    monkeypatch.setattr(shutil, "copyfile", killed)
     with pytest.raises(KeyboardInterrupt):
         export(run.path, ["tflite"], ["fp32"], tmp_path)
-    monkeypatch.setattr(shutil, "move", moved)
+
+    def full(src, dst, *args, **kwargs):
+        copy(src, dst, *args, **kwargs)
+        with open(dst, "r+b") as f:  # half written, then the disk is full
+            f.truncate(Path(src).stat().st_size // 2)
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(EdgefaceError, match=f"{tmp_path}: cannot write the export there .No space left on device"):
+        export(run.path, ["tflite"], ["fp32"], tmp_path)
+    monkeypatch.setattr(shutil, "copyfile", copy)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging files left beside it
-    try:
-        predictor = edgeface.load(first.path)  # whatever is there must be a consistent pair, or refused
-        assert predictor.card["artifact"]["file"] == first.path.name
-    except EdgefaceError as err:
-        assert "card" in str(err)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert edgeface.load(first.path).card["artifact"]["file"] == first.path.name
 
 
 def test_fault_08_benchmark_rows_verify_the_artifact_first(tmp_path):
@@ -190,7 +207,7 @@ def test_fault_08_benchmark_rows_verify_the_artifact_first(tmp_path):
     failed = tmp_path / "failed.tflite"  # an artifact whose own card records a failed parity check
     shutil.copy(bundled, failed)
     card = json.loads(card_path(bundled).read_text())
-    card["metrics"]["parity_vs_keras"]["passed"] = False
+    card["metrics"]["parity_vs_source"]["passed"] = False
     card_path(failed).write_text(json.dumps(seal(failed, card)))
     payload = benchmark([corrupted, failed], Settings(data="synthetic:40", runs=2, warmup=1), tmp_path / "out")
     rows = payload["rows"]

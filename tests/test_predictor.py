@@ -101,32 +101,31 @@ def test_an_edited_json_card_differs_from_the_embedded_one(tmp_path):
         edgeface.load(target)
 
 
-def test_app_contract_int8_decodes_from_card_numbers_alone():
-    """An app that reads only the card (normalization, quantization, decoding rules) and calls LiteRT directly
-    gets the answers edgeface gets."""
+def test_the_bundled_app_form_is_fed_raw_pixels_and_read_by_card_names():
+    """An app that reads only the card copies pixel bytes in (uint8, batch 1), reads float outputs by the card's
+    names, in the card's order, from LiteRT and from ONNX Runtime, and gets the answers edgeface gets."""
+    import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
-    card = json.loads(card_path(TFLITE).read_text())
     x = images()
-    inp = card["input"]
-    mean, std = (np.array(inp["normalization"][k], np.float32) for k in ("mean", "std"))
-    pixels = (x[..., ::-1] if inp["color_order"] == "BGR" else x).astype(np.float32)
-    q = inp["quantization"]
-    scale = np.float32(q["scale"])
-    quantized = np.clip(np.round((pixels - mean) / std / scale) + q["zero_point"], -128, 127).astype(np.int8)
-    runner = Interpreter(model_path=str(TFLITE)).get_signature_runner()
-    answers = {"prob_male": [], "age": []}
-    for image in quantized:
-        raw = runner(**{inp["name"]: image[None]})
-        for out in card["outputs"]:
-            value = (raw[out["name"]].astype(np.float32) - out["quantization"]["zero_point"]) \
-                * out["quantization"]["scale"]
-            rule = out["decoding"]
-            assert rule["rule"] in ("probability", "value")  # the bundled model's heads
-            answers["prob_male" if out["name"] == "gender" else "age"].append(value[0, 0])
-    ours = edgeface.load(TFLITE).predict(x)
-    np.testing.assert_allclose(answers["prob_male"], ours["prob_male"], atol=1e-6)
-    np.testing.assert_allclose(answers["age"], ours["age_years"], atol=1e-4)
+    for artifact in (TFLITE, ONNX):
+        card = json.loads(card_path(artifact).read_text())
+        inp, names = card["input"], [o["name"] for o in card["outputs"]]
+        assert (inp["encoding"], inp["dtype"], inp["shape"]) == ("raw_pixels", "uint8", [1, 128, 128, 3])
+        assert all(o["dtype"] == "float32" and o["shape"][0] == 1 for o in card["outputs"])
+        if artifact.suffix == ".tflite":
+            interpreter = Interpreter(model_path=str(artifact))
+            assert [d["name"] for d in interpreter.get_output_details()] == names  # graph order = card order
+            assert [o["tensor"]["tflite_tensor"] for o in card["outputs"]] == names
+            runner = interpreter.get_signature_runner()
+            raw = [runner(**{inp["name"]: image[None]}) for image in x]
+        else:
+            session = ort.InferenceSession(str(artifact))
+            assert [o.name for o in session.get_outputs()] == names
+            raw = [dict(zip(names, session.run(names, {inp["name"]: image[None]}))) for image in x]
+        ours = edgeface.load(artifact).predict(x)
+        np.testing.assert_array_equal([r["gender"][0, 0] for r in raw], ours["prob_male"])
+        np.testing.assert_array_equal([r["age"][0, 0] for r in raw], ours["age_years"])
 
 
 def test_hdf5_models_never_run_their_code(tmp_path):
@@ -165,8 +164,11 @@ def test_hdf5_models_never_run_their_code(tmp_path):
 
 
 def test_verify_command_reports_each_check(tmp_path):
-    result = CliRunner().invoke(main, ["verify", str(TFLITE)])
+    result = CliRunner().invoke(main, ["verify", str(TFLITE)])  # the bundle's parent run is not on this machine
+    assert result.exit_code == 1 and "parent not found" in result.output and "--skip-parent" in result.output
+    result = CliRunner().invoke(main, ["verify", str(TFLITE), "--skip-parent"])
     assert result.exit_code == 0 and "verified" in result.output and "card, hash and contract" in result.output
+    assert "ok    test vectors: 4 images" in result.output
     liar = relabel(TFLITE, tmp_path, _swap_gender)
-    result = CliRunner().invoke(main, ["verify", str(liar)])
+    result = CliRunner().invoke(main, ["verify", str(liar), "--skip-parent"])
     assert result.exit_code == 1 and "FAIL" in result.output and "NOT verified" in result.output

@@ -130,3 +130,17 @@ def test_every_registered_backbone_passes_the_allow_list(backbone, tmp_path):
     path = tmp_path / "m.keras"
     create_model(backbone=backbone, input_size=size, weights="none").save(path)
     check_model_file(path)
+
+
+def test_a_compiled_models_training_config_is_not_read(tmp_path):
+    """Runs save their optimizer, losses and metrics (custom ones too); loading never compiles, so they are not
+    deserialized and not refused."""
+    @keras.utils.register_keras_serializable(package="test_safety")
+    class Custom(keras.metrics.Mean):
+        pass
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile("adam", "mse", metrics=[Custom()])
+    model.save(tmp_path / "compiled.keras")
+    assert load_keras(tmp_path / "compiled.keras") is not None

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.card import failed_parity
+
 
 class Candidate:
     name = ""
@@ -55,9 +57,8 @@ class EdgefaceCandidate(Candidate):
         self.spec = self.predictor.spec
         self.format, self.precision, self.name = self.predictor.format, self.predictor.precision, self.predictor.name
         self.load_size = self.spec.input_size
-        recorded = (self.predictor.card or {}).get("metrics", {}).get("parity_vs_keras")
-        self.parity_error = None if recorded is None or recorded.get("passed") else \
-            "its model card records a failed parity check against the Keras model"
+        failed = failed_parity(self.predictor.card)
+        self.parity_error = None if failed is None else f"its model card records a failed parity check ({failed})"
 
     def descriptor(self):
         return {"kind": "edgeface", "path": str(self.path)}

@@ -20,6 +20,27 @@ from PIL import Image
 from edgeface.errors import EdgefaceError
 
 JPEG_MAGIC = b"\xff\xd8"
+# What the model card says of decoding and resizing, so an app reproduces these pixels without reading this code
+# (webapp/preprocess.js does, and its test holds it to this module byte for byte).
+DECODE_CARD = {
+    "jpeg": "libjpeg-turbo, accurate integer IDCT (JDCT_ISLOW), fancy upsampling: what Chromium, Android's "
+            "BitmapFactory and iOS' ImageIO give; not TensorFlow's default fast IDCT",
+    "other": "PNG, GIF (first frame), BMP, WebP: 8-bit RGB as stored, alpha dropped, 16-bit samples shifted to 8",
+    "colour": "no colour management (an embedded ICC profile is ignored)",
+    "exif": "face chips are used as stored; `predict --detect` turns photos upright by their EXIF orientation",
+}
+RESIZE_CARD = {
+    "crop": "centre square: side = min(h, w), top = (h - side) // 2, left = (w - side) // 2",
+    "kernel": "TensorFlow's antialiased bilinear (tf.image.resize(..., 'bilinear', antialias=True), the triangle "
+              "kernel of scale_and_translate): per axis, output x samples the source at s = (x + 0.5) * in / out; "
+              "radius r = max(in / out, 1); source pixels i from ceil(s - r - 0.5) to floor(s + r - 0.5) "
+              "(clamped to the image) weigh max(0, 1 - |i + 0.5 - s| / r), divided by their sum; all in float32, "
+              "sums in source order; rows first, then columns",
+    "rounding": "round half to even, then clamp to 0-255 (uint8)",
+    "reference": "edgeface/data/images.py (Python), webapp/preprocess.js (JavaScript, the same bytes)",
+    "warning": "a canvas or bitmap scaler (drawImage, createScaledBitmap, UIGraphics) is another kernel: it moves "
+               "the predicted age by about 0.4 years on average and up to several years (BENCHMARKS.md, apps)",
+}
 
 
 def read_image(path) -> np.ndarray:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.card import build_card, card_path, seal
+from edgeface.card import PARITY_KEYS, build_card, card_path, seal
 from edgeface.data.images import load_images, normalize
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.export.app import APP_IO, app_ready_onnx, app_ready_tflite
+from edgeface.export.app import APP_IO, app_ready_onnx, app_ready_tflite, with_app_metadata
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import float_weights_warning
@@ -131,6 +131,8 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
                                        qat=has_quantize_wrappers(model), keep_float=keep_float)
     if app:
         flatbuffer = app_ready_tflite(flatbuffer, spec.config.mean, spec.config.std, list(spec.tasks))
+        flatbuffer = with_app_metadata(flatbuffer, spec.input_size, spec.config.channel_order, spec.card_outputs(),
+                                       target.name)
     target.write_bytes(flatbuffer)
     gpu = {"gpu_delegate": tflite_export.gpu_readiness(flatbuffer)}
     if precision not in ("int8", "dynamic"):
@@ -271,6 +273,8 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                 runner = open_runner(staged, pixels=spec.config if app else None)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)
+                vectors, fmt_options["test_vectors"] = _vectors(staged, runner, spec, spec.config, spec.decodings(),
+                                                                app)
                 card = seal(staged, build_card(
                     file_name=path.name, fmt=fmt, precision=precision, runtime=FORMATS[fmt].runtime, spec=spec,
                     parameters=int(model.count_params()), io=runner.io(), training=training,
@@ -286,7 +290,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                 results.append(ExportResult(fmt, precision, path, error=f"{type(err).__name__}: {text}"))
                 log.error(f"  {fmt} {precision} export failed: {type(err).__name__}: {text}")
                 continue
-            _install(staged, path, card)
+            _install(staged, path, card, [vectors])
             result = ExportResult(fmt, precision, path, card_path(path), parity, card["artifact"]["size_bytes"])
             results.append(result)
             status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
@@ -317,27 +321,74 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None,
     return results
 
 
-def _install(staged: Path, path: Path, card: dict) -> None:
-    """Replaces any previous artifact and card with the new pair. The old card goes first and the new card last,
-    so an interrupted install never leaves a card beside an artifact it does not describe (and the loader
-    checks the hash in any case)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    card_file = card_path(path)
-    if card_file.exists():
-        card_file.unlink()
-    if path.is_dir():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(staged, path)
-        shutil.rmtree(old, ignore_errors=True)
-    elif staged.is_dir():
-        if path.exists():
-            path.unlink()
-        os.replace(staged, path)
-    else:
-        shutil.move(str(staged), str(path))
-    write_json(card_file, card)
+def _vectors(staged: Path, runner, spec, normalization, decodings: dict, raw_pixels: bool) -> tuple[Path, dict]:
+    """Writes NAME.vectors.json beside the staged artifact; returns it and the card's record of it."""
+    import edgeface.golden as golden
+
+    inp = runner.io()["input"]
+    quant = inp.get("quantization")
+    encoding = "raw_pixels" if raw_pixels else ("float" if inp["dtype"] == "float32" else "quantized")
+    feed = golden.feeder(encoding, normalization, inp["dtype"],
+                         {"scale": quant[0], "zero_point": quant[1]} if quant else None)
+    file = golden.vectors_path(staged)
+    with tempfile.TemporaryDirectory(dir=staged.parent) as scratch:
+        vectors = golden.compute(runner, normalization, decodings, spec.input_size, feed, Path(scratch))
+    sha = golden.write(file, golden.document(staged.name, vectors))
+    return file, {"file": file.name, "sha256": sha, "images": len(vectors)}
+
+
+def _write_sums(folder: Path, files: list[Path]) -> None:
+    """SHA256SUMS in the output folder, `sha256sum -c` format: the plain hash of each shipped file (the card's
+    artifact.sha256 is a content hash that leaves the embedded card out)."""
+    from edgeface.utils import atomic_path, sha256_file
+
+    sums = folder / "SHA256SUMS"
+    entries = {}
+    if sums.is_file():
+        for line in sums.read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            if name and (folder / name).exists():
+                entries[name] = digest
+    for file in files:
+        if file.is_file():
+            entries[file.name] = sha256_file(file)
+    with atomic_path(sums) as tmp:
+        tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())))
+
+
+def _install(staged: Path, path: Path, card: dict, extras: list = ()) -> None:
+    """Installs the new artifact, its card and extras (test vectors) over any previous ones. Everything is first
+    copied into a staging folder inside the destination folder (same filesystem), so a full disk or a kill while
+    copying leaves the previous verified files untouched; then each file is renamed into place (atomic), and
+    SHA256SUMS is updated. An interrupted swap can only leave a card whose hash does not match, which every load
+    refuses. A failure names the output folder."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=f".{path.name}.staging-") as where:
+            where = Path(where)
+            moves = []
+            for source in (staged, *extras):
+                target = where / source.name
+                if source.is_dir():
+                    shutil.copytree(source, target)
+                else:
+                    shutil.copyfile(source, target)
+                moves.append((target, folder / source.name))
+            new_card = where / card_path(path).name
+            write_json(new_card, card)
+            moves.append((new_card, card_path(path)))
+            for source, target in moves:
+                if target.is_dir() and not source.is_dir():
+                    shutil.rmtree(target)
+                if source.is_dir() and target.exists():
+                    old = where / f"{target.name}.old"
+                    os.replace(target, old)
+                os.replace(source, target)
+        _write_sums(folder, [target for _, target in moves])
+    except OSError as err:
+        raise EdgefaceError(f"{folder}: cannot write the export there ({err.strerror or err}); any previous "
+                            f"{path.name} and its card are unchanged") from None
 
 
 def _training(run: Run) -> dict:
@@ -404,7 +455,9 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
         staged = Path(staging) / path.name
         if fmt == "tflite" and precision == "int8":
             mean, std = card["input"]["normalization"]["mean"], card["input"]["normalization"]["std"]
-            staged.write_bytes(app_ready_tflite(artifact.read_bytes(), mean, std, order))
+            data = app_ready_tflite(artifact.read_bytes(), mean, std, order)
+            staged.write_bytes(with_app_metadata(data, spec.input_size, card["input"]["color_order"],
+                                                 card["outputs"], path.name))
         elif fmt == "onnx":
             layout = card["input"]["layout"]
             model = app_ready_onnx(onnx.load(str(artifact)), card["input"]["normalization"]["mean"],
@@ -418,14 +471,16 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
         options = {**card["artifact"].get("options", {}), "io": APP_IO,
                    "source": {"file": artifact.name, "sha256": card["artifact"]["sha256"],
                               "sha256_of": card["artifact"]["sha256_of"]}}
+        vectors, options["test_vectors"] = _vectors(staged, runner, spec, source.normalization, source.decodings,
+                                                    True)
         training = {**card["training"], "parents": [*card["training"].get("parents", []), artifact.name]}
         new = seal(staged, build_card(
             file_name=path.name, fmt=fmt, precision=precision, runtime=card["artifact"]["runtime"], spec=spec,
             parameters=card["model"]["parameters"], io=runner.io(), training=training,
             layout=card["input"]["layout"], calibration=card["calibration"],
-            metrics={**{k: v for k, v in card["metrics"].items() if k != "parity_vs_keras"},
+            metrics={**{("source_" + k if k in PARITY_KEYS else k): v for k, v in card["metrics"].items()},
                      "parity_vs_source": {**parity, "images": f"{len(records)} of {spec_data}"}},
             options=options, raw_pixels=True))
-        _install(staged, path, new)
+        _install(staged, path, new, [vectors])
     read_card(path)
     return ExportResult(fmt, precision, path, card_path(path), parity, new["artifact"]["size_bytes"])

@@ -146,3 +146,24 @@ def app_ready_onnx(model, mean, std, output_order: list, input_name: str = "imag
     del graph.value_info[:]
     onnx.checker.check_model(model)
     return model
+
+
+def with_app_metadata(flatbuffer: bytes, size: int, color_order: str, outputs: list[dict], name: str) -> bytes:
+    """TFLite Support metadata for an app-form file (Android Studio's model binding, MediaPipe and the TFLite
+    Support library read it): the raw-pixel image input (uint8, no NormalizationOptions: the normalization is in
+    the graph) and each card output with its meaning, in graph order."""
+    from edgeface.export.tflite_metadata import TensorInfo, metadata_buffer, with_metadata
+    from edgeface.version import __version__
+
+    inputs = [TensorInfo("image", f"{color_order} face crop, {size}x{size}, raw 0-255 pixel bytes (the model card's "
+                         "crop contract and resize); normalization happens inside the model",
+                         (color_order if color_order == "RGB" else "RGB", size, size), None, ([0.0] * 3, [255.0] * 3))]
+    described = []
+    for out in outputs:
+        stats = ([0.0], [1.0]) if out["decoding"]["rule"] == "probability" else None
+        described.append(TensorInfo(out["name"], f"{out['meaning']}; {out['decode']}", None, None, stats))
+    meta = metadata_buffer(name, "edgeface face-attribute model (gender, age); the JSON model card embedded as "
+                           "edgeface_model_card says everything an app needs", __version__, "edgeface",
+                           "Apache-2.0 (code); model trained on research data, see the card's training section",
+                           inputs, described)
+    return with_metadata(flatbuffer, meta)

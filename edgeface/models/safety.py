@@ -73,8 +73,12 @@ def _activation_names() -> frozenset:
 
 
 def check_config(config, path) -> None:
-    """Raises EdgefaceError naming the first object in a saved model config that is not on the allow-list."""
+    """Raises EdgefaceError naming the first object in a saved model config that is not on the allow-list. The
+    top-level `compile_config` (optimizer, losses, metrics) is not walked: edgeface always loads with
+    compile=False, so Keras never deserializes it."""
     allowed, activations = _allowed_classes(), _activation_names()
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k != "compile_config"}
     stack = [(config, 0)]
     while stack:
         node, depth = stack.pop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import json
 import os
 import warnings
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from edgeface.errors import EdgefaceError
 from edgeface.models import MODEL_SUFFIXES
-from edgeface.utils import atomic_path, write_json, write_text
+from edgeface.utils import atomic_path, sha256_file, write_json, write_text
 from edgeface.version import __version__
 
 FORMAT_VERSION = 2  # 1: no run.json (flat config, no model hashes); 2: run.json, nested config
@@ -34,12 +33,7 @@ def _number(text: str, kind):
     return None if text == "" else kind(float(text)) if kind is int else kind(text)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = sha256_file
 
 
 def _read_json(path: Path):

@@ -127,11 +127,13 @@ class TFLiteRunner(Runner):
                     "shape": [int(d) for d in shape]}
 
         names = {t["index"]: t["name"] for t in self.interpreter.get_tensor_details()}
+        order = {d["index"]: i for i, d in enumerate(self.interpreter.get_output_details())}
         outputs = {}
         for name, details in self.outputs.items():
             entry = describe(details)
             entry["units"] = entry.pop("shape")[-1]
-            entry["tensor"] = {"tflite_tensor": names.get(details["index"], ""), "tflite_signature_key": name}
+            entry["tensor"] = {"tflite_tensor": names.get(details["index"], ""), "tflite_signature_key": name,
+                               "output_index": order[details["index"]]}
             outputs[task_key(name)] = entry
         return {"input": describe(self.input_details), "outputs": outputs}
 
@@ -176,8 +178,8 @@ class ONNXRunner(Runner):
         dtype = inp.type.removeprefix("tensor(").removesuffix(")").replace("float", "float32")
         return {"input": {"dtype": dtype, "shape": dims(inp.shape)},
                 "outputs": {task_key(o.name): {"dtype": "float32", "units": dims(o.shape)[-1],
-                                               "tensor": {"onnx_output": o.name}}
-                            for o in self.session.get_outputs()}}
+                                               "tensor": {"onnx_output": o.name, "output_index": i}}
+                            for i, o in enumerate(self.session.get_outputs())}}
 
     def run(self, images):
         x = to_pixels(images, self.pixels) if self.pixels is not None else images.astype(np.float32)
