@@ -720,6 +720,30 @@ def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperat
 
 
 @main.command()
+@click.argument("artifact", required=False)
+@click.option("--out", default="webapp-build", show_default=True, help="Folder to write the static web app to.")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve it on localhost after building.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--detector", type=_LazyChoice(_detectors), default="blazeface", show_default=True)
+@user_errors
+def webapp(artifact, out, serve, port, detector):
+    """Build (and serve) the reference web app for an app-form artifact (default: the bundled model): photo or
+    camera -> MediaPipe face detector -> the card's crop -> the model, and bench.html for per-face latency."""
+    from edgeface.bundled import bundled_model
+    from edgeface.webapp import build, server
+
+    folder = build(artifact or bundled_model(), out, detector=detector, link=serve)
+    click.echo(f"web app for {artifact or bundled_model()} in {folder}")
+    if serve:
+        httpd = server(folder, port=port)
+        click.echo(f"serving http://127.0.0.1:{port}/ (benchmark: /bench.html); Ctrl-C stops")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
 @click.argument("source", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--detector", type=_LazyChoice(_detectors), default="blazeface", show_default=True,

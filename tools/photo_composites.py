@@ -16,27 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 import edgeface
 from edgeface.bundled import bundled_model
 from edgeface.data.images import read_image, square_resize
 from edgeface.detect import DETECTORS, detect_faces
+from edgeface.detect.composites import composite
 from edgeface.eval.stats import mcnemar
-
-
-def composite(chip: np.ndarray, rng) -> tuple[np.ndarray, tuple]:
-    side = int(rng.integers(90, 320))
-    left, top = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
-    blobs = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8)
-    photo = Image.fromarray(blobs).resize((640, 480), Image.BICUBIC).filter(ImageFilter.GaussianBlur(20))
-    face = Image.fromarray(chip).resize((side, side), Image.BILINEAR)
-    y, x = np.mgrid[0:side, 0:side] / side
-    edge = np.minimum(np.minimum(x, 1 - x), np.minimum(y, 1 - y))
-    mask = np.clip(edge / 0.06, 0, 1)  # the chip's outer 6% blends into the background
-    photo.paste(face, (left, top), Image.fromarray((mask * 255).astype(np.uint8)))
-    noise = rng.normal(0, 4, (480, 640, 3))
-    return np.clip(np.asarray(photo) + noise, 0, 255).astype(np.uint8), (left, top, side)
 
 
 def main():
