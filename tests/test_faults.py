@@ -79,6 +79,34 @@ def test_fault_02_a_tiff_named_jpg_is_skipped_and_counted(tmp_path):
         in output and "Traceback" not in output
 
 
+def test_fault_02b_jpegs_corrupt_mid_file_are_skipped_everywhere(utk_folder, tmp_path):
+    """Zeroed bytes or an end marker inside the entropy data pass PIL's check but fail the strict decoder the
+    pipeline uses: they are skipped and counted like other unreadable images, and predict still answers for the
+    good images beside them."""
+    import io
+
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    middle = len(data) // 2
+    zeroed = data[:middle] + bytes(2000) + data[middle + 2000:]
+    early_end = data[:middle] + b"\xff\xd9" + data[middle:]
+    names = sorted((utk_folder / "splits" / "train.txt").read_text().split())[:2]
+    for name, bytes_ in zip(names, (zeroed, early_end)):
+        (utk_folder / "UTKFace" / name).write_bytes(bytes_)
+    bundle = load_data(f"utkface:{utk_folder}", verbose=False)
+    skipped = {Path(p).name: why for p, why in bundle.skipped}
+    assert set(names) <= set(skipped) and all("Corrupt JPEG" in skipped[n] for n in names)
+    good = face_image(tmp_path / "good.png", 1, size=128)
+    result = CliRunner().invoke(main, ["predict", str(good), str(utk_folder / "UTKFace" / names[0]), "--json"])
+    rows = json.loads(result.output[result.output.index("{"):])["predictions"]
+    assert result.exit_code == 1 and len(rows) == 2
+    assert rows[0]["gender"] in ("male", "female") and "Corrupt JPEG" in rows[1]["error"]
+
+
 def test_fault_03_tiny_empty_and_single_class_datasets(tmp_path, caplog, monkeypatch):
     with monkeypatch.context() as patch:  # first, while no CLI call has taken edgeface's messages for itself
         patch.setattr(trainer, "_fit", lambda *a, **k: (_ for _ in ()).throw(EdgefaceError("stop here")))
@@ -276,3 +304,10 @@ def test_fault_11_one_writer_per_run_and_full_disks(run, tmp_path, monkeypatch):
     code, output = cli("eval", run.path, "--output", tmp_path / "report.json")
     one_line_error(code, output, "report.json: No space left on device")
     assert "gender acc" in output  # the report was shown before the save failed
+
+
+def test_fault_11b_a_run_name_is_one_folder_under_runs(tmp_path):
+    for bad in ("../../x", "a/b", "..", ".hidden"):
+        with pytest.raises(EdgefaceError, match="is not a run name"):
+            TrainConfig.load(overrides={"name": bad, "runs_dir": str(tmp_path)})
+    assert not any(tmp_path.iterdir())

@@ -123,6 +123,7 @@ def test_deep_configs_and_broken_zips_are_one_line_errors(tmp_path):
         load_keras(broken)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", list_backbones())
 def test_every_registered_backbone_passes_the_allow_list(backbone, tmp_path):
     """The allow-list must never refuse what edgeface itself saves."""

@@ -85,6 +85,15 @@ class TrainConfig(Config):
     def _nest_spec_keys(cls, values):
         return nest(values) if isinstance(values, dict) else values
 
+    @pydantic.field_validator("name")
+    @classmethod
+    def _plain_name(cls, value):
+        """A run name is one folder under runs_dir: `--name ../../x` must not write a run elsewhere."""
+        if value is not None and (not value or value in (".", "..") or "/" in value or "\\" in value
+                                  or value.startswith(".")):
+            raise ValueError(f"{value!r} is not a run name (one folder name: no '/', no leading '.')")
+        return value
+
     @pydantic.model_validator(mode="after")
     def _phases(self):
         if self.freeze_epochs and self.freeze_epochs >= self.epochs:
