@@ -390,8 +390,9 @@ MAX_LEVEL_SHIFT = 0.5  # pixel levels between the card's mean and the integer ze
 
 
 def raw_pixel_mapping(scale: float, zero_point: int, mean, std) -> int:
-    """The uint8 zero point that makes raw pixels feed an int8 input of (scale, zero_point); an error when the
-    card's normalization cannot be met within half a pixel level."""
+    """The uint8 zero point that makes raw pixels feed an int8 input of (scale, zero_point): zero_point + 128, so
+    every byte maps to an int8 value without clipping; an error when that does not meet the card's normalization
+    within half a pixel level (MobileNet's mean 127.5 with a zero point of 0 or -1 does: 128 or 127)."""
     mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
     if np.ptp(mean) or np.ptp(std):
         raise EdgefaceError(f"--io app needs one mean and std for all channels (the int8 input has one scale); "
@@ -399,10 +400,10 @@ def raw_pixel_mapping(scale: float, zero_point: int, mean, std) -> int:
     if abs(scale * std[0] - 1) > 1e-4:
         raise EdgefaceError(f"--io app: the int8 input's scale {scale:.6g} is not 1/std (std {std[0]:g}), so raw "
                             "pixels cannot be fed exactly; export with --io int8 or uint8 instead")
-    zero = int(np.floor(mean[0] + 0.5))
-    if abs(zero - mean[0]) > MAX_LEVEL_SHIFT or zero - 128 != zero_point:
-        raise EdgefaceError(f"--io app: the int8 input's zero point {zero_point} does not match the mean "
-                            f"{mean[0]:g} (needs {zero - 128}); raw pixels would be clipped")
+    zero = zero_point + 128  # the converter's own uint8 mapping: 0-255 maps onto -128..127 without clipping
+    if abs(zero - mean[0]) > MAX_LEVEL_SHIFT:
+        raise EdgefaceError(f"--io app: the int8 input's zero point {zero_point} puts raw pixel {zero} at 0, "
+                            f"but the normalization's mean is {mean[0]:g} (more than half a level away)")
     return zero
 
 

@@ -126,3 +126,21 @@ def test_chips_frame_photos_like_the_training_chips(tmp_path):
     assert not (tmp_path / "chips" / "a" / "grey.jpg").exists()
     again = CliRunner().invoke(main, ["chips", str(tmp_path / "photos"), str(tmp_path / "chips")])
     assert "1 already there" in again.output
+
+
+def test_a_mixture_is_evaluated_per_source(lfw_folder, imdb_folder, utk_folder, tmp_path):
+    """Cross-dataset evaluation: one report, each source apart, each scored on the tasks it labels."""
+    import edgeface
+    from edgeface.bundled import bundled_model
+    from edgeface.eval import evaluate_records
+
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(f"sources:\n  utk: {{data: 'utkface:{utk_folder}'}}\n  lfw: {{data: 'lfw:{lfw_folder}'}}\n"
+                   f"  imdb: {{data: 'imdbwiki:{imdb_folder}'}}\n")
+    test = load_data(f"mix:{mix}", verbose=False)["test"]
+    report = evaluate_records(edgeface.load(bundled_model()), test)
+    groups = report["by_source"]["groups"]
+    assert set(groups) == {"utk", "lfw", "imdb"}
+    assert "gender_accuracy" in groups["lfw"] and "age_mae" not in groups["lfw"]
+    assert "age_mae" in groups["imdb"] and "gender_accuracy" not in groups["imdb"]
+    assert sum(g["n"] for g in groups.values()) == len(test)

@@ -60,6 +60,8 @@ def test_the_page_answers_as_edgeface_predict(tmp_path, suffix):
         assert r["decoded_equal"] == r["input_equal"] == r["gender_equal"] == 200, (runtime, r)
         assert r["age_mean_abs_diff"] <= 0.05, (runtime, r)
         assert all(v["decoded"] and v["input"] and v["max_abs_diff"] < 1e-3 for v in report["vectors"][runtime])
+    assert {r["runtime"] for r in report["bench_page"]["rows"]} == expected  # the benchmark page times each
+    assert all(r["status"] == "ok" and r["backend"] and r["p50_ms"] > 0 for r in report["bench_page"]["rows"])
     photo = report["photos"]
     assert photo["faces_matched"] >= 90 and photo["gender_equal"] >= 0.98 * photo["faces_matched"], photo
 

@@ -56,6 +56,9 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
     report["by_age_band"] = breakdown(bands, gender_arg, prob, age_parts, spec.numeric_age)
     if any(races):
         report["by_race"] = breakdown(races, gender_arg, prob, age_parts, spec.numeric_age)
+    sources = [r.source for r in records]
+    if len(set(sources)) > 1:  # a mixture's split: each source apart (a source labels only some tasks)
+        report["by_source"] = breakdown(sources, gender_arg, prob, age_parts, spec.numeric_age)
     report["summary"] = ", ".join(summary)
     report["per_image"] = stored_outcomes(records, per_image(pred, true_gender, true_years))
     return report
@@ -134,7 +137,7 @@ def format_report(report: dict) -> str:
         cm = g["confusion_matrix"]["counts"]
         lines.append(f"  gender: precision(male) {g['precision_male']:.3f} recall(male) {g['recall_male']:.3f} "
                      f"F1 {g['f1_male']:.3f}; confusion [true F: {cm[0]}, true M: {cm[1]}] (cols: pred F, M)")
-    for title, key in (("age band", "by_age_band"), ("race", "by_race")):
+    for title, key in (("source", "by_source"), ("age band", "by_age_band"), ("race", "by_race")):
         table = report.get(key)
         if not table:
             continue
@@ -145,7 +148,7 @@ def format_report(report: dict) -> str:
                 cells.append(f"gender {100 * entry['gender_accuracy']:6.2f}%")
             if "age_mae" in entry:
                 cells.append(f"MAE {entry['age_mae']:6.2f}")
-            lines.append(f"    {name:>8}  " + "  ".join(cells))
+            lines.append(f"    {name:>10}  " + "  ".join(cells))
         for metric, gap in table["gaps"].items():
             lines.append(f"    worst {metric}: {gap['worst']} ({gap['worst_value']:.3f}), gap {gap['gap']:.3f}")
     return "\n".join(lines)

@@ -5,13 +5,16 @@
              listed in the card's order as graph outputs and signature outputs (TFLite) or graph outputs (ONNX)
     batch    fixed at 1 (LiteRT.js, MediaPipe and Android's model binding refuse a dynamic batch)
 
-TFLite (int8 inside): the int8 file's input tensor keeps its scale s and zero point z; a QUANTIZE op in front
-reads a uint8 tensor with the same scale and zero point z + 128 (the converter's own uint8 mapping), which is an
-exact integer shift (q = pixel - 128 + z) in every runtime. That makes the network see (pixel - 128) * s: for
-the MobileNet normalization (mean 127.5, std 127.5, s = 1/127.5) half a pixel level from (pixel - 127.5) / 127.5
+TFLite (int8 inside): the int8 file's input tensor keeps its scale s and zero point z; in front of it a uint8
+tensor with the same scale and zero point z + 128 (the converter's own uint8 mapping) goes through DEQUANTIZE
+(to float (pixel - z - 128) * s) and QUANTIZE (back to int8: round of an integer, so exactly pixel - 128 + z in
+every runtime). Both ops run inside XNNPACK; a single uint8->int8 QUANTIZE computes the same integers but runs in
+LiteRT's reference kernel, 0.08 ms per face slower here. The network sees (pixel - z - 128) * s: for
+the MobileNet normalization (mean 127.5, std 127.5, s = 1/127.5; z = 0 or -1) half a pixel level from
+(pixel - 127.5) / 127.5
 - the same size as the rounding an app had to do before, now fixed, and measured (BENCHMARKS.md, apps). Files
-whose input scale is not 1/std, or whose mean is not one value for every channel, cannot be fed raw pixels this
-way, and are refused with the reason.
+whose input scale is not 1/std, whose zero point puts the mean more than half a level off, or whose mean is not
+one value for every channel, cannot be fed raw pixels this way, and are refused with the reason.
 
 ONNX (float inside): Cast, Sub and Div nodes in front do the card's normalization exactly, in float32.
 """
@@ -86,7 +89,9 @@ def app_ready_tflite(flatbuffer: bytes, mean, std, output_order: list, input_nam
     new_in = _new_tensor(model, graph, schema, input_name, schema.TensorType.UINT8, shape, (scale, pixel_zero))
     quantize = _find_code(model, schema, schema.BuiltinOperator.QUANTIZE)
     dequantize = _find_code(model, schema, schema.BuiltinOperator.DEQUANTIZE)
-    graph.operators.insert(0, _op(schema, quantize, [new_in], [old_in]))
+    pixels_float = _new_tensor(model, graph, schema, f"{input_name}_float", schema.TensorType.FLOAT32, shape)
+    graph.operators[:0] = [_op(schema, dequantize, [new_in], [pixels_float]),
+                           _op(schema, quantize, [pixels_float], [old_in])]
     outputs = []
     for name in output_order:
         inner = graph.tensors[by_key[name]]

@@ -143,11 +143,15 @@ def browser_check(artifact, chips: list, photos: list = (), runtimes: list | Non
                 photo_rows = page.evaluate(_PHOTOS_JS, [(runtimes or RUNTIMES[artifact.suffix.lstrip('.')])[0], photo_urls]) \
                     if photos else []
                 user_agent = page.evaluate("navigator.userAgent")
+                page.goto(f"http://127.0.0.1:{port}/bench.html")
+                page.wait_for_function("window.benchReady === true", timeout=60_000)
+                bench = page.evaluate("window.bench(50, 5)")
                 browser.close()
         finally:
             httpd.shutdown()
     py_chips, py_photos = _python_side(artifact, chips, photos)
     report = {"artifact": artifact.name, "chromium": user_agent, "chips": len(chips), "vectors": vector_rows,
+              "bench_page": bench,
               "artifact_sha256_served": served[f"model/{artifact.name}"],
               "detector_sha256_served": detector_sha, "runtimes": {}}
     for runtime, result in browser_runs.items():
