@@ -84,10 +84,35 @@ def content_sha256(path) -> tuple[str, str]:
         import onnx
 
         model = onnx.load_from_string(data)
+        external = _onnx_external_files(model, path)
         if any(p.key == EMBEDDED_KEY for p in model.metadata_props):
-            stripped = _onnx_without_card(model).SerializeToString(deterministic=True)
-            return hashlib.sha256(stripped).hexdigest(), "file without the embedded model card"
+            digest = hashlib.sha256(_onnx_without_card(model).SerializeToString(deterministic=True))
+            scope = "file without the embedded model card"
+        else:
+            digest, scope = hashlib.sha256(data), "file"
+        if external:  # the weights it reads from other files are part of what the hash must cover
+            for file in external:
+                digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+            scope += ", and its external data files"
+        return digest.hexdigest(), scope
     return hashlib.sha256(data).hexdigest(), "file"
+
+
+def _onnx_external_files(model, path: Path) -> list[Path]:
+    """The external data files an ONNX model reads (tensors stored outside the .onnx), sorted; each must sit in
+    the model's folder (a location elsewhere is refused: the hash could not cover what the runtime would read)."""
+    names = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == 1:  # TensorProto.EXTERNAL
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            names.add(location)
+    files = []
+    for name in sorted(names):
+        file = (path.parent / name).resolve()
+        if not name or Path(name).is_absolute() or file.parent != path.parent.resolve() or not file.is_file():
+            raise EdgefaceError(f"{path}: external data {name!r} is not a file beside the model")
+        files.append(file)
+    return files
 
 
 def _embed_bytes(path: Path, data: bytes, card: dict) -> bytes:

@@ -173,8 +173,15 @@ def verify(path, parity_images: int = 32, threads: int | None = None, skip_paren
         check("parity with parent", True, "a Keras model is its own reference")
     else:
         _check_vectors(predictor, check)
-        parent = Path(predictor.card["training"]["run"])
-        if not Run.is_run(parent):
+        training = predictor.card["training"]
+        parent = next((Path(p) for p in (training["run"], training.get("run_absolute")) if p and Run.is_run(Path(p))),
+                      Path(training["run"]))
+        recorded = (training.get("run_model") or {}).get("sha256")
+        if Run.is_run(parent) and recorded and recorded not in {
+                m.get("sha256") for m in Run(parent).info.get("models", {}).values()}:
+            check("parity with parent", False, f"the run at {parent} is not the parent this artifact was exported "
+                  "from (its model's sha256 differs from the card's training.run_model)")
+        elif not Run.is_run(parent):
             check("parity with parent", skip_parent, f"parent not found: the run {parent} is not on this machine"
                   + (" (skipped as asked)" if skip_parent else "; pass --skip-parent to verify without it"))
         else:

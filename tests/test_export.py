@@ -184,3 +184,23 @@ def test_gpu_readiness_reads_the_analyzer_report():
         "  Op#3 GATHER(T#1, T#2) -> [T#3]\n"
         "    Op#3 GATHER(T#1, T#2) -> [T#3] GPU COMPATIBILITY WARNING: Not supported op GATHER\n")
     assert not bad["compatible"] and bad["cpu_fallback_ops"] == ["Op#3 GATHER: Not supported op GATHER"]
+
+
+def test_app_form_exports_from_a_run(run, manifest, tmp_path):
+    """--io app from a run: raw uint8 pixels in, named float outputs, batch 1, test vectors and SHA256SUMS beside
+    it; verify replays the vectors and checks parity with the run it names by content."""
+    import hashlib
+
+    import edgeface.predictor
+
+    results = export(run, ["tflite", "onnx"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest), io="app"))
+    sums = dict(line.split("  ")[::-1] for line in (tmp_path / "SHA256SUMS").read_text().splitlines())
+    for r in results:
+        card = json.loads(r.card_path.read_text())
+        assert r.passed and card["input"]["encoding"] == "raw_pixels" and card["input"]["dtype"] == "uint8"
+        assert card["input"]["shape"][0] == 1 and all(o["dtype"] == "float32" for o in card["outputs"])
+        assert card["training"]["run_model"]["sha256"]
+        assert sums[r.path.name] == hashlib.sha256(r.path.read_bytes()).hexdigest()
+        report = edgeface.predictor.verify(r.path)
+        assert report["passed"], report
+        assert any(c["name"] == "test vectors" and c["ok"] for c in report["checks"])

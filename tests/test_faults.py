@@ -311,3 +311,31 @@ def test_fault_11b_a_run_name_is_one_folder_under_runs(tmp_path):
         with pytest.raises(EdgefaceError, match="is not a run name"):
             TrainConfig.load(overrides={"name": bad, "runs_dir": str(tmp_path)})
     assert not any(tmp_path.iterdir())
+
+
+def test_fault_10b_onnx_external_data_is_covered_by_the_hash(tmp_path):
+    """Weights stored outside the .onnx are read by the runtime, so the content hash covers them: a tampered
+    external data file no longer loads silently with changed outputs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+
+    from edgeface.card import content_sha256
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+    model = helper.make_model(graph)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="m.data",
+              size_threshold=0)
+    before = content_sha256(path)
+    assert before[1] == "file, and its external data files"
+    data = bytearray((tmp_path / "m.data").read_bytes())
+    data[0] ^= 1
+    (tmp_path / "m.data").write_bytes(bytes(data))
+    assert content_sha256(path)[0] != before[0]
+    (tmp_path / "m.data").unlink()
+    with pytest.raises(EdgefaceError, match="external data 'm.data' is not a file beside the model"):
+        content_sha256(path)

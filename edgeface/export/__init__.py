@@ -127,6 +127,8 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
     if app and (precision != "int8" or keep_float):
         raise EdgefaceError("--io app (raw pixels in, float outputs, batch 1) is made from a full-integer int8 "
                             "TFLite file (or any ONNX precision): use --precision int8 without --keep-float")
+    if app and calibration:
+        calibration = _with_full_pixel_range(calibration, spec.config)
     flatbuffer = tflite_export.convert(model, precision, calibration, "int8" if app else options.io,
                                        qat=has_quantize_wrappers(model), keep_float=keep_float)
     if app:
@@ -141,6 +143,16 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
              "io": "float (mixed precision: quantize and dequantize inside)"} if keep_float else {}
     return {**({"io": options.io} if precision == "int8" else {}), **mixed, **gpu,
             "weights": tflite_export.weight_census(flatbuffer)}
+
+
+def _with_full_pixel_range(calibration: list, config) -> list:
+    """Calibration for a raw-pixel (app) file: the first image gets one black and one white pixel, so the input's
+    int8 range spans every byte an app can feed (scale 1/std) instead of whatever range the calibration images
+    happen to reach; two pixels of one image leave every other range as it was."""
+    first = np.array(calibration[0], copy=True)
+    mean, std = np.asarray(config.mean, np.float32), np.asarray(config.std, np.float32)
+    first[0, 0, 0], first[0, 0, 1] = (0 - mean) / std, (255 - mean) / std
+    return [first, *calibration[1:]]
 
 
 def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
@@ -249,7 +261,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
     ptq_model, ptq_records = _ptq_model(model, variants, options, qat, calibration)
     parity_images, true_age = _parity_set(run, spec, options)
     reference = KerasRunner(model).predict(parity_images)
-    training = _training(run)
+    training = _training(run, which)
     metrics = _run_metrics(run)
     results = []
     with contextlib.ExitStack() as stack:
@@ -391,11 +403,16 @@ def _install(staged: Path, path: Path, card: dict, extras: list = ()) -> None:
                             f"{path.name} and its card are unchanged") from None
 
 
-def _training(run: Run) -> dict:
-    """The card's training section: data, split, counts and lineage, read from the run."""
+def _training(run: Run, which: str = "best") -> dict:
+    """The card's training section: data, split, counts and lineage, read from the run; the run is recorded by
+    where it was (`run`, as given) and by content (`run_model`: the exported model file's sha256), so `verify`
+    can tell the parent found elsewhere, or changed since, from the one exported."""
     data, cfg = run.data_info, run.config
+    model = run.info.get("models", {}).get(which, {})
     return {"data": data.get("spec") or cfg.data, "split": data.get("split"), "counts": data.get("counts"),
-            "run": str(run.path), "parents": list(cfg.parents), "compression": cfg.compression or {}}
+            "run": str(run.path), "run_absolute": str(run.path.resolve()),
+            "run_model": {"file": model.get("file"), "sha256": model.get("sha256")},
+            "parents": list(cfg.parents), "compression": cfg.compression or {}}
 
 
 def _run_metrics(run: Run) -> dict:
