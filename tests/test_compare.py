@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 
 from edgeface.bundled import bundled_model
@@ -109,6 +110,10 @@ def test_an_eval_report_stands_for_its_model_on_the_same_images(csv_manifest, tm
     other = CliRunner().invoke(main, ["compare", str(tflite), str(saved), "--data", f"csv:{csv_manifest}",
                                       "--split", "train", "--limit", "3"])
     assert other.exit_code != 0 and "scored on other images" in other.output
+    first = sorted(csv_manifest.parent.rglob("*.png")) or sorted(csv_manifest.parent.rglob("*.jpg"))
+    Image.open(first[0]).convert("RGB").transpose(Image.FLIP_LEFT_RIGHT).save(first[0])  # same name, other image
+    renamed = CliRunner().invoke(main, ["compare", str(tflite), str(saved), *data])
+    assert renamed.exit_code != 0 and "names or contents differ" in renamed.output
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"split": "train", "n": 3}))
     result = CliRunner().invoke(main, ["compare", str(tflite), str(old), *data])

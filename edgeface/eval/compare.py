@@ -13,8 +13,8 @@ import numpy as np
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import (CONFIDENCE, RESAMPLES, images_digest, interval_entry_text, outcomes_from_store,
-                                 paired_deltas, per_image, summarize)
+from edgeface.eval.stats import (CONFIDENCE, RESAMPLES, contents_digest, images_digest, interval_entry_text,
+                                 outcomes_from_store, paired_deltas, per_image, summarize)
 from edgeface.predictor import load
 from edgeface.version import __version__
 
@@ -78,11 +78,16 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
                 log.warning(f"{models[index]}: some of these images are outside the {split} split its run "
                             f"{run.path} recorded (it may have trained on them)")
     digest = images_digest(records)
+    contents = contents_digest(records) if reports else None
     for index, report in reports.items():
-        if report["per_image"]["images_sha256"] != digest:
+        stored = report["per_image"]
+        if stored["images_sha256"] != digest or stored.get("contents_sha256", contents) != contents:
             raise EdgefaceError(f"{models[index]}: scored on other images than these {len(records)} of {split} "
-                                f"(its split {report.get('split')}, {report.get('n')} images); pass the --data and "
-                                "--split it was scored on")
+                                f"(its split {report.get('split')}, {report.get('n')} images; names or contents "
+                                "differ); pass the --data and --split it was scored on")
+        if "contents_sha256" not in stored:
+            log.warning(f"{models[index]}: an older report that records its images by name only; re-score it "
+                        "with edgeface eval to pair by content")
     gender, age = label_arrays(records)
     outcomes, kinds = [], []
     for index, model in enumerate(models):

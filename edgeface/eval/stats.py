@@ -51,13 +51,28 @@ def images_digest(records) -> str:
     return hashlib.sha256("\n".join(names[i] for i in order).encode()).hexdigest()
 
 
+def contents_digest(records) -> str:
+    """sha256 over the images' sorted file names and each file's own sha256: the images themselves, so a report
+    scored on other images renamed like these no longer pairs (images_digest covers the names only)."""
+    import hashlib
+
+    from edgeface.utils import sha256_file
+
+    names, order = _name_order(records)
+    digest = hashlib.sha256()
+    for i in order:
+        digest.update(names[i].encode() + b"\0" + sha256_file(records[i].path).encode() + b"\n")
+    return digest.hexdigest()
+
+
 def stored_outcomes(records, outcome: dict) -> dict:
     """Per-image outcomes as an eval report keeps them (in file-name order), so `compare` can pair against a model
     that is gone: gender as a string of 1 (right), 0 (wrong), - (unknown); age errors rounded to 0.001 years."""
     _, order = _name_order(records)
     gender = "".join("-" if np.isnan(v) else str(int(v)) for v in outcome["gender_correct"][order])
     age = [None if np.isnan(v) else round(float(v), 3) for v in outcome["age_error"][order]]
-    return {"images_sha256": images_digest(records), "gender_correct": gender, "age_error": age}
+    return {"images_sha256": images_digest(records), "contents_sha256": contents_digest(records),
+            "gender_correct": gender, "age_error": age}
 
 
 def outcomes_from_store(stored: dict, records) -> dict:
