@@ -385,6 +385,7 @@ def contract_problems(card: dict, spec, io: dict) -> list[str]:
     for name, real in io["outputs"].items():
         got = by_name.get(name)
         if got is None:
+            problems.append(f"the artifact has an output {name!r} the card does not describe")
             continue
         if real.get("dtype") and real["dtype"] != got["dtype"]:
             problems.append(f"output {name}.dtype is {got['dtype']} but the artifact gives {real['dtype']}")

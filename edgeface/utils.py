@@ -62,3 +62,38 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+CONFIG_MAX_BYTES = 1 << 20
+CONFIG_MAX_DEPTH = 50
+
+
+def load_yaml(path, what: str = "config file"):
+    """A small YAML (or JSON) file as data, refusing what could blow up: anchors and aliases (a few lines of
+    "billion laughs" expand to gigabytes), more than 1 MiB, nesting deeper than 50. One-line errors name the file."""
+    import yaml
+
+    from edgeface.errors import EdgefaceError
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgefaceError(f"{path}: {what} not found")
+    if path.stat().st_size > CONFIG_MAX_BYTES:
+        raise EdgefaceError(f"{path}: {path.stat().st_size >> 10} KiB is too large for a {what}")
+    text = path.read_text(errors="replace")
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        depth = 0
+        for token in yaml.scan(text):
+            if isinstance(token, (yaml.AliasToken, yaml.AnchorToken)):
+                raise EdgefaceError(f"{path}: YAML anchors and aliases are not accepted in a {what}")
+            if isinstance(token, (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+                                  yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)):
+                depth += 1
+                if depth > CONFIG_MAX_DEPTH:
+                    raise EdgefaceError(f"{path}: nested deeper than {CONFIG_MAX_DEPTH} levels")
+            elif isinstance(token, (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)):
+                depth -= 1
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise EdgefaceError(f"{path}: not valid {kind} ({str(err).splitlines()[0]})") from None

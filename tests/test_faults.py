@@ -339,3 +339,26 @@ def test_fault_10b_onnx_external_data_is_covered_by_the_hash(tmp_path):
     (tmp_path / "m.data").unlink()
     with pytest.raises(EdgefaceError, match="external data 'm.data' is not a file beside the model"):
         content_sha256(path)
+
+
+def test_fault_08b_hostile_configs_and_specs_are_one_line_errors(tmp_path):
+    bomb = tmp_path / "laughs.yaml"
+    bomb.write_text('a: &a ["x", "x", "x"]\nb: &b [*a, *a, *a]\nc: &c [*b, *b, *b]\n')
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 200 + "]" * 200 + "\n")
+    for config, message in ((bomb, "anchors and aliases"), (deep, "nested deeper than")):
+        code, output = cli("train", "--config", config)
+        assert code == 2 and message in output and "Traceback" not in output
+    code, output = cli("data", "--data", "synthetic:abc")
+    assert code == 2 and "synthetic:N takes a number" in output
+
+
+def test_fault_08c_a_card_that_leaves_out_an_output_is_refused(tmp_path):
+    liar = tmp_path / bundled_model().name
+    shutil.copy(bundled_model(), liar)
+    card = json.loads(card_path(bundled_model()).read_text())
+    card["outputs"] = [o for o in card["outputs"] if o["name"] == "gender"]
+    card["model"]["tasks"] = card["model"]["spec"]["tasks"] = ["gender"]
+    card_path(liar).write_text(json.dumps(seal(liar, card)))
+    with pytest.raises(EdgefaceError, match="output 'age' the card does not describe"):
+        edgeface.load(liar)

@@ -140,6 +140,9 @@ def load_data(spec: str, *, seed: int = 0, fold: int | None = None, dedup: bool 
     kind, path = parse_spec(spec)
     if kind == "synthetic":
         from edgeface.data.synthetic import synthetic_manifest
+
+        if path and not (path.isdigit() and 0 < int(path) <= 100_000):
+            raise EdgefaceError(f"bad --data {spec!r}: synthetic:N takes a number of images (1-100000)")
         kind, path = "csv", str(synthetic_manifest(int(path) if path else 600, seed=seed))
     if not Path(path).exists():
         raise EdgefaceError(f"{path}: no such file or folder (from --data {spec})")

@@ -17,13 +17,9 @@ import dataclasses
 import random
 from pathlib import Path
 
-import yaml
-
 from edgeface.data.records import DataBundle
 from edgeface.errors import EdgefaceError
-
-MAX_BYTES = 1 << 20
-
+from edgeface.utils import load_yaml
 
 @dataclasses.dataclass(frozen=True)
 class Source:
@@ -32,25 +28,9 @@ class Source:
     weight: float = 1.0
 
 
-def _no_aliases(text: str, path: Path) -> None:
-    """YAML anchors and aliases let a few lines expand to gigabytes ("billion laughs"); a mixture needs none."""
-    try:
-        for token in yaml.scan(text):
-            if isinstance(token, (yaml.AliasToken, yaml.AnchorToken)):
-                raise EdgefaceError(f"{path}: YAML anchors and aliases are not accepted in a mixture file")
-    except yaml.YAMLError as err:
-        raise EdgefaceError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-
-
 def read_mixture(path: Path) -> tuple[list[Source], str]:
     """(sources, validate_on) from a mixture file, each value checked."""
-    if not path.is_file():
-        raise EdgefaceError(f"{path}: mixture file not found")
-    if path.stat().st_size > MAX_BYTES:
-        raise EdgefaceError(f"{path}: too large for a mixture file")
-    text = path.read_text(errors="replace")
-    _no_aliases(text, path)
-    doc = yaml.safe_load(text) or {}
+    doc = load_yaml(path, "mixture file") or {}
     entries = doc.get("sources") if isinstance(doc, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise EdgefaceError(f"{path}: expected `sources:` mapping names to {{data: KIND:PATH, weight: W}}")

@@ -13,6 +13,7 @@ from edgeface.config import Config
 from edgeface.data.config import AugmentConfig
 from edgeface.errors import EdgefaceError
 from edgeface.models.spec import ModelSpec
+from edgeface.utils import load_yaml
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["cosine", "plateau", "multistep", "constant"]
@@ -109,13 +110,7 @@ class TrainConfig(Config):
         values = {}
         if path:
             file = Path(path)
-            if not file.is_file():
-                raise EdgefaceError(f"{file}: config file not found")
-            try:
-                values = yaml.safe_load(file.read_text()) or {}  # YAML is a superset of JSON
-            except yaml.YAMLError as err:
-                raise EdgefaceError(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'} "
-                                    f"({str(err).splitlines()[0]})")
+            values = load_yaml(file) or {}  # YAML is a superset of JSON
             if not isinstance(values, dict):
                 raise EdgefaceError(f"{file}: expected a mapping of config keys")
         merged = merge(nest(values), nest({k: v for k, v in (overrides or {}).items() if v is not None}))
