@@ -362,3 +362,17 @@ def test_fault_08c_a_card_that_leaves_out_an_output_is_refused(tmp_path):
     card_path(liar).write_text(json.dumps(seal(liar, card)))
     with pytest.raises(EdgefaceError, match="output 'age' the card does not describe"):
         edgeface.load(liar)
+
+
+def test_fault_09b_a_resume_removes_what_a_killed_save_left(tmp_path):
+    from edgeface.run import Run
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".best.keras.abc12345.keras").write_bytes(b"half a model")
+    (folder / "best.keras").write_bytes(b"the model")
+    (folder / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n")
+    run = Run(folder)
+    assert run.remove_partial_files() == [".best.keras.abc12345.keras"]
+    run.trim_history(0)  # killed before the first checkpoint: epoch 0 is trained again, once
+    assert (folder / "history.csv").read_text() == "epoch,loss\n" and (folder / "best.keras").is_file()

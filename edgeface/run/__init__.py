@@ -191,6 +191,16 @@ class Run:
     def history_file(self) -> Path:
         return self.path / "history.csv"
 
+    def remove_partial_files(self) -> list[str]:
+        """Deletes what a killed writer left: the temporaries of atomic writes (`.NAME.XXXXXXXX.SUFFIX` beside the
+        file they would have replaced). A resume calls it; the names removed are returned (and logged)."""
+        removed = []
+        for file in self.path.iterdir():
+            if file.name.startswith(".") and file.is_file() and file.name.count(".") >= 3:
+                file.unlink()
+                removed.append(file.name)
+        return removed
+
     def trim_history(self, epochs: int) -> None:
         """Keeps the history rows of the first `epochs` epochs (a resumed run retrains the rest)."""
         if not self.history_file.is_file():

@@ -266,7 +266,10 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
         run.write_spec(spec)
         run.write_data(data)
     try:
-        with run.writer():
+        with run.writer():  # the one writer: what a killed one left can go now
+            removed = run.remove_partial_files() if resume else []
+            if removed:
+                log.info(f"removed what a killed run left: {', '.join(removed)}")
             return _fit(run, cfg, data, spec, resume, build_model, extra_callbacks, finalize)
     except BaseException:
         if not resume and not run.state.get("epochs_done"):  # nothing trained: leave no folder that looks like a run
@@ -317,6 +320,8 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
                 log.info(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}")
             elif resume and done > start:
                 raise EdgefaceError(f"{run.path}: no checkpoint for phase {index}; cannot resume at epoch {done}")
+            elif resume:  # killed before the phase's first checkpoint: its rows are trained again
+                run.trim_history(start)
         average = AverageWeights() if cfg.ema else None
         verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 0)
         callbacks = [
