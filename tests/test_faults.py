@@ -376,3 +376,13 @@ def test_fault_09b_a_resume_removes_what_a_killed_save_left(tmp_path):
     assert run.remove_partial_files() == [".best.keras.abc12345.keras"]
     run.trim_history(0)  # killed before the first checkpoint: epoch 0 is trained again, once
     assert (folder / "history.csv").read_text() == "epoch,loss\n" and (folder / "best.keras").is_file()
+
+
+def test_fault_03b_a_fifo_in_a_recorded_split_is_an_error_not_a_hang(tmp_path):
+    """Every path read goes through the regular-file check, recorded splits included: a FIFO would block open()."""
+    from edgeface.data.images import load_images
+
+    fifo = tmp_path / "face.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(EdgefaceError, match="not a regular file"):
+        load_images([fifo], 32)

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
-import stat
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
 
+from edgeface.data.images import MAX_FILE_BYTES, regular_file_problem  # noqa: F401  (re-exported)
 from edgeface.data.readers import READERS
 from edgeface.data.records import SPLITS, DataBundle, Record
 from edgeface.errors import EdgefaceError
@@ -35,23 +34,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 # What TensorFlow's decode_image (the one decoder of the shared preprocessing) reads; PIL reads more (TIFF...).
 DECODABLE = {"JPEG": "JPEG", "PNG": "PNG", "GIF": "GIF", "BMP": "BMP", "WEBP": "WebP"}
-MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
 MAX_PIXELS = 40_000_000  # nor is an image above this pixel budget decoded (a 169-megapixel photo needs 4.3 GB)
-
-
-def regular_file_problem(path: str, max_bytes: int = MAX_FILE_BYTES) -> str | None:
-    """Why a path may not be read as a data file (not a regular file: a FIFO would block; too large), or None."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return "file not found"
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    if info.st_size > max_bytes:
-        return f"{info.st_size / 2 ** 20:.0f} MiB, above the {max_bytes >> 20} MiB limit for an image"
-    return None
 
 
 def check_image(path: str) -> str | None:

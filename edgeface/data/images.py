@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import io
+import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -20,6 +22,7 @@ from PIL import Image
 from edgeface.errors import EdgefaceError
 
 JPEG_MAGIC = b"\xff\xd8"
+MAX_FILE_BYTES = 64 << 20  # an image file larger than this is refused before it is read
 # What the model card says of decoding and resizing, so an app reproduces these pixels without reading this code
 # (webapp/preprocess.js does, and its test holds it to this module byte for byte).
 DECODE_CARD = {
@@ -43,9 +46,27 @@ RESIZE_CARD = {
 }
 
 
+def regular_file_problem(path: str, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """Why a path may not be read as a data file (not a regular file: a FIFO would block; too large), or None."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size > max_bytes:
+        return f"{info.st_size / 2 ** 20:.0f} MiB, above the {max_bytes >> 20} MiB limit for an image"
+    return None
+
+
 def read_image(path) -> np.ndarray:
     """uint8 (H, W, 3) RGB pixels of a JPEG, PNG, GIF (first frame), BMP or WebP file, as TensorFlow's
     pipeline's `decode` gives them (alpha dropped, no EXIF rotation, 16-bit samples shifted to 8)."""
+    problem = regular_file_problem(str(path))  # every path read, recorded splits included: a FIFO would block
+    if problem:
+        raise EdgefaceError(f"{path}: {problem}")
     with open(path, "rb") as f:
         data = f.read()
     try:
