@@ -20,7 +20,8 @@ from edgeface.version import __version__
 
 SCHEMA_VERSION = 2
 SCHEMA = json.loads((Path(__file__).parent / "model_card.schema.json").read_text())
-EMBEDDED_KEY = "edgeface_model_card"  # TFLite metadata entry / ONNX metadata_props key
+EMBEDDED_KEY = "edgeface_model_card"
+CARD_MAX_BYTES = 4 << 20  # a card is a few KB; a larger file is refused before it is read  # TFLite metadata entry / ONNX metadata_props key
 PREPROCESSING = ("decode the image as 8-bit RGB; centre-crop to a square; resize to {size}x{size} with "
                  "antialiased bilinear interpolation; round to 0-255; then normalize per channel")
 NORMALIZATION_FORMULA = "normalized = (pixel - mean) / std, per channel in color_order"
@@ -275,6 +276,8 @@ def _outputs(outputs: list, real: dict, batch: int) -> list:
 def validate_card(card: dict, source="model card") -> None:
     try:
         jsonschema.validate(card, SCHEMA)
+    except RecursionError:
+        raise EdgefaceError(f"{source}: the model card is nested too deeply to be a card") from None
     except jsonschema.ValidationError as err:
         where = "/".join(str(p) for p in err.absolute_path) or "top level"
         raise EdgefaceError(f"{source}: does not match the model card schema: {err.message} at {where}") from None
@@ -288,10 +291,12 @@ def read_card(artifact) -> dict:
     file = card_path(artifact)
     embedded = embedded_card(artifact)
     if file.is_file():
+        if file.stat().st_size > CARD_MAX_BYTES:
+            raise EdgefaceError(f"{file}: {file.stat().st_size >> 20} MiB is too large for a model card")
         try:
             card = json.loads(file.read_text())
-        except ValueError as err:
-            raise EdgefaceError(f"{file}: not valid JSON ({err})") from None
+        except (ValueError, RecursionError) as err:
+            raise EdgefaceError(f"{file}: not valid JSON ({str(err)[:120]})") from None
         source = file
         if embedded is not None and embedded != card:
             keys = _differences(card, embedded)

@@ -386,3 +386,15 @@ def test_fault_03b_a_fifo_in_a_recorded_split_is_an_error_not_a_hang(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(EdgefaceError, match="not a regular file"):
         load_images([fifo], 32)
+
+
+def test_fault_08d_deep_and_huge_cards_are_refused_quickly(tmp_path):
+    artifact = tmp_path / bundled_model().name
+    shutil.copy(bundled_model(), artifact)
+    card_path(artifact).write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(EdgefaceError, match="not valid JSON|nested too deeply"):
+        edgeface.load(artifact)
+    with open(card_path(artifact), "wb") as f:
+        f.truncate(200 << 20)  # a sparse 200 MB file: refused by its size, never read
+    with pytest.raises(EdgefaceError, match="too large for a model card"):
+        edgeface.load(artifact)
