@@ -135,6 +135,10 @@ def load(path, threads: int | None = None, trust_hdf5: bool = False) -> Predicto
         return Predictor.from_keras(run.load_model(trust_hdf5=trust_hdf5), run.spec, path, run)
     if path.suffix in MODEL_SUFFIXES:
         return _keras_file(path, trust_hdf5)
+    if path.suffix == ".json":
+        twins = [p for p in path.parent.glob(path.stem + ".*") if p != path and not p.name.endswith(".vectors.json")]
+        raise EdgefaceError(f"{path}: a model card; pass the artifact it describes"
+                            + (f" ({twins[0]})" if twins else ""))
     card = read_card(path)
     sha, scope = content_sha256(path)
     if (sha, scope) != (card["artifact"]["sha256"], card["artifact"]["sha256_of"]):

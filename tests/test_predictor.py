@@ -172,3 +172,8 @@ def test_verify_command_reports_each_check(tmp_path):
     liar = relabel(TFLITE, tmp_path, _swap_gender)
     result = CliRunner().invoke(main, ["verify", str(liar), "--skip-parent"])
     assert result.exit_code == 1 and "FAIL" in result.output and "NOT verified" in result.output
+
+
+def test_passing_a_card_instead_of_its_artifact_says_so():
+    with pytest.raises(EdgefaceError, match="a model card; pass the artifact it describes"):
+        edgeface.load(card_path(TFLITE))

@@ -123,6 +123,9 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
     from edgeface.export import tflite as tflite_export
 
     keep_float = tuple(options.keep_float) if precision == "int8" else ()
+    if keep_float and options.io != "int8":
+        raise EdgefaceError(f"--keep-float writes a mixed-precision file with float input and outputs (quantize and "
+                            f"dequantize inside), so --io {options.io} cannot apply; drop one of them")
     app = options.io == APP_IO
     if app and (precision != "int8" or keep_float):
         raise EdgefaceError("--io app (raw pixels in, float outputs, batch 1) is made from a full-integer int8 "
