@@ -20,8 +20,8 @@ from edgeface.version import __version__
 
 SCHEMA_VERSION = 2
 SCHEMA = json.loads((Path(__file__).parent / "model_card.schema.json").read_text())
-EMBEDDED_KEY = "edgeface_model_card"
-CARD_MAX_BYTES = 4 << 20  # a card is a few KB; a larger file is refused before it is read  # TFLite metadata entry / ONNX metadata_props key
+EMBEDDED_KEY = "edgeface_model_card"  # TFLite metadata entry / ONNX metadata_props key
+CARD_MAX_BYTES = 4 << 20  # a card is a few KB; a larger file is refused before it is read
 PREPROCESSING = ("decode the image as 8-bit RGB; centre-crop to a square; resize to {size}x{size} with "
                  "antialiased bilinear interpolation; round to 0-255; then normalize per channel")
 NORMALIZATION_FORMULA = "normalized = (pixel - mean) / std, per channel in color_order"

@@ -66,8 +66,8 @@ def _decode(data: bytes, name: str, workdir: Path) -> np.ndarray:
     return read_image(path)
 
 
-def compute(runner, normalization, decodings: dict, size: int, feed, workdir: Path) -> list[dict]:
-    """The vectors of an artifact's runner; `feed` maps uint8 pixels to the exact tensor its model is given."""
+def compute(runner, normalization, decodings: dict, size: int, workdir: Path) -> list[dict]:
+    """The vectors of an artifact's runner; the input recorded is the exact tensor the runner gives the model."""
     from edgeface.data.images import normalize, square_resize
     from edgeface.runtime import decode_outputs
 
@@ -75,8 +75,9 @@ def compute(runner, normalization, decodings: dict, size: int, feed, workdir: Pa
     for name, data in _images():
         rgb = _decode(data, name, workdir)
         pixels = square_resize(rgb, size)[None]
-        tensor = feed(pixels)
-        outputs = runner(normalize(pixels, normalization).astype(np.float32))
+        normalized = normalize(pixels, normalization).astype(np.float32)
+        tensor = runner.feed(normalized)
+        outputs = runner(normalized)
         answers = decode_outputs(outputs, decodings)
         vectors.append({
             "image": name, "bytes_base64": base64.b64encode(data).decode(),
@@ -131,8 +132,7 @@ def check(path: Path, predictor, recorded_sha: str | None, workdir: Path) -> lis
         if _sha(pixels) != v["resized"]["sha256"]:
             problems.append(f"{v['image']}: resized pixels differ from the recorded ones")
             continue
-        inp = predictor.card["input"]
-        tensor = feeder(inp.get("encoding"), predictor.normalization, inp["dtype"], inp.get("quantization"))(pixels)
+        tensor = predictor.runner.feed(predictor.preprocess(pixels))
         if _sha(tensor) != v["input"]["sha256"]:
             problems.append(f"{v['image']}: the model input built from the card differs from the recorded one "
                             "(normalization or quantization in the card changed)")
@@ -151,22 +151,3 @@ def check(path: Path, predictor, recorded_sha: str | None, workdir: Path) -> lis
             problems.append(f"{v['image']}: the gender decision differs from the recorded one")
     return problems
 
-
-def feeder(encoding: str | None, normalization, dtype: str, quantization: dict | None):
-    """uint8 pixels -> the exact tensor an artifact is given: raw pixels, integers quantized by the card's rule
-    (round half to even, as edgeface's runners do), or normalized floats."""
-    from edgeface.data.images import normalize
-
-    encoding = encoding or ("float" if dtype == "float32" else "quantized")
-
-    def feed(pixels):
-        if encoding == "raw_pixels":
-            return pixels.astype(np.uint8)
-        x = normalize(pixels, normalization).astype(np.float32)
-        if encoding == "quantized":
-            info = np.iinfo(dtype)
-            q = np.round(x / np.float32(quantization["scale"])) + quantization["zero_point"]
-            return np.clip(q, info.min, info.max).astype(dtype)
-        return x
-
-    return feed

@@ -29,6 +29,11 @@ class Normalization:
     std: tuple
     channel_order: str = "RGB"
 
+    @classmethod
+    def of_card(cls, card: dict) -> "Normalization":
+        inp = card["input"]
+        return cls(tuple(inp["normalization"]["mean"]), tuple(inp["normalization"]["std"]), inp["color_order"])
+
 
 class Predictor:
     """A verified model: `.predict(images)` on uint8 RGB images already at `.input_size` (or `.predict_files`,
@@ -41,8 +46,7 @@ class Predictor:
         self.path = Path(path) if path is not None else None
         self.parameters = parameters
         if card is not None:
-            inp = card["input"]["normalization"]
-            self.normalization = Normalization(tuple(inp["mean"]), tuple(inp["std"]), card["input"]["color_order"])
+            self.normalization = Normalization.of_card(card)
             self.decodings = {o["name"]: o["decoding"] for o in card["outputs"]}
         else:
             config = spec.config
@@ -145,9 +149,7 @@ def load(path, threads: int | None = None, trust_hdf5: bool = False) -> Predicto
         raise EdgefaceError(f"{path}: sha256 ({scope}) differs from its model card: the artifact was changed "
                             "after export, or the card belongs to another file")
     spec = ModelSpec(**card["model"]["spec"])
-    inp = card["input"]
-    pixels = Normalization(tuple(inp["normalization"]["mean"]), tuple(inp["normalization"]["std"]),
-                           inp["color_order"]) if inp.get("encoding") == "raw_pixels" else None
+    pixels = Normalization.of_card(card) if card["input"].get("encoding") == "raw_pixels" else None
     runner = open_runner(path, threads, pixels)
     problems = contract_problems(card, spec, runner.io())
     if problems:

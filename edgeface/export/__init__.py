@@ -21,7 +21,7 @@ from edgeface.card import PARITY_KEYS, build_card, card_path, seal
 from edgeface.data.images import load_images, normalize
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.export.app import APP_IO, app_ready_onnx, app_ready_tflite, with_app_metadata
+from edgeface.export.app import APP_IO, app_ready_onnx, app_tflite
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import float_weights_warning
@@ -135,9 +135,7 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
     flatbuffer = tflite_export.convert(model, precision, calibration, "int8" if app else options.io,
                                        qat=has_quantize_wrappers(model), keep_float=keep_float)
     if app:
-        flatbuffer = app_ready_tflite(flatbuffer, spec.config.mean, spec.config.std, list(spec.tasks))
-        flatbuffer = with_app_metadata(flatbuffer, spec.input_size, spec.config.channel_order, spec.card_outputs(),
-                                       target.name)
+        flatbuffer = app_tflite(flatbuffer, spec.config, spec.input_size, spec.card_outputs(), target.name)
     target.write_bytes(flatbuffer)
     gpu = {"gpu_delegate": tflite_export.gpu_readiness(flatbuffer)}
     if precision not in ("int8", "dynamic"):
@@ -165,8 +163,8 @@ def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, ca
     if options.io == APP_IO:
         import onnx
 
-        app = app_ready_onnx(onnx.load(str(source)), spec.config.mean, spec.config.std, list(spec.tasks),
-                             channels_first=options.nchw)
+        app = app_ready_onnx(onnx.load(str(source)), spec.config.mean, spec.config.std,
+                             [o["name"] for o in spec.card_outputs()], channels_first=options.nchw)
         onnx.save(app, str(target))
         onnx_opts = {**onnx_opts, "io": APP_IO}
     else:
@@ -288,8 +286,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                 runner = open_runner(staged, pixels=spec.config if app else None)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)
-                vectors, fmt_options["test_vectors"] = _vectors(staged, runner, spec, spec.config, spec.decodings(),
-                                                                app)
+                vectors, fmt_options["test_vectors"] = _vectors(staged, runner, spec, spec.config, spec.decodings())
                 card = seal(staged, build_card(
                     file_name=path.name, fmt=fmt, precision=precision, runtime=FORMATS[fmt].runtime, spec=spec,
                     parameters=int(model.count_params()), io=runner.io(), training=training,
@@ -336,18 +333,13 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None,
     return results
 
 
-def _vectors(staged: Path, runner, spec, normalization, decodings: dict, raw_pixels: bool) -> tuple[Path, dict]:
+def _vectors(staged: Path, runner, spec, normalization, decodings: dict) -> tuple[Path, dict]:
     """Writes NAME.vectors.json beside the staged artifact; returns it and the card's record of it."""
     import edgeface.golden as golden
 
-    inp = runner.io()["input"]
-    quant = inp.get("quantization")
-    encoding = "raw_pixels" if raw_pixels else ("float" if inp["dtype"] == "float32" else "quantized")
-    feed = golden.feeder(encoding, normalization, inp["dtype"],
-                         {"scale": quant[0], "zero_point": quant[1]} if quant else None)
     file = golden.vectors_path(staged)
     with tempfile.TemporaryDirectory(dir=staged.parent) as scratch:
-        vectors = golden.compute(runner, normalization, decodings, spec.input_size, feed, Path(scratch))
+        vectors = golden.compute(runner, normalization, decodings, spec.input_size, Path(scratch))
     sha = golden.write(file, golden.document(staged.name, vectors))
     return file, {"file": file.name, "sha256": sha, "images": len(vectors)}
 
@@ -445,7 +437,6 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
     labelled images (the card's training data, or `parity_data`), and the new card records the source."""
     import onnx
 
-    from edgeface.card import read_card
     from edgeface.data import load_data, stratified_subset
     from edgeface.models import ModelSpec
     from edgeface.predictor import load
@@ -474,14 +465,11 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
     with tempfile.TemporaryDirectory(dir=folder, prefix=".staging-") as staging:  # beside the destination
         staged = Path(staging) / path.name
         if fmt == "tflite" and precision == "int8":
-            mean, std = card["input"]["normalization"]["mean"], card["input"]["normalization"]["std"]
-            data = app_ready_tflite(artifact.read_bytes(), mean, std, order)
-            staged.write_bytes(with_app_metadata(data, spec.input_size, card["input"]["color_order"],
-                                                 card["outputs"], path.name))
+            staged.write_bytes(app_tflite(artifact.read_bytes(), source.normalization, spec.input_size,
+                                          card["outputs"], path.name))
         elif fmt == "onnx":
-            layout = card["input"]["layout"]
-            model = app_ready_onnx(onnx.load(str(artifact)), card["input"]["normalization"]["mean"],
-                                   card["input"]["normalization"]["std"], order, channels_first=layout == "NCHW")
+            model = app_ready_onnx(onnx.load(str(artifact)), source.normalization.mean, source.normalization.std,
+                                   order, channels_first=card["input"]["layout"] == "NCHW")
             onnx.save(model, str(staged))
         else:
             raise EdgefaceError(f"{artifact}: the app form is made from int8 TFLite or ONNX, not {fmt} {precision}")
@@ -491,8 +479,7 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
         options = {**card["artifact"].get("options", {}), "io": APP_IO,
                    "source": {"file": artifact.name, "sha256": card["artifact"]["sha256"],
                               "sha256_of": card["artifact"]["sha256_of"]}}
-        vectors, options["test_vectors"] = _vectors(staged, runner, spec, source.normalization, source.decodings,
-                                                    True)
+        vectors, options["test_vectors"] = _vectors(staged, runner, spec, source.normalization, source.decodings)
         training = {**card["training"], "parents": [*card["training"].get("parents", []), artifact.name]}
         new = seal(staged, build_card(
             file_name=path.name, fmt=fmt, precision=precision, runtime=card["artifact"]["runtime"], spec=spec,
@@ -502,5 +489,4 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
                      "parity_vs_source": {**parity, "images": f"{len(records)} of {spec_data}"}},
             options=options, raw_pixels=True))
         _install(staged, path, new, [vectors])
-    read_card(path)
     return ExportResult(fmt, precision, path, card_path(path), parity, new["artifact"]["size_bytes"])

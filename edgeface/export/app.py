@@ -153,6 +153,14 @@ def app_ready_onnx(model, mean, std, output_order: list, input_name: str = "imag
     return model
 
 
+def app_tflite(flatbuffer: bytes, normalization, size: int, outputs: list[dict], name: str) -> bytes:
+    """An int8-I/O TFLite file in the app form, with its TFLite Support metadata: the graph outputs are ordered as
+    `outputs` (the card's list), so the card, the graph and the metadata can only agree."""
+    order = [o["name"] for o in outputs]
+    flatbuffer = app_ready_tflite(flatbuffer, normalization.mean, normalization.std, order)
+    return with_app_metadata(flatbuffer, size, normalization.channel_order, outputs, name)
+
+
 def with_app_metadata(flatbuffer: bytes, size: int, color_order: str, outputs: list[dict], name: str) -> bytes:
     """TFLite Support metadata for an app-form file (Android Studio's model binding, MediaPipe and the TFLite
     Support library read it): the raw-pixel image input (uint8, no NormalizationOptions: the normalization is in

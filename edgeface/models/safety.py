@@ -11,6 +11,7 @@ quantizers, and the layers edgeface registers. The .keras zip is size-checked be
 """
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from pathlib import Path
@@ -44,6 +45,7 @@ CONFIG_MAX_BYTES = 64 << 20
 MAX_DEPTH = 100
 
 
+@functools.lru_cache(maxsize=1)
 def _allowed_classes() -> frozenset:
     """Class names Keras may instantiate: the safe layers, every initializer, regularizer and constraint (pure
     tensor factories), tfmot's quantization and pruning objects and edgeface's registered layers."""
@@ -66,6 +68,7 @@ def _allowed_classes() -> frozenset:
     return frozenset(names)
 
 
+@functools.lru_cache(maxsize=1)
 def _activation_names() -> frozenset:
     import tf_keras as keras
 

@@ -28,8 +28,21 @@ class Runner:
         # quantization-aware models name their outputs quant_gender, quant_age: report them by task
         return {task_key(k): v for k, v in self.run(images).items()}
 
-    def run(self, images: np.ndarray) -> dict:
+    batch_one = False  # the file's batch is fixed at 1 (the app form): one face per call
+
+    def feed(self, images: np.ndarray) -> np.ndarray:
+        """The exact tensor the model is given for these normalized images (what golden test vectors record)."""
+        return images.astype(np.float32)
+
+    def invoke(self, x: np.ndarray) -> dict:
         raise NotImplementedError
+
+    def run(self, images: np.ndarray) -> dict:
+        x = self.feed(images)
+        if self.batch_one and len(x) > 1:
+            parts = [self.invoke(x[i:i + 1]) for i in range(len(x))]
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return self.invoke(x)
 
     def io(self) -> dict:
         """The artifact's real input and outputs: {"input": {...}, "outputs": {task: {...}}}, each with what the
@@ -115,6 +128,7 @@ class TFLiteRunner(Runner):
         self.inputs = self.signature.get_input_details()
         self.outputs = self.signature.get_output_details()
         (self.input_name, self.input_details), = self.inputs.items()
+        self.batch_one = self.input_details["shape_signature"][0] == 1
 
     @property
     def input_dtype(self):
@@ -137,19 +151,19 @@ class TFLiteRunner(Runner):
             outputs[task_key(name)] = entry
         return {"input": describe(self.input_details), "outputs": outputs}
 
-    def run(self, images):
+    def feed(self, images):
         if self.pixels is not None:
-            x = to_pixels(images, self.pixels)
-        else:
-            x = images.astype(np.float32)
-            if self.input_dtype != np.float32:
-                x = _quantize(x, self.input_details)
-        if self.input_details["shape_signature"][0] == 1 and len(x) > 1:  # a batch-1 file: one face per call
-            parts = [self.signature(**{self.input_name: x[i:i + 1]}) for i in range(len(x))]
-            out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        else:
-            out = self.signature(**{self.input_name: x})
+            return to_pixels(images, self.pixels)
+        x = images.astype(np.float32)
+        return x if self.input_dtype == np.float32 else _quantize(x, self.input_details)
+
+    def invoke(self, x):
+        out = self.signature(**{self.input_name: x})
         return {k: _dequantize(v, self.outputs[k]) if v.dtype != np.float32 else v for k, v in out.items()}
+
+
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+              "tensor(int8)": "int8"}  # ONNX Runtime's type names -> the card's dtypes
 
 
 class ONNXRunner(Runner):
@@ -175,19 +189,15 @@ class ONNXRunner(Runner):
             return [d if isinstance(d, int) else -1 for d in shape]
 
         inp = self.session.get_inputs()[0]
-        dtype = inp.type.removeprefix("tensor(").removesuffix(")").replace("float", "float32")
-        return {"input": {"dtype": dtype, "shape": dims(inp.shape)},
+        return {"input": {"dtype": ONNX_TYPES.get(inp.type, inp.type), "shape": dims(inp.shape)},
                 "outputs": {task_key(o.name): {"dtype": "float32", "units": dims(o.shape)[-1],
                                                "tensor": {"onnx_output": o.name, "output_index": i}}
                             for i, o in enumerate(self.session.get_outputs())}}
 
-    def run(self, images):
+    def feed(self, images):
         x = to_pixels(images, self.pixels) if self.pixels is not None else images.astype(np.float32)
-        if self.channels_first:
-            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        if self.batch_one and len(x) > 1:
-            parts = [self.session.run(self.output_names, {self.input_name: x[i:i + 1]}) for i in range(len(x))]
-            values = [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
-        else:
-            values = self.session.run(self.output_names, {self.input_name: x})
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if self.channels_first else x
+
+    def invoke(self, x):
+        values = self.session.run(self.output_names, {self.input_name: x})
         return dict(zip(self.output_names, (np.asarray(v, np.float32) for v in values)))

@@ -114,6 +114,7 @@ def browser_check(artifact, chips: list, photos: list = (), runtimes: list | Non
     if browser_path is None:
         raise EdgefaceError("no Chromium found (install Debian's chromium, or set EDGEFACE_CHROMIUM)")
     chips, photos = [Path(c) for c in chips], [Path(p) for p in photos]
+    runtimes = runtimes or RUNTIMES[artifact.suffix.lstrip(".")]
     with tempfile.TemporaryDirectory() as where:
         folder = build(artifact, Path(where) / "app", link=True)
         for sub, files in (("chips", chips), ("photos", photos)):
@@ -135,12 +136,12 @@ def browser_check(artifact, chips: list, photos: list = (), runtimes: list | Non
                 config = page.evaluate("window.edgefaceApp.config")
                 detector_sha = page.evaluate(_SHA_JS, [config["detector_file"]])[config["detector_file"]]
                 browser_runs = {}
-                for runtime in runtimes or RUNTIMES[artifact.suffix.lstrip('.')]:
+                for runtime in runtimes:
                     browser_runs[runtime] = page.evaluate(_CHIPS_JS, [runtime, chip_urls])
                 vectors = vectors_path(artifact)
                 vector_rows = {runtime: page.evaluate(_VECTORS_JS, [runtime, f"model/{vectors.name}"])
                                for runtime in browser_runs} if vectors.is_file() else {}
-                photo_rows = page.evaluate(_PHOTOS_JS, [(runtimes or RUNTIMES[artifact.suffix.lstrip('.')])[0], photo_urls]) \
+                photo_rows = page.evaluate(_PHOTOS_JS, [runtimes[0], photo_urls]) \
                     if photos else []
                 user_agent = page.evaluate("navigator.userAgent")
                 page.goto(f"http://127.0.0.1:{port}/bench.html")
