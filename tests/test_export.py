@@ -8,7 +8,7 @@ from edgeface.cli import main
 from edgeface.errors import EdgefaceError
 import edgeface
 from edgeface.card import embedded_card, validate_card
-from edgeface.export import ExportOptions, export
+from edgeface.export import ExportOptions, export, export_run
 from edgeface.export.calibration import create_manifest, read_manifest
 from edgeface.export.tflite import float_weights_warning, weight_census
 from edgeface.run.config import TrainConfig
@@ -204,3 +204,5 @@ def test_app_form_exports_from_a_run(run, manifest, tmp_path):
         report = edgeface.predictor.verify(r.path)
         assert report["passed"], report
         assert any(c["name"] == "test vectors" and c["ok"] for c in report["checks"])
+    refused, = export_run(run, ["saved_model"], ["fp32"], tmp_path / "sm", ExportOptions(io="app"))
+    assert "made for tflite and onnx" in refused.error and not refused.path.exists()  # not silently dropped

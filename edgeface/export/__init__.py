@@ -21,7 +21,7 @@ from edgeface.card import PARITY_KEYS, build_card, card_path, seal
 from edgeface.data.images import load_images, normalize
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.export.app import APP_IO, app_ready_onnx, app_tflite
+from edgeface.export.app import APP_FORMATS, APP_IO, app_ready_onnx, app_tflite
 from edgeface.export.calibration import calibration_batches, find_manifest
 from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import float_weights_warning
@@ -273,6 +273,11 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                 results.append(ExportResult(fmt, precision, path, error=calibration_error))
                 log.error(f"{fmt} {precision}: {calibration_error}")
                 continue
+            if options.io == APP_IO and fmt not in APP_FORMATS:
+                error = f"--io app (raw pixels in) is made for tflite and onnx, not {fmt}"
+                results.append(ExportResult(fmt, precision, path, error=error))
+                log.error(f"{fmt} {precision}: {error}")
+                continue
             log.info(f"exporting {fmt} {precision} -> {path}")
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir)))
             staged = staging / path.name
@@ -282,7 +287,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                                            calibration, workdir)
                 if corrected:
                     fmt_options["ptq_corrections"] = ptq_records
-                app = options.io == APP_IO and fmt in ("tflite", "onnx")
+                app = options.io == APP_IO
                 runner = open_runner(staged, pixels=spec.config if app else None)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)

@@ -28,6 +28,7 @@ from edgeface.runtime.formats import IO_CHOICES
 from edgeface.runtime.runners import task_key
 
 APP_IO = IO_CHOICES[-1]
+APP_FORMATS = ("tflite", "onnx")  # the formats an app embeds; TensorRT engines and SavedModels have no app form
 
 
 def _find_code(model, schema, builtin: int) -> int:
