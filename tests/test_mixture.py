@@ -144,3 +144,24 @@ def test_a_mixture_is_evaluated_per_source(lfw_folder, imdb_folder, utk_folder, 
     assert "gender_accuracy" in groups["lfw"] and "age_mae" not in groups["lfw"]
     assert "age_mae" in groups["imdb"] and "gender_accuracy" not in groups["imdb"]
     assert sum(g["n"] for g in groups.values()) == len(test)
+
+
+def test_band_weights_lift_rare_age_bands_and_leave_unbanded_images_at_one():
+    """`band_weight`: rare bands weigh more in every task's loss, the mean over banded images stays 1, and an image
+    without an age (LFW) keeps weight 1 while its gender label still counts."""
+    from edgeface.data.records import Record
+    from edgeface.models import ModelSpec
+    from edgeface.train.trainer import band_weights
+
+    records = ([Record(path=f"c{i}", gender=0, age=1.0, age_group=0) for i in range(10)]
+               + [Record(path=f"a{i}", gender=1, age=30.0, age_group=4) for i in range(90)]
+               + [Record(path="lfw", gender=1)])
+    assert band_weights(records, "none") is None
+    for kind, child in (("balanced", 5.0), ("sqrt", 2.5)):
+        bw = band_weights(records, kind)
+        assert bw[0] == pytest.approx(child) and bw[0] > bw[4]
+        assert (10 * bw[0] + 90 * bw[4]) / 100 == pytest.approx(1.0)
+    spec = ModelSpec(backbone="compact_cnn", input_size=32, age_head="regression")
+    _, weights = spec.encode_targets(records, band_weight=band_weights(records, "balanced"))
+    assert weights["gender"][0] == pytest.approx(5.0) and weights["gender"][-1] == 1.0
+    assert weights["age"][0] == pytest.approx(5.0) and weights["age"][-1] == 0.0  # no age: no age loss

@@ -140,12 +140,13 @@ def _mixup(seed, alpha):
 # ---- datasets -------------------------------------------------------------------------------------------
 def make_dataset(records, spec, *, training: bool, batch_size: int, seed: int = 0,
                  augment: AugmentConfig | None = None, class_weight: dict | None = None,
-                 cache: bool = True) -> tf.data.Dataset:
+                 band_weight: dict | None = None, cache: bool = True) -> tf.data.Dataset:
     """(normalized images, targets, sample weights) batches; shuffled and augmented only when training. `spec`
     (a ModelSpec) gives the input size, the normalization and the targets its heads train on."""
     config = spec.config
     size = spec.input_size
-    targets, weights = spec.encode_targets(records, class_weight if training else None)
+    targets, weights = (spec.encode_targets(records, class_weight, band_weight) if training
+                        else spec.encode_targets(records))
     ds = tf.data.Dataset.from_tensor_slices(([r.path for r in records], targets, weights))
     ds = ds.map(lambda p, t, w: (decode_and_resize(p, size), t, w), num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:

@@ -97,8 +97,10 @@ class ModelSpec(Config):
             outputs.append(self.head().card_output(dtype, quantization.get("age")))
         return outputs
 
-    def encode_targets(self, records, class_weight: dict | None = None):
-        """Per-output targets and sample weights; a missing label gets weight 0 so mixed datasets still train."""
+    def encode_targets(self, records, class_weight: dict | None = None, band_weight: dict | None = None):
+        """Per-output targets and sample weights; a missing label gets weight 0 so mixed datasets still train.
+        class_weight: gender class -> weight (gender loss only); band_weight: age band -> weight (every task's loss;
+        an image without an age band weighs 1)."""
         n = len(records)
         targets, weights = {}, {}
         gender, years = label_arrays(records)
@@ -113,6 +115,10 @@ class ModelSpec(Config):
             known = (groups >= 0) if not self.numeric_age else ~np.isnan(years)
             targets["age"] = self.head().targets(years, groups).astype(np.float32).reshape(n, -1)
             weights["age"] = known.astype(np.float32)
+        if band_weight:
+            per_image = np.array([1.0 if r.age_group is None else band_weight.get(r.age_group, 1.0) for r in records],
+                                 np.float32)
+            weights = {task: w * per_image for task, w in weights.items()}
         return targets, weights
 
     @classmethod

@@ -19,6 +19,7 @@ Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["cosine", "plateau", "multistep", "constant"]
 AgeLoss = Literal["mae", "huber", "mse"]
 ClassWeight = Literal["none", "balanced"]
+BandWeight = Literal["none", "sqrt", "balanced"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 # keys a flat config (older run folders, recipe files, flags) may give for the nested model spec
 SPEC_KEYS = tuple(ModelSpec.model_fields)
@@ -70,6 +71,7 @@ class TrainConfig(Config):
     age_loss: AgeLoss = "mae"  # regression head
     label_smoothing: float = pydantic.Field(0.05, ge=0, lt=1)
     class_weight: ClassWeight = "none"  # gender
+    band_weight: BandWeight = "none"  # every task's loss per age band: inverse frequency (balanced) or its sqrt
     # control
     monitor: str = "val_score"  # val_score = gender error % + age MAE; or any Keras log key
     early_stopping: int = pydantic.Field(0, ge=0)  # patience in epochs; 0 = off

@@ -15,6 +15,7 @@ import tf_keras as keras
 from edgeface.data import load_data
 from edgeface.data.pipeline import make_dataset
 from edgeface.errors import EdgefaceError
+from edgeface.labels import AGE_GROUP_LABELS, AGE_GROUPS
 from edgeface.models import ModelSpec, create_model
 from edgeface.models.heads import HEAD_LAYERS
 from edgeface.models.weights import imagenet_problem, set_weights_dir
@@ -193,6 +194,17 @@ def class_weights(records) -> dict:
     return {g: len(records) / (2 * max(c, 1)) for g, c in enumerate(counts)}
 
 
+def band_weights(records, kind: str) -> dict | None:
+    """Age band -> loss weight, inverse to the band's share of the training images (or its square root), scaled so
+    an image of a known band weighs 1 on average; children are few in every source (issue 30)."""
+    if kind == "none":
+        return None
+    counts = np.bincount([r.age_group for r in records if r.age_group is not None], minlength=len(AGE_GROUPS))
+    raw = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0) ** (0.5 if kind == "sqrt" else 1.0)
+    raw /= (raw * counts).sum() / max(counts.sum(), 1)
+    return {g: float(w) for g, w in enumerate(raw) if counts[g]}
+
+
 def model_spec(cfg: TrainConfig, data) -> ModelSpec:
     """The model a config asks for, fitted to the data: group-only labels, the age bias at the training split's
     mean age, and a run folder as weights resolved to its best model."""
@@ -285,8 +297,11 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
 
     strategy = make_strategy(cfg.strategy)
     cw = class_weights(data["train"]) if cfg.class_weight == "balanced" else None
+    bw = band_weights(data["train"], cfg.band_weight)
+    if bw:
+        log.info("age band loss weights: " + ", ".join(f"{AGE_GROUP_LABELS[g]} {w:.2f}" for g, w in bw.items()))
     train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
-                            augment=cfg.augment, class_weight=cw)
+                            augment=cfg.augment, class_weight=cw, band_weight=bw)
     val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
     steps = math.ceil(len(data["train"]) / cfg.batch_size)
     phases = []  # (first epoch, end epoch, trainable-from, LR scale)
