@@ -4,13 +4,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import signal
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
+from edgeface import termination
 from edgeface.errors import EdgefaceError
 from edgeface.runtime.formats import FORMATS, IO_CHOICES, PRECISIONS
 from edgeface.version import __version__
@@ -37,11 +37,6 @@ def _setup_logging(verbose: bool) -> None:
     logger.propagate = False  # TensorFlow's absl gives the root logger a handler of its own: shown once, here
 
 
-def _terminated(signum, frame):
-    """SIGTERM unwinds like Ctrl-C, so staging files are removed and nothing half-written is left behind."""
-    raise SystemExit(128 + signum)
-
-
 def user_errors(fn):
     """Turns EdgefaceError (a user mistake) and file-system failures (disk full, read-only folder) into one line
     on stderr and exit code 2, no traceback."""
@@ -49,7 +44,7 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         warnings.showwarning = lambda message, *a, **k: click.echo(f"warning: {message}", err=True)
-        signal.signal(signal.SIGTERM, _terminated)
+        termination.install()
         try:
             return fn(*args, **kwargs)
         except EdgefaceError as err:
@@ -59,6 +54,8 @@ def user_errors(fn):
             where = f"{err.filename}: " if err.filename else ""
             click.echo(f"error: {where}{err.strerror or err}", err=True)
             sys.exit(2)
+        except termination.Terminated as stop:
+            termination.exit_now(stop.code)  # cleanup has run; shutdown would join blocked worker threads
 
     return wrapper
 
@@ -322,7 +319,7 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
 @click.argument("run")
 @click.option("--calibration", required=True, help="Calibration manifest name (calibration/NAME.txt) or path.")
 @click.option("--calibration-root", help="Folder the manifest's image paths are relative to (overrides its root).")
-@click.option("--val-limit", default=500, show_default=True, type=int,
+@click.option("--val-limit", default=500, show_default=True, type=click.IntRange(0),
               help="Validation images the task effect is measured on (0: all).")
 @click.option("--top", default=12, show_default=True, type=click.IntRange(1),
               help="Layers (largest numeric int8 error first) whose task effect is measured.")

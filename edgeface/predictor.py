@@ -10,6 +10,7 @@ parity run against the parent model and reports each."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from edgeface.errors import EdgefaceError
 from edgeface.models import MODEL_SUFFIXES, ModelSpec, load_keras
 from edgeface.run import Run
 from edgeface.runtime import KerasRunner, decode_outputs, open_runner
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +139,9 @@ def load(path, threads: int | None = None, trust_hdf5: bool = False) -> Predicto
         raise EdgefaceError(f"{path}: no such model file, run folder or exported artifact")
     if path.is_dir() and not (path / "saved_model.pb").is_file():
         run = Run.open(path, finished=True)
+        why = run.unfinished()
+        if why:
+            log.warning(f"{path} {why}: scoring its best model so far")
         return Predictor.from_keras(run.load_model(trust_hdf5=trust_hdf5), run.spec, path, run)
     if path.suffix in MODEL_SUFFIXES:
         return _keras_file(path, trust_hdf5)

@@ -4,7 +4,9 @@ import os
 import shutil
 import stat
 
+import numpy as np
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 
 from conftest import SHARED, require_shared
@@ -181,8 +183,9 @@ def test_a_quantization_aware_run_benchmarks_as_int8_tflite_only(tmp_path):
         make()
 
 
-def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path):
-    """--photos: detector + the reference model on full photos, next to the model rows."""
+def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path, caplog):
+    """--photos: detector + the reference model on full photos, next to the model rows; a photo that cannot be
+    read is left out by name, and the rows count only the photos that ran (issue 29 item 6)."""
     from conftest import photo_with_chip
     from edgeface.detect import DETECTORS
 
@@ -191,13 +194,21 @@ def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path):
     for index in range(4):
         path, _ = photo_with_chip(tmp_path, index)
         lines.append(f"{path.name},{'m' if index % 2 else 'f'},{30 + index}")
+    broken = tmp_path / "broken.jpg"
+    Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(broken, quality=90)
+    broken.write_bytes(broken.read_bytes()[:400])  # truncated
+    lines.append("broken.jpg,m,40")
     (tmp_path / "photos.csv").write_text("\n".join(lines) + "\n")
-    payload = benchmark([paths["tflite"]], settings(runs=2, photos=f"csv:{tmp_path / 'photos.csv'}"), tmp_path / "o")
+    with caplog.at_level("WARNING", logger="edgeface"):
+        payload = benchmark([paths["tflite"]], settings(runs=2, photos=f"csv:{tmp_path / 'photos.csv'}"),
+                            tmp_path / "o")
+    assert any("1 of 5 photos left out" in m and "broken.jpg" in m for m in caplog.messages), caplog.messages
     rows = payload["rows"]
     pipeline = [r for r in rows if r["model"].startswith("pipeline: ")]
     assert [r["model"].split(" ")[1] for r in pipeline] == list(DETECTORS)
     for r in pipeline:
         assert r["status"] == "ok" and r["detection_rate"] is not None and r["latency_mean_ms"] > 0
+        assert r["runs"] == 4
         assert r["size_kb"] > rows[0]["size_kb"]  # the detector's file counts too
     assert pipeline[0]["detection_rate"] == 1.0  # BlazeFace finds every pasted chip
     assert pick_best([Row(**r) for r in rows]).model == rows[0]["model"]  # photos are not the scored images

@@ -110,6 +110,18 @@ def test_an_eval_report_stands_for_its_model_on_the_same_images(csv_manifest, tm
     other = CliRunner().invoke(main, ["compare", str(tflite), str(saved), "--data", f"csv:{csv_manifest}",
                                       "--split", "train", "--limit", "3"])
     assert other.exit_code != 0 and "scored on other images" in other.output
+    report = json.loads(saved.read_text())
+    n = report["n"]
+    for field, bad, message in (("gender_correct", "x" * n, "gender_correct must be"),
+                                ("gender_correct", "1", "gender_correct must be"),
+                                ("age_error", ["3"] * n, "age_error must be"),
+                                ("age_error", {"a": 1}, "age_error must be")):
+        forged = tmp_path / "forged.json"
+        forged.write_text(json.dumps({**report, "per_image": {**report["per_image"], field: bad}}))
+        result = CliRunner().invoke(main, ["compare", str(tflite), str(forged), *data])
+        errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+        assert result.exit_code == 2 and "Traceback" not in result.output and len(errors) == 1, result.output
+        assert message in errors[0] and "forged.json" in errors[0]
     first = sorted(csv_manifest.parent.rglob("*.png")) or sorted(csv_manifest.parent.rglob("*.jpg"))
     Image.open(first[0]).convert("RGB").transpose(Image.FLIP_LEFT_RIGHT).save(first[0])  # same name, other image
     renamed = CliRunner().invoke(main, ["compare", str(tflite), str(saved), *data])

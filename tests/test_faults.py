@@ -20,6 +20,7 @@ from edgeface.card import card_path, seal
 from edgeface.cli import main
 from edgeface.data import load_data
 from edgeface.errors import EdgefaceError
+from edgeface.run import Run
 from edgeface.run.config import TrainConfig
 from edgeface.train import trainer
 
@@ -398,3 +399,121 @@ def test_fault_08d_deep_and_huge_cards_are_refused_quickly(tmp_path):
         f.truncate(200 << 20)  # a sparse 200 MB file: refused by its size, never read
     with pytest.raises(EdgefaceError, match="too large for a model card"):
         edgeface.load(artifact)
+
+
+def test_fault_03c_sigterm_ends_a_command_whose_worker_is_blocked(tmp_path):
+    """SIGTERM while a worker thread is blocked in open() of a FIFO, inside a thread pool's `with` (whose exit
+    joins it): the command prints one error line and ends with 143 instead of waiting forever."""
+    import subprocess
+    import sys
+    import time
+
+    fifo = tmp_path / "face.jpg"
+    os.mkfifo(fifo)
+    script = f"""
+import concurrent.futures, sys
+from edgeface.cli import user_errors
+@user_errors
+def command():
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        print("blocked", flush=True)
+        pool.submit(open, {str(fifo)!r}).result()
+command()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "blocked"
+        time.sleep(0.5)
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            with open(fifo, "w"):  # release the blocked open() so the test's own process is clean
+                pass
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "error: terminated (SIGTERM)", err
+
+
+def test_fault_08e_a_tflite_file_with_a_custom_op_is_one_line(tmp_path):
+    """A sealed TFLite file whose graph names an op LiteRT does not have fails at load with one line, in predict
+    and verify alike (the interpreter used to fail on first use, with a RuntimeError traceback)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    source = bundled_model()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(source.read_bytes(), 0))
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode, code.version = "EdgefaceMystery", 1
+    model.operatorCodes.append(code)
+    last = model.subgraphs[0].operators[-1]
+    last.opcodeIndex, last.builtinOptionsType, last.builtinOptions = len(model.operatorCodes) - 1, 0, None
+    builder = flatbuffers.Builder(source.stat().st_size + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    custom = tmp_path / source.name
+    custom.write_bytes(bytes(builder.Output()))
+    card_path(custom).write_text(json.dumps(seal(custom, json.loads(card_path(source).read_text()))))
+    face_image(tmp_path / "face.png", 0, size=64)
+    one_line_error(*cli("predict", "--model", custom, tmp_path / "face.png"), "unresolved custom op: EdgefaceMystery")
+    code, output = cli("verify", "--skip-parent", custom)
+    assert code == 1 and "EdgefaceMystery" in output and "NOT verified" in output and "Traceback" not in output
+
+
+def test_fault_11c_out_of_range_settings_and_verdicts_on_too_little_data(tmp_path):
+    """--tolerance agreement=1.5 and analyze --val-limit -5 are refused before any work; a 4-image validation split
+    gets no confident int8 verdict; a single-gender split has no balanced accuracy (it used to print 30.00%)."""
+    from edgeface.compress.sensitivity import MIN_RESOLVING, verdict
+    from edgeface.eval.metrics import gender_metrics
+    from edgeface.export import ExportOptions
+    from edgeface.runtime.formats import tolerances_for
+
+    for bad, message in (({"agreement": 1.5}, "agreement=1.5 is out of range"), ({"atol": -1}, "out of range"),
+                         ({"mae_shift": float("nan")}, "out of range"), ({"speed": 1}, "unknown tolerance")):
+        with pytest.raises(EdgefaceError, match=message):
+            ExportOptions(tolerances=bad)
+        with pytest.raises(EdgefaceError, match=message):
+            tolerances_for("int8", bad)
+    code, output = cli("export", tmp_path, "--tolerance", "agreement=1.5")
+    one_line_error(code, output, "agreement=1.5 is out of range")
+    code, output = cli("analyze", tmp_path, "--calibration", "x", "--val-limit", "-5")
+    assert code == 2 and "--val-limit" in output and "Traceback" not in output
+    same = {"gender_accuracy": 0.75, "age_mae": 5.0}
+    tiny = verdict(same, same, [], {"gender_accuracy": {"delta": 0, "low": 0, "high": 0, "real": False}}, n=4)
+    assert tiny.startswith("only 4 validation images") and "cannot tell whether int8 holds" in tiny
+    assert "nothing measurable" in verdict(same, same, [], None, n=MIN_RESOLVING)
+    one_gender = gender_metrics([1, 1, 1], [0.9, 0.2, 0.8])
+    assert one_gender["balanced_accuracy"] is None and one_gender["recall_female"] is None
+    assert gender_metrics([0, 1], [0.2, 0.8])["balanced_accuracy"] == 1.0
+
+
+def test_fault_11d_a_run_that_has_not_finished_is_not_exported_quietly(run, tmp_path):
+    """A run still being trained (its writer lock held by another process) or stopped before its final scoring (no
+    metrics.json) is refused by export, with the way to export its best model so far; eval warns and scores it."""
+    import subprocess
+    import sys
+
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run.path, stopped)
+    (stopped / "metrics.json").unlink()
+    one_line_error(*cli("export", stopped, "--output", tmp_path / "out"), "stopped before its final scoring")
+    assert not (tmp_path / "out").exists()
+    face_image(tmp_path / "face.png", 0, size=48)
+    code, output = cli("predict", "--model", stopped, tmp_path / "face.png")
+    assert code == 0 and "scoring its best model so far" in output, output
+
+    training = tmp_path / "training"
+    shutil.copytree(run.path, training)
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from edgeface.run import Run
+with Run({str(training)!r}).writer():
+    print("held", flush=True)
+    time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        one_line_error(*cli("export", training), f"is still being trained (pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Run.open(training).unfinished() is None  # the lock goes with the process

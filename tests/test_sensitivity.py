@@ -91,3 +91,4 @@ def test_keep_float_leaves_that_layer_float_in_the_file(sabotaged, tmp_path):
     with pytest.raises(Exception, match="no quantized op carries layer"):
         export(run.path, ["tflite"], ["int8"], tmp_path / "x", ExportOptions(calibration=str(manifest),
                                                                               keep_float=("nope",)))
+

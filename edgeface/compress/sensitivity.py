@@ -16,6 +16,7 @@ import csv
 import datetime
 import io
 import logging
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 TRIVIAL_OPS = {"MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "QUANTIZE", "DEQUANTIZE", "CONCATENATION", "PAD",
                "SOFTMAX", "LOGISTIC"}  # share their input's scale, or have fixed output ranges
 TOLERANCE = {"gender_accuracy": 0.003, "age_mae": 0.1}  # int8 "holds" within 0.3 points / 0.1 years of float
+MIN_RESOLVING = math.ceil(1 / TOLERANCE["gender_accuracy"])  # fewer images: one image is more than the tolerance
 
 
 def _outcomes(data: bytes, spec, images, gender, age) -> dict:
@@ -83,6 +85,8 @@ class _Bench:
         self.manifest = find_manifest(calibration)
         batches = calibration_batches(self.manifest, self.spec, root, limit=calibration_limit)
         records = self.run.split("val")
+        if val_limit is not None and val_limit < 0:
+            raise EdgefaceError(f"--val-limit {val_limit}: must be 0 (all) or a number of images")
         if val_limit:
             records = stratified_subset(records, val_limit, seed)
         self.n = len(records)
@@ -162,7 +166,7 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
             "corrections": b.corrections.flags(),
             "float": b.float, "int8": int8_m, "int8_vs_float": paired, "int8_plumbing_only": plumbing,
             "int8_loss": _gap(int8_m, b.float), "layers": rows, "numeric": stats,
-            "verdict": verdict(b.float, int8_m, rows, paired),
+            "verdict": verdict(b.float, int8_m, rows, paired, b.n),
             "edgeface_version": __version__, "date": datetime.date.today().isoformat()}
 
 
@@ -171,8 +175,12 @@ def _score(gap: dict) -> float:
     return gap.get("gender_points", 0.0) + 10 * gap.get("age_years", 0.0)
 
 
-def verdict(float_m: dict, int8_m: dict, rows: list[dict], paired: dict | None = None) -> str:
+def verdict(float_m: dict, int8_m: dict, rows: list[dict], paired: dict | None = None, n: int | None = None) -> str:
     loss = _score(_gap(int8_m, float_m))
+    if n is not None and n < MIN_RESOLVING and (loss <= 0 or not any(e.get("real") for e in (paired or {}).values())):
+        return (f"only {n} validation images: one image moves gender accuracy by {100 / max(n, 1):.2f} points, more "
+                f"than the {100 * TOLERANCE['gender_accuracy']:.1f}-point tolerance, so they cannot tell whether int8 "
+                "holds (measure on more: --val-limit 0, or a larger validation split)")
     if loss <= 0:
         return "int8 loses nothing measurable on these images against float: no layer needs to stay float"
     if paired and not any(entry.get("real") for entry in paired.values()):

@@ -37,8 +37,10 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
         known = true_gender >= 0
         report["gender"] = gender_metrics(true_gender[known], pred["prob_male"][known])
         if report["gender"]:
+            balanced = report["gender"]["balanced_accuracy"]
             summary.append(f"gender acc {100 * report['gender']['accuracy']:.2f}% "
-                           f"(balanced {100 * report['gender']['balanced_accuracy']:.2f}%)")
+                           + (f"(balanced {100 * balanced:.2f}%)" if balanced is not None
+                              else "(balanced: undefined, the images have one gender only)"))
     if "age_years" in pred:
         true_group = np.array([-1 if r.age_group is None else r.age_group for r in records])
         known = true_group >= 0
@@ -135,8 +137,11 @@ def format_report(report: dict) -> str:
     g = report.get("gender")
     if g:
         cm = g["confusion_matrix"]["counts"]
-        lines.append(f"  gender: precision(male) {g['precision_male']:.3f} recall(male) {g['recall_male']:.3f} "
-                     f"F1 {g['f1_male']:.3f}; confusion [true F: {cm[0]}, true M: {cm[1]}] (cols: pred F, M)")
+        def num(value):
+            return "n/a" if value is None else f"{value:.3f}"
+
+        lines.append(f"  gender: precision(male) {num(g['precision_male'])} recall(male) {num(g['recall_male'])} "
+                     f"F1 {num(g['f1_male'])}; confusion [true F: {cm[0]}, true M: {cm[1]}] (cols: pred F, M)")
     for title, key in (("source", "by_source"), ("age band", "by_age_band"), ("race", "by_race")):
         table = report.get(key)
         if not table:

@@ -92,7 +92,10 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     outcomes, kinds = [], []
     for index, model in enumerate(models):
         if index in reports:
-            outcomes.append(outcomes_from_store(reports[index]["per_image"], records))
+            try:
+                outcomes.append(outcomes_from_store(reports[index]["per_image"], records))
+            except ValueError as err:
+                raise EdgefaceError(f"{model}: not a valid eval report: {err}") from None
             kinds.append((reports[index].get("format", "report"), reports[index].get("precision", "")))
             log.info(f"[{index + 1}/{len(models)}] {model}: per-image outcomes from the report")
             continue

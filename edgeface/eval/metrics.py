@@ -16,16 +16,18 @@ def gender_metrics(true: np.ndarray, prob_male: np.ndarray) -> dict:
     cm = np.zeros((2, 2), int)  # rows: true female/male; cols: predicted female/male
     np.add.at(cm, (true, pred), 1)
     tp, fp = cm[1, 1], cm[0, 1]
-    recall_m = tp / max(cm[1].sum(), 1)
-    recall_f = cm[0, 0] / max(cm[0].sum(), 1)
+    # a recall (and so balanced accuracy) of a gender the images do not have is undefined, not 0 or 1
+    recall_m = tp / cm[1].sum() if cm[1].sum() else None
+    recall_f = cm[0, 0] / cm[0].sum() if cm[0].sum() else None
     precision = tp / max(tp + fp, 1)
+    both = recall_m is not None and recall_f is not None
     return {
         "accuracy": float((pred == true).mean()),
-        "balanced_accuracy": float((recall_m + recall_f) / 2),
+        "balanced_accuracy": float((recall_m + recall_f) / 2) if both else None,
         "precision_male": float(precision),
-        "recall_male": float(recall_m),
-        "recall_female": float(recall_f),
-        "f1_male": float(2 * precision * recall_m / max(precision + recall_m, 1e-12)),
+        "recall_male": None if recall_m is None else float(recall_m),
+        "recall_female": None if recall_f is None else float(recall_f),
+        "f1_male": float(2 * precision * recall_m / max(precision + recall_m, 1e-12)) if recall_m is not None else None,
         "confusion_matrix": {"rows_true_cols_pred": ["female", "male"], "counts": cm.tolist()},
         "n": int(len(true)),
     }

@@ -78,8 +78,14 @@ def stored_outcomes(records, outcome: dict) -> dict:
 def outcomes_from_store(stored: dict, records) -> dict:
     """The arrays `per_image` returns, in the order of `records` (the images `stored` was scored on)."""
     _, order = _name_order(records)
-    gender = np.array([np.nan if c == "-" else float(c) for c in stored["gender_correct"]])
-    age = np.array([np.nan if v is None else v for v in stored["age_error"]], dtype=float)
+    g, a = stored["gender_correct"], stored["age_error"]
+    if not isinstance(g, str) or set(g) - set("01-") or len(g) != len(records):
+        raise ValueError(f"per_image.gender_correct must be {len(records)} characters of 0, 1 or -")
+    if (not isinstance(a, list) or len(a) != len(records)
+            or any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0) for v in a)):
+        raise ValueError(f"per_image.age_error must be a list of {len(records)} errors in years (>= 0) or nulls")
+    gender = np.array([np.nan if c == "-" else float(c) for c in g])
+    age = np.array([np.nan if v is None else v for v in a], dtype=float)
     out = {"gender_correct": np.empty_like(gender), "age_error": np.empty_like(age)}
     out["gender_correct"][order], out["age_error"][order] = gender, age
     return out

@@ -28,7 +28,7 @@ from edgeface.export.tflite import float_weights_warning
 from edgeface.models import has_quantize_wrappers
 from edgeface.run import Run
 from edgeface.runtime import KerasRunner, open_runner
-from edgeface.runtime.formats import CALIBRATED, FORMATS, export_variants, is_all, qat_variants
+from edgeface.runtime.formats import CALIBRATED, FORMATS, check_tolerances, export_variants, is_all, qat_variants
 from edgeface.runtime.parity import compare, describe_failure
 from edgeface.utils import write_json
 
@@ -56,6 +56,9 @@ class ExportOptions:
     keep_float: tuple = ()  # Keras layers left float in int8 TFLite (mixed precision), and why
     keep_float_reason: str = ""
     corrections: PtqCorrections = dataclasses.field(default_factory=PtqCorrections)  # before post-training int8 TFLite
+
+    def __post_init__(self):
+        self.tolerances = check_tolerances(self.tolerances)
 
 
 @dataclasses.dataclass
@@ -110,7 +113,11 @@ def _open(source) -> tuple[Run, str]:
         return Run.open(source.parent), source.stem
     if not source.exists():
         raise EdgefaceError(f"{source}: no such run folder")
-    return Run.open(source, finished=True), "best"
+    run = Run.open(source, finished=True)
+    why = run.unfinished()
+    if why:  # its card would carry no final metrics, or a best model that may still change
+        raise EdgefaceError(f"{source}: {why}; to export its best model so far anyway, pass {source / 'best.keras'}")
+    return run, "best"
 
 
 def _write_saved_model(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
@@ -265,18 +272,24 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
     training = _training(run, which)
     metrics = _run_metrics(run)
     results = []
+
+    def failed(fmt, precision):
+        """Progress only: each failure's reason is in its ExportResult, which the caller reports once."""
+        if len(variants) > 1:
+            log.info(f"  {fmt} {precision}: not exported (the reason is reported at the end)")
+
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for fmt, precision in variants:
             path = artifact_path(folder, run.name, fmt, precision)
             if calibration_error and precision in CALIBRATED:
                 results.append(ExportResult(fmt, precision, path, error=calibration_error))
-                log.error(f"{fmt} {precision}: {calibration_error}")
+                failed(fmt, precision)
                 continue
             if options.io == APP_IO and fmt not in APP_FORMATS:
                 error = f"--io app (raw pixels in) is made for tflite and onnx, not {fmt}"
                 results.append(ExportResult(fmt, precision, path, error=error))
-                log.error(f"{fmt} {precision}: {error}")
+                failed(fmt, precision)
                 continue
             log.info(f"exporting {fmt} {precision} -> {path}")
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir)))
@@ -300,12 +313,12 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                     metrics={**metrics, "parity_vs_keras": parity}, options=fmt_options, raw_pixels=app))
             except EdgefaceError as err:
                 results.append(ExportResult(fmt, precision, path, error=str(err)))
-                log.error(f"  {fmt} {precision} export failed: {err}")
+                failed(fmt, precision)
                 continue
             except Exception as err:  # converter failures are reported per artifact, not as tracebacks
                 text = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
                 results.append(ExportResult(fmt, precision, path, error=f"{type(err).__name__}: {text}"))
-                log.error(f"  {fmt} {precision} export failed: {type(err).__name__}: {text}")
+                failed(fmt, precision)
                 continue
             _install(staged, path, card, [vectors])
             result = ExportResult(fmt, precision, path, card_path(path), parity, card["artifact"]["size_bytes"])
@@ -446,6 +459,7 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
     from edgeface.models import ModelSpec
     from edgeface.predictor import load
 
+    tolerances = check_tolerances(tolerances)
     artifact = Path(artifact)
     source = load(artifact)  # verified: card, hash, contract
     card = source.card

@@ -27,6 +27,7 @@ from edgeface.version import __version__
 
 FORMAT_VERSION = 2  # 1: no run.json (flat config, no model hashes); 2: run.json, nested config
 SPLIT_COLUMNS = ("path", "gender", "age", "age_group", "race", "source")
+_WRITING: set = set()  # run folders this process holds the writer lock of (a second FileLock here would wait)
 
 
 def _number(text: str, kind):
@@ -210,6 +211,28 @@ class Run:
         if kept != lines:
             write_text(self.history_file, "".join(kept))
 
+    def unfinished(self) -> str | None:
+        """Why this run is not finished, or None: it is being written now (its writer lock is held), or it stopped
+        before its final scoring (no metrics.json)."""
+        from filelock import FileLock, Timeout
+
+        if self.path.resolve() in _WRITING:
+            return "is still being trained (by this process)"
+        lock = FileLock(self.path / ".lock")
+        try:
+            lock.acquire(timeout=0)
+            lock.release()
+        except Timeout:
+            holder = self.path / ".writer"
+            pid = holder.read_text().strip() if holder.is_file() else "unknown"
+            return f"is still being trained (pid {pid})"
+        except OSError:  # a read-only run folder (an installed or shared copy) has no writer
+            pass
+        if self.metrics is None:
+            return (f"stopped before its final scoring (no metrics.json); `edgeface train --resume --name {self.name}"
+                    f" --runs-dir {self.path.parent}` finishes it")
+        return None
+
     @contextlib.contextmanager
     def writer(self):
         """Holds this run's exclusive writer lock (an OS file lock, released if the process dies); a second
@@ -226,8 +249,10 @@ class Run:
                                 "to finish or stop it first") from None
         try:
             holder.write_text(str(os.getpid()))
+            _WRITING.add(self.path.resolve())
             yield self
         finally:
+            _WRITING.discard(self.path.resolve())
             holder.unlink(missing_ok=True)
             lock.release()
     @property

@@ -99,10 +99,23 @@ def export_variants(formats=None, precisions=None, gpu: bool = False) -> list[tu
     return pairs
 
 
-def tolerances_for(precision: str, overrides: dict | None = None) -> dict:
-    base = dict(TOLERANCES[precision])
+def check_tolerances(overrides: dict | None) -> dict:
+    """Tolerance overrides as numbers, refused up front when unknown or out of range (an agreement of 1.5 could
+    never pass, and an export would find out only after its work)."""
+    checked = {}
     for key, value in (overrides or {}).items():
         if key not in TOLERANCE_KEYS:
             raise EdgefaceError(f"unknown tolerance {key!r} (use {', '.join(TOLERANCE_KEYS)})")
-        base[key] = float(value)
-    return base
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise EdgefaceError(f"tolerance {key}={value!r} is not a number") from None
+        if not (0 <= value <= 1 if key == "agreement" else 0 <= value < float("inf")):
+            raise EdgefaceError(f"tolerance {key}={value:g} is out of range ("
+                                + ("a share of images, 0-1" if key == "agreement" else "a difference, >= 0") + ")")
+        checked[key] = value
+    return checked
+
+
+def tolerances_for(precision: str, overrides: dict | None = None) -> dict:
+    return {**TOLERANCES[precision], **check_tolerances(overrides)}

@@ -124,6 +124,7 @@ class TFLiteRunner(Runner):
 
         self.pixels = pixels
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()  # an op LiteRT cannot run (a custom op) fails here, at load
         self.signature = self.interpreter.get_signature_runner()
         self.inputs = self.signature.get_input_details()
         self.outputs = self.signature.get_output_details()

@@ -41,9 +41,10 @@ def _summary(rows: list[dict], key: str) -> dict:
     summary = {}
     for metric in rows[0]:
         if metric not in (key, "run"):
-            values = np.array([row[metric] for row in rows])
-            summary[metric] = {"mean": float(values.mean()),
-                               "std": float(values.std(ddof=1) if len(values) > 1 else 0.0)}
+            values = np.array([row[metric] for row in rows if row[metric] is not None], float)
+            if len(values):  # a metric undefined on some members' images (balanced accuracy of one gender)
+                summary[metric] = {"mean": float(values.mean()), "n": len(values),
+                                   "std": float(values.std(ddof=1) if len(values) > 1 else 0.0)}
     return summary
 
 
