@@ -251,6 +251,9 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
         run = resume_run(Path(cfg.runs_dir) / cfg.run_name())
     else:
         run = run_training(cfg)
+    if run is None:  # a multi-worker cluster's non-chief worker
+        click.echo("done: this worker's share of the training; the chief wrote the run")
+        return
     click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.metrics_file})")
     if recipe == SMOKE_RECIPE:
         from edgeface.eval import evaluate, format_report

@@ -517,3 +517,43 @@ with Run({str(training)!r}).writer():
         holder.kill()
         holder.wait()
     assert Run.open(training).unfinished() is None  # the lock goes with the process
+
+
+@pytest.mark.slow
+def test_fault_12_multi_worker_training_has_one_writer(tmp_path):
+    """Two workers on 127.0.0.1 (TF_CONFIG) sharing one runs folder, as on shared storage: the chief writes one
+    complete run; worker 1 trains its share in a scratch copy, writes nothing durable and leaves no scratch."""
+    import socket
+    import subprocess
+    import sys
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    args = [str(Path(sys.executable).parent / "edgeface"), "train", "--data", "synthetic:64", "--backbone", "compact_cnn",
+            "--input-size", "32", "--weights", "none", "--epochs", "1", "--batch-size", "16", "--strategy",
+            "multiworker", "--name", "mw", "--runs-dir", str(tmp_path / "runs")]
+    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TMPDIR": str(scratch),
+                                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                                         "index": i}})})
+             for i in range(2)]
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=300)[0])
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "done: runs" in outputs[0] or f"done: {tmp_path / 'runs' / 'mw'}" in outputs[0], outputs[0]
+    assert "the chief wrote the run" in outputs[1] and "worker 1: training beside the chief" in outputs[1]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["mw"]
+    run = Run.open(tmp_path / "runs" / "mw")
+    assert run.metrics is not None and run.unfinished() is None
+    assert not [p for p in scratch.iterdir() if p.name.startswith("edgeface-worker-")]

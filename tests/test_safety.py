@@ -145,3 +145,45 @@ def test_a_compiled_models_training_config_is_not_read(tmp_path):
     model.compile("adam", "mse", metrics=[Custom()])
     model.save(tmp_path / "compiled.keras")
     assert load_keras(tmp_path / "compiled.keras") is not None
+
+
+def _saved_model(folder, body):
+    """A SavedModel whose serving signature runs `body(x)` before returning the edgeface outputs."""
+    import tensorflow as tf
+
+    class Hostile(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32, name="image")])
+        def serve(self, image):
+            body(image)
+            pooled = tf.reduce_mean(image, [1, 2])
+            return {"gender": tf.sigmoid(pooled[:, :1]), "age": pooled[:, :1]}
+
+    module = Hostile()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    return folder
+
+
+@pytest.mark.parametrize("attack", ["write_file", "print_to_file"])
+def test_a_saved_model_whose_graph_touches_files_is_refused(tmp_path, attack):
+    """A SavedModel is a program: tf.io.write_file (or tf.print to a file) in its signature runs on every call.
+    The attack is shown to work when TensorFlow loads the folder itself; edgeface refuses it before loading."""
+    import tensorflow as tf
+
+    from edgeface.runtime import open_runner
+    from edgeface.runtime.graph_safety import saved_model_problem
+
+    victim = tmp_path / "written.txt"
+    if attack == "write_file":
+        body = lambda x: tf.io.write_file(str(victim), tf.strings.as_string(tf.reduce_sum(x)))  # noqa: E731
+    else:
+        body = lambda x: tf.print(tf.reduce_sum(x), output_stream=f"file://{victim}")  # noqa: E731
+    folder = _saved_model(tmp_path / "hostile", body)
+    tf.saved_model.load(str(folder)).signatures["serving_default"](image=tf.zeros([1, 8, 8, 3]))
+    assert victim.exists()  # plain TensorFlow ran it
+    victim.unlink()
+    assert "acts outside the model's tensors" in saved_model_problem(folder)
+    with pytest.raises(EdgefaceError, match="acts outside the model's tensors"):
+        open_runner(folder)
+    assert not victim.exists()
+    harmless = _saved_model(tmp_path / "harmless", lambda x: None)
+    assert saved_model_problem(harmless) is None  # its saver's checkpoint functions are allowed their ops

@@ -76,6 +76,9 @@ class SavedModelRunner(Runner):
     def __init__(self, path):
         import tensorflow as tf
 
+        from edgeface.runtime.graph_safety import check_saved_model
+
+        check_saved_model(path)  # a SavedModel is a program: refuse one that touches files or runs Python
         self.fn = tf.saved_model.load(str(path)).signatures["serving_default"]
 
     def run(self, images):

@@ -5,6 +5,7 @@ import logging
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -237,17 +238,52 @@ def compile_model(model, cfg: TrainConfig, spec: ModelSpec, lr, loss_vars: dict)
     return optimizer
 
 
-def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callbacks=(), finalize=None) -> Run:
+def worker_role(strategy: str) -> str | None:
+    """None for the process that writes the run: the only one, or the chief of a multi-worker cluster (TF_CONFIG's
+    "chief" task, else worker 0, tf.distribute's rule); otherwise the task's name, e.g. "worker 1"."""
+    if strategy != "multiworker":
+        return None
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    kind, index = resolver.task_type, resolver.task_id or 0
+    if not kind or kind == "chief" or (kind == "worker" and index == 0
+                                       and "chief" not in resolver.cluster_spec().as_dict()):
+        return None
+    return f"{kind} {index}"
+
+
+def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callbacks=(), finalize=None) -> Run | None:
     """Trains per `cfg`; returns the Run. With resume=True continues `runs_dir/name` where it stopped.
 
     Compression reuses this loop: `build_model(spec)` supplies the (wrapped) model instead of a fresh one,
     `extra_callbacks` are added to fit, and `finalize(run)` rewrites the best model (e.g. strips pruning wrappers)
-    before the final validation score."""
+    before the final validation score.
+
+    Multi-worker training (--strategy multiworker) has one writer, the chief: every other worker runs the same
+    steps (saving is collective) in a scratch copy of the run that is deleted at the end, scores nothing and
+    returns None - tf.distribute's pattern of non-chief workers saving to temporary paths (issue 29 item 12)."""
+    path = Path(cfg.runs_dir) / cfg.run_name()
     if resume:
-        run = Run(Path(cfg.runs_dir) / cfg.run_name())
-        if not Run.is_run(run.path):
-            raise EdgefaceError(f"{run.path}: nothing to resume (no config.json)")
-        run = Run.open(run.path)
+        if not Run.is_run(path):
+            raise EdgefaceError(f"{path}: nothing to resume (no config.json)")
+        cfg = Run.open(path).config.replace(name=path.name, runs_dir=str(path.parent))  # where it is now
+    role = worker_role(cfg.strategy)
+    if role is None:
+        return _train(cfg, resume, build_model, extra_callbacks, finalize)
+    scratch = Path(tempfile.mkdtemp(prefix="edgeface-worker-"))
+    try:
+        if resume:  # the chief's folder, on the storage the cluster shares
+            shutil.copytree(path, scratch / path.name)
+        log.info(f"{role}: training beside the chief, which alone writes the run")
+        _train(cfg.replace(runs_dir=str(scratch), name=path.name), resume, build_model, extra_callbacks, finalize,
+               score=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return None
+
+
+def _train(cfg: TrainConfig, resume: bool, build_model, extra_callbacks, finalize, score: bool = True) -> Run:
+    if resume:
+        run = Run.open(Path(cfg.runs_dir) / cfg.run_name())
         cfg = run.config
     seed_everything(cfg.seed)
     set_weights_dir(cfg.weights_dir)
@@ -282,7 +318,7 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
             removed = run.remove_partial_files() if resume else []
             if removed:
                 log.info(f"removed what a killed run left: {', '.join(removed)}")
-            return _fit(run, cfg, data, spec, resume, build_model, extra_callbacks, finalize)
+            return _fit(run, cfg, data, spec, resume, build_model, extra_callbacks, finalize, score)
     except BaseException:
         if not resume and not run.state.get("epochs_done"):  # nothing trained: leave no folder that looks like a run
             shutil.rmtree(run.path, ignore_errors=True)
@@ -290,7 +326,7 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
 
 
 def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_model, extra_callbacks,
-         finalize) -> Run:
+         finalize, score: bool = True) -> Run:
     log.info(f"run {run.path}\n{data.summary()}")
     for note in data.notes:
         log.info(note)
@@ -362,7 +398,7 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
             break
     if finalize is not None:
         finalize(run)
-    return finish(run, data, spec, state)
+    return finish(run, data, spec, state) if score else run
 
 
 def finish(run: Run, data, spec: ModelSpec, state: dict) -> Run:
