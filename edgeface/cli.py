@@ -270,14 +270,15 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
 @click.option("--top", type=int, default=10, show_default=True, help="Ranked trials to print.")
 @user_errors
 def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations, top, **flags):
-    """Hyperband search over LR, batch size, dropout, head width and age-loss weight, on the validation split."""
+    """Hyperband search over learning rate, batch size, dropout, head width, age-loss weight, label smoothing,
+    geometric augmentation and age head, scored on the validation split."""
     from edgeface.run.config import TrainConfig
     from edgeface.train.tune import tune as run_search
 
     if not flags["data"] and not config_file:
         raise EdgefaceError("tune needs --data (or --config): it scores trials on that dataset's validation split")
     cfg = TrainConfig.load(config_file, {**_overrides(recipe or "default", flags, assignments, tasks), "verbose": 0})
-    result = run_search(cfg, max_epochs=max_epochs, factor=factor, iterations=iterations)
+    result = run_search(cfg, max_epochs=max_epochs, factor=factor, iterations=iterations, top=top)
     click.echo(result["table"])
     click.echo(f"ranked trials: {result['folder']}/tune.json; best recipe: edgeface train --config "
                f"{result['best_config']} --name NAME")
@@ -287,7 +288,8 @@ def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations
 @click.argument("model", type=click.Path(exists=False))
 @_data_options
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--output", help="Where to write the JSON report (default: beside the model).")
+@click.option("--output", help="Where to write the JSON report (default: beside the model; for a bundled model, "
+                                 "the working folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
 @click.option("--framing-stress", is_flag=True, help="Instead: accuracy when the chips are re-framed (the measured "

@@ -156,3 +156,11 @@ def test_epoch_summary_starts_its_own_line_after_the_progress_bar(tmp_path):
     assert any(line.startswith("epoch 1/1 ") for line in output.replace("\r", "\n").splitlines())
     assert "epoch 1/1" not in output.split("\n", 1)[0] and not any(
         "]" in line and "epoch 1/1" in line for line in output.splitlines())  # not glued onto the bar's line
+
+
+def test_tune_help_names_what_the_search_searches():
+    """The CLI's words for the search space are the library's (edgeface.train.tune.SEARCHED, which the log uses)."""
+    from edgeface.train.tune import SEARCHED
+
+    text = " ".join(CliRunner().invoke(main, ["tune", "--help"]).output.split())
+    assert f"Hyperband search over {', '.join(SEARCHED[:-1])} and {SEARCHED[-1]}" in text

@@ -151,3 +151,16 @@ def test_an_ensemble_is_scored_as_the_average_of_its_members(csv_manifest):
     assert row["format"] == "ensemble" and row["precision"] == "int8+fp32" and "vs_reference" in row
     with pytest.raises(EdgefaceError, match="two or more models"):
         Ensemble(f"ensemble:{tflite}")
+
+
+def test_a_difference_below_the_margin_is_negligible_not_real():
+    """Two exports of one model: MAE differs by 5e-6 years on every image, an interval that excludes zero, yet no
+    difference that matters (issue 32 item 2); a big one is still real, one inside the interval is noise."""
+    from edgeface.eval.stats import verdict
+
+    n = 500
+    a = outcomes(np.ones(n), np.full(n, 4.0))
+    tiny = paired_deltas(a, outcomes(np.ones(n), np.full(n, 4.0 + 5e-6)))["age_mae"]
+    assert tiny["low"] > 0 and tiny["verdict"] == "negligible" and not tiny["real"]
+    assert verdict("age_mae", 0.5, 0.3, 0.7) == "real" and verdict("age_mae", 0.05, -0.2, 0.3) == "noise"
+    assert verdict("gender_accuracy", 0.0005, -0.0008, 0.0009) == "negligible"

@@ -177,3 +177,21 @@ def test_verify_command_reports_each_check(tmp_path):
 def test_passing_a_card_instead_of_its_artifact_says_so():
     with pytest.raises(EdgefaceError, match="a model card; pass the artifact it describes"):
         edgeface.load(card_path(TFLITE))
+
+
+def test_eval_of_a_bundled_model_writes_into_the_working_folder(csv_manifest, tmp_path, monkeypatch):
+    """The package folder is not the user's (and may be read-only in site-packages): a report about a bundled
+    model goes to the working folder; one about the user's own artifact goes beside it (issue 32 item 5)."""
+    from edgeface.eval import evaluate, write_report
+
+    monkeypatch.chdir(tmp_path)
+    report = evaluate(bundled_model(), f"csv:{csv_manifest}", "train")
+    out = write_report(report)
+    assert out.parent.resolve() == tmp_path.resolve() and out.name.endswith(".eval-csv-train.json")
+    assert not list(bundled_model().parent.glob("*.eval-*.json"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for f in bundled_model().parent.glob(bundled_model().stem + ".*"):
+        shutil.copy(f, mine / f.name)
+    out = write_report(evaluate(mine / bundled_model().name, f"csv:{csv_manifest}", "train"))
+    assert out.parent == mine

@@ -194,9 +194,10 @@ def test_seeds_train_one_run_each_and_summarise_validation(tmp_path):
 def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     from edgeface.train.tune import tune
 
-    cfg = TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="search")
-    result = tune(cfg, max_epochs=2, factor=2)
+    cfg = TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="search", limit=100)
+    result = tune(cfg, max_epochs=2, factor=2, top=2)
     trials = result["trials"]
+    assert len(result["table"].splitlines()) == 3  # header + --top 2
     assert len(trials) >= 3 and [t["rank"] for t in trials] == list(range(1, len(trials) + 1))
     scores = [t["val_score"] for t in trials]
     assert scores == sorted(scores) and all(0 <= t["val_gender_accuracy"] <= 1 for t in trials)
@@ -204,6 +205,7 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
             "age_head"} <= set(trials[0]["hyperparameters"])
     best = TrainConfig.load(result["best_config"])  # the winning recipe, ready for `edgeface train --config`
     assert best.lr == pytest.approx(trials[0]["hyperparameters"]["lr"]) and best.epochs == 3
+    assert best.limit is None  # the search's --limit is not the recipe's (issue 32 item 3)
     assert best.loss_weights["age"] == pytest.approx(trials[0]["hyperparameters"]["age_loss_weight"])
     assert best.model.age_head == trials[0]["hyperparameters"]["age_head"]
     jitter = trials[0]["hyperparameters"]["geometric_jitter"]

@@ -535,13 +535,13 @@ def format_row(r: Row) -> str:
     return line + (f"  [{r.error}]" if r.error else "")
 
 
-def _interval(delta, low, high, scale: float) -> str:
-    """'+0.12 [-0.20, +0.45]', marked 'real' when the paired interval excludes zero."""
+def _interval(metric: str, delta, low, high, scale: float) -> str:
+    """'+0.12 [-0.20, +0.45] noise' with the paired verdict (real / noise / negligible, edgeface.eval.stats)."""
     if delta is None:
         return "—"
-    from edgeface.eval.stats import interval_text
+    from edgeface.eval.stats import interval_text, verdict
 
-    return interval_text(delta, low, high, scale) + (" real" if low > 0 or high < 0 else "")
+    return f"{interval_text(delta, low, high, scale)} {verdict(metric, delta, low, high)}"
 
 
 def markdown_table(rows) -> str:
@@ -555,8 +555,9 @@ def markdown_table(rows) -> str:
         status = r.status if not r.error else f"{r.status}: {r.error}".replace("|", "\\|")
         lines.append(f"| {r.model} | {r.format} | {r.precision} | {status} | {_fmt(r.size_kb, '.0f')} | "
                      f"{_fmt(r.gzip_kb, '.0f')} | {_fmt(acc, '.2f')} | {_fmt(bal, '.2f')} | {_fmt(r.age_mae, '.2f')} | "
-                     f"{_interval(r.gender_acc_delta, r.gender_acc_delta_low, r.gender_acc_delta_high, 100)} | "
-                     f"{_interval(r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)} | "
+                     f"{_interval('gender_accuracy', r.gender_acc_delta, r.gender_acc_delta_low,
+                                  r.gender_acc_delta_high, 100)} | "
+                     f"{_interval('age_mae', r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)} | "
                      f"{'—' if r.detection_rate is None else f'{100 * r.detection_rate:.1f}%'} | "
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.latency_drift, '.0%')} | "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -126,9 +127,18 @@ def write_report(report: dict, output: str | None = None) -> Path:
     elif report["format"] == "keras" and Run.is_run(path if path.is_dir() else path.parent):
         out = Run(path if path.is_dir() else path.parent).eval_report_path(name, report["split"])
     else:
-        out = path.with_name(f"{path.name}.eval-{name}-{report['split']}.json")
+        out = beside_or_here(path, f"{path.name}.eval-{name}-{report['split']}.json")
     write_json(out, report)
     return out
+
+
+def beside_or_here(path: Path, name: str) -> Path:
+    """`name` beside the model, or in the working folder when the model is edgeface's own (bundled in the
+    installed package, which may be read-only and is not the user's) or its folder is not writable."""
+    package = Path(__file__).resolve().parents[1]
+    if package in path.resolve().parents or not os.access(path.resolve().parent, os.W_OK):
+        return Path.cwd() / name
+    return path.with_name(name)
 
 
 def format_report(report: dict) -> str:
@@ -137,6 +147,7 @@ def format_report(report: dict) -> str:
     g = report.get("gender")
     if g:
         cm = g["confusion_matrix"]["counts"]
+
         def num(value):
             return "n/a" if value is None else f"{value:.3f}"
 

@@ -136,12 +136,13 @@ def _delta_text(entry: dict | None, scale: float, unit: str, better: str) -> str
         return "—"
     text = interval_entry_text(entry, scale, unit=unit)
     if not entry["real"]:
-        return text + " noise"
+        return text + " " + entry.get("verdict", "noise")
     return text + (" better" if (entry["delta"] > 0) == (better == "higher") else " worse")
 
 
 def format_comparison(report: dict) -> str:
-    """One line per model; intervals are the paired bootstrap's, 'noise' when they include zero."""
+    """One line per model; intervals are the paired bootstrap's: 'noise' when they include zero, 'negligible'
+    when the difference is below the practical-equivalence margin (edgeface.eval.stats.NEGLIGIBLE)."""
     pct = f"{100 * report['confidence']:.0f}%"
     lines = [f"{report['n']} images of {report['data']} [{report['split']}]; each model against the first, paired "
              f"{pct} bootstrap intervals ({report['resamples']} resamples, seed {report['seed']}), McNemar exact p"]

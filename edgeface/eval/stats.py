@@ -10,6 +10,18 @@ import numpy as np
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
+# Practical-equivalence margins: a difference smaller than these does not matter, whatever its interval says
+# (two exports of one model differ by 5e-6 years of MAE with an interval that excludes zero; issue 32 item 2)
+NEGLIGIBLE = {"gender_accuracy": 0.001, "age_mae": 0.01}  # 0.1 points of accuracy, 0.01 years of MAE
+
+
+def verdict(metric: str, delta: float, low: float, high: float) -> str:
+    """real: the paired interval excludes zero and the difference reaches the margin; negligible: the interval
+    lies within ±margin, or the difference is below it; noise: anything else (the interval includes zero)."""
+    margin = NEGLIGIBLE[metric]
+    if -margin <= low and high <= margin or ((low > 0 or high < 0) and abs(delta) < margin):
+        return "negligible"
+    return "real" if low > 0 or high < 0 else "noise"
 
 
 def interval_text(delta: float, low: float, high: float, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
@@ -132,7 +144,8 @@ def paired_deltas(reference: dict, candidate: dict, resamples: int = RESAMPLES, 
     tail = (1 - confidence) / 2 * 100
     for metric, values in draws.items():
         low, high = np.percentile(np.concatenate(values), [tail, 100 - tail])
-        out[metric].update(low=float(low), high=float(high), real=bool(low > 0 or high < 0),
+        judged = verdict(metric, out[metric]["delta"], float(low), float(high))
+        out[metric].update(low=float(low), high=float(high), verdict=judged, real=judged == "real",
                            resamples=resamples, confidence=confidence, seed=seed)
     if "gender_accuracy" in out:
         a, b = reference["gender_correct"], candidate["gender_correct"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -68,6 +69,9 @@ def create_manifest(data: str, name: str, size: int = 300, split: str = "train",
     if split not in bundle.splits or not bundle[split]:
         raise EdgefaceError(f"{data}: no {split} split to calibrate from")
     chosen = stratified_subset(bundle[split], size, seed)
+    if len(chosen) < size:
+        logging.getLogger(__name__).warning(f"{data}: the {split} split has {len(chosen)} usable images, fewer than "
+                                            f"--size {size}; the manifest lists all {len(chosen)}")
     kind, location = parse_spec(data)
     if kind == "synthetic":
         root = Path(chosen[0].path).parent

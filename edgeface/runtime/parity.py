@@ -7,6 +7,8 @@ import numpy as np
 from edgeface.runtime.decode import decode_outputs
 from edgeface.runtime.formats import tolerances_for
 
+CONTINUOUS_AGE_RULES = ("value", "expectation")  # decodings whose age in years moves continuously with the outputs
+
 
 def compare(reference: dict, candidate: dict, decodings: dict, precision: str, true_age=None, overrides=None) -> dict:
     """Checks candidate outputs against the reference (Keras) outputs with the precision's tolerances from the
@@ -19,12 +21,17 @@ def compare(reference: dict, candidate: dict, decodings: dict, precision: str, t
         checks.append({"name": name, "value": float(value), "limit": None if limit is None else float(limit),
                        "ok": bool(ok)})
 
+    ref, cand = decode_outputs(reference, decodings), decode_outputs(candidate, decodings)
     if "atol" in tol:
         for key in reference:
-            diff = np.abs(candidate[key] - reference[key]).max()
-            limit = tol["age_atol"] if key == "age" and decodings["age"]["rule"] == "value" else tol["atol"]
-            check(f"{key}_max_abs_diff", diff, limit, diff <= limit)
-    ref, cand = decode_outputs(reference, decodings), decode_outputs(candidate, decodings)
+            if key == "age" and decodings["age"]["rule"] in CONTINUOUS_AGE_RULES:
+                # an age in years is compared in years (age_atol): a distribution head's 101 bin probabilities
+                # may each move by more than atol while the age they give moves by 0.06 y (issue 32 item 1)
+                diff = np.abs(cand["age_years"] - ref["age_years"]).max()
+                check("age_max_abs_diff_years", diff, tol["age_atol"], diff <= tol["age_atol"])
+            else:
+                diff = np.abs(candidate[key] - reference[key]).max()
+                check(f"{key}_max_abs_diff", diff, tol["atol"], diff <= tol["atol"])
     if "prob_male" in ref:
         agreement = np.mean((ref["prob_male"] >= 0.5) == (cand["prob_male"] >= 0.5))
         if "agreement" in tol:
@@ -38,7 +45,7 @@ def compare(reference: dict, candidate: dict, decodings: dict, precision: str, t
             known = ~np.isnan(true_age)
             shift = (np.abs(cand["age_years"][known] - true_age[known]).mean()
                      - np.abs(ref["age_years"][known] - true_age[known]).mean())
-            check("age_mae_shift_years", shift, tol["mae_shift"], abs(shift) <= tol["mae_shift"])
+            check("age_mae_shift_years", shift, tol["mae_shift"], shift <= tol["mae_shift"])  # better never fails
     return {"passed": all(c["ok"] for c in checks), "checks": checks, "n": int(len(next(iter(reference.values())))),
             "tolerances": tol}
 

@@ -19,6 +19,9 @@ OBJECTIVE = "val_score"  # gender error % + age MAE on the validation split, low
 
 
 GEOMETRIC = ("rotation", "zoom", "shear", "translate")  # scaled together by one searched factor
+# what define_space searches, in words (the log line and `edgeface tune --help` say these; a test checks both)
+SEARCHED = ("learning rate", "batch size", "dropout", "head width", "age-loss weight", "label smoothing",
+            "geometric augmentation", "age head")
 
 
 def define_space(hp, cfg: TrainConfig, numeric_age: bool) -> dict:
@@ -128,8 +131,7 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
                      allow_outside_root=cfg.allow_outside_root)
     if not data["val"]:
         raise EdgefaceError(f"{cfg.data}: no validation split to score trials on")
-    log(f"tune {folder}: Hyperband over lr, batch size, dropout, head width, age loss weight, label smoothing, "
-        f"geometric augmentation, age head; up to {max_epochs} "
+    log(f"tune {folder}: Hyperband over {', '.join(SEARCHED)}; up to {max_epochs} "
         f"epochs a trial, factor {factor}; scored on val ({len(data['val'])} images), test never read")
     space = kt.HyperParameters()
     define_space(space, cfg, data.numeric_age)
@@ -151,12 +153,15 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     if not ranked:
         raise EdgefaceError(f"{folder}: the search finished no trial")
     best_cfg = trial_config(cfg, tuner.oracle.get_best_trials(1)[0].hyperparameters, data.numeric_age)
-    best_cfg = best_cfg.replace(name=None)
+    # the recipe to train for real: on every image (a search capped with --limit must not cap the training)
+    best_cfg = best_cfg.replace(name=None, limit=None)
     result = {"folder": str(folder), "objective": f"{OBJECTIVE} (min) on val", "max_epochs": max_epochs,
               "factor": factor, "iterations": iterations, "base_config": cfg.to_dict(), "trials": ranked,
               "best_config": str(folder / "best.yaml")}
     write_json(folder / "tune.json", result)
-    write_text(folder / "best.yaml", yaml.safe_dump(best_cfg.to_dict(), sort_keys=False))
+    note = (f"# the best trial of {folder}; searched on {cfg.limit} images per split (--limit), trains on all\n"
+            if cfg.limit else f"# the best trial of {folder}\n")
+    write_text(folder / "best.yaml", note + yaml.safe_dump(best_cfg.to_dict(), sort_keys=False))
     result["table"] = format_trials(ranked[:top])
     return result
 
