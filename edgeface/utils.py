@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,37 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+SCRATCH_PREFIX = ".edgeface-scratch-"
+
+
+@contextmanager
+def scratch_dir(folder=None):
+    """A scratch folder inside `folder` (default: $TMPDIR), removed when the block ends. Its name carries this
+    process's pid, so one left by a killed process (SIGKILL runs no cleanup) is removed by the next scratch_dir in
+    the same folder once that pid is gone (issue 29 item 9: export kills left SavedModel folders behind)."""
+    folder = Path(folder or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{SCRATCH_PREFIX}*"):
+        pid = stale.name[len(SCRATCH_PREFIX):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    where = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_text(path, text: str) -> None:

@@ -556,4 +556,39 @@ def test_fault_12_multi_worker_training_has_one_writer(tmp_path):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["mw"]
     run = Run.open(tmp_path / "runs" / "mw")
     assert run.metrics is not None and run.unfinished() is None
-    assert not [p for p in scratch.iterdir() if p.name.startswith("edgeface-worker-")]
+    assert not list(scratch.glob(".edgeface-scratch-*"))  # the worker's scratch copy is gone
+
+
+def test_fault_09c_a_killed_export_leaves_no_scratch_behind(tmp_path):
+    """SIGKILL runs no cleanup: the scratch folder a killed export left in the output folder (a half-written
+    SavedModel, say) is removed by the next export there once its process is gone; a live one's is kept."""
+    import subprocess
+    import sys
+
+    from edgeface.utils import scratch_dir
+
+    out = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", f"""
+import os
+from edgeface.utils import scratch_dir
+with scratch_dir({str(out)!r}) as where:
+    (where / "saved_model.pb").write_bytes(b"half")
+    os._exit(9)  # as SIGKILL: no cleanup runs
+"""])
+    assert dead.returncode == 9 and len(list(out.glob(".edgeface-scratch-*"))) == 1
+    live = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from edgeface.utils import scratch_dir
+with scratch_dir({str(out)!r}):
+    print("in", flush=True)
+    time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().strip() == "in"
+        with scratch_dir(out) as mine:
+            left = {p.name for p in out.glob(".edgeface-scratch-*")}
+            assert left == {mine.name, next(n for n in left if n.startswith(f".edgeface-scratch-{live.pid}-"))}
+    finally:
+        live.kill()
+        live.wait()
+    assert len(list(out.glob(".edgeface-scratch-*"))) == 1  # only the live one's, until it is gone too

@@ -553,11 +553,11 @@ def markdown_table(rows) -> str:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
         status = r.status if not r.error else f"{r.status}: {r.error}".replace("|", "\\|")
+        d_acc = _interval("gender_accuracy", r.gender_acc_delta, r.gender_acc_delta_low, r.gender_acc_delta_high, 100)
+        d_mae = _interval("age_mae", r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)
         lines.append(f"| {r.model} | {r.format} | {r.precision} | {status} | {_fmt(r.size_kb, '.0f')} | "
                      f"{_fmt(r.gzip_kb, '.0f')} | {_fmt(acc, '.2f')} | {_fmt(bal, '.2f')} | {_fmt(r.age_mae, '.2f')} | "
-                     f"{_interval('gender_accuracy', r.gender_acc_delta, r.gender_acc_delta_low,
-                                  r.gender_acc_delta_high, 100)} | "
-                     f"{_interval('age_mae', r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high, 1)} | "
+                     f"{d_acc} | {d_mae} | "
                      f"{'—' if r.detection_rate is None else f'{100 * r.detection_rate:.1f}%'} | "
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.latency_drift, '.0%')} | "

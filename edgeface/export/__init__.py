@@ -30,7 +30,7 @@ from edgeface.run import Run
 from edgeface.runtime import KerasRunner, open_runner
 from edgeface.runtime.formats import CALIBRATED, FORMATS, check_tolerances, export_variants, is_all, qat_variants
 from edgeface.runtime.parity import compare, describe_failure
-from edgeface.utils import write_json
+from edgeface.utils import scratch_dir, write_json
 
 __all__ = ["export", "export_run", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path",
            "PtqCorrections"]
@@ -279,7 +279,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             log.info(f"  {fmt} {precision}: not exported (the reason is reported at the end)")
 
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        workdir = stack.enter_context(scratch_dir(folder))  # beside the output: one a kill left goes next time
         for fmt, precision in variants:
             path = artifact_path(folder, run.name, fmt, precision)
             if calibration_error and precision in CALIBRATED:
@@ -390,8 +390,7 @@ def _install(staged: Path, path: Path, card: dict, extras: list = ()) -> None:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=f".{path.name}.staging-") as where:
-            where = Path(where)
+        with scratch_dir(folder) as where:
             moves = []
             for source in (staged, *extras):
                 target = where / source.name
@@ -481,7 +480,7 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
     true_age = label_arrays(records)[1]
     order = [o["name"] for o in card["outputs"]]
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".staging-") as staging:  # beside the destination
+    with scratch_dir(folder) as staging:  # beside the destination
         staged = Path(staging) / path.name
         if fmt == "tflite" and precision == "int8":
             staged.write_bytes(app_tflite(artifact.read_bytes(), source.normalization, spec.input_size,

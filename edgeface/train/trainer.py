@@ -5,7 +5,6 @@ import logging
 import math
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from edgeface.run import Run
 from edgeface.run.config import TrainConfig
 from edgeface.runtime import task_key
 from edgeface.train.losses import WeightedLoss, base_loss, head_metrics, score
-from edgeface.utils import seed_everything
+from edgeface.utils import scratch_dir, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -269,15 +268,12 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
     role = worker_role(cfg.strategy)
     if role is None:
         return _train(cfg, resume, build_model, extra_callbacks, finalize)
-    scratch = Path(tempfile.mkdtemp(prefix="edgeface-worker-"))
-    try:
+    with scratch_dir() as scratch:
         if resume:  # the chief's folder, on the storage the cluster shares
             shutil.copytree(path, scratch / path.name)
         log.info(f"{role}: training beside the chief, which alone writes the run")
         _train(cfg.replace(runs_dir=str(scratch), name=path.name), resume, build_model, extra_callbacks, finalize,
                score=False)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return None
 
 
