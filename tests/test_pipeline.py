@@ -32,9 +32,16 @@ def test_training_pipeline_is_deterministic_per_seed(records):
 
 def test_augmentation_changes_between_epochs_but_eval_does_not(records):
     spec = ModelSpec(backbone="compact_cnn", input_size=32, weights="none")
-    train = make_dataset(records, spec, training=True, batch_size=64, seed=1)
-    epoch1, epoch2 = batches(train)[0][0], batches(train)[0][0]
+    steps = -(-len(records) // 64)
+    two = batches(make_dataset(records, spec, training=True, batch_size=64, seed=1, epochs=(0, 2)))
+    assert len(two) == 2 * steps
+    epoch1, epoch2 = two[0][0], two[steps][0]
     assert not np.array_equal(epoch1, epoch2)
+    # a run resumed at epoch 1 gets exactly the batches the uninterrupted run got there (issue 32 item 6)
+    resumed = batches(make_dataset(records, spec, training=True, batch_size=64, seed=1, epochs=(1, 2)))
+    for (x1, t1), (x2, t2) in zip(two[steps:], resumed, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(t1["age"], t2["age"])
     evaluation = make_dataset(records, spec, training=False, batch_size=64)
     np.testing.assert_array_equal(batches(evaluation)[0][0], batches(evaluation)[0][0])
     expected = normalize(load_images([r.path for r in records], 32), spec.config)

@@ -3,6 +3,7 @@
 tests/test_images.py holds the two to the same pixels, so train and deploy cannot drift apart."""
 from __future__ import annotations
 
+import functools
 import math
 
 import tensorflow as tf
@@ -140,9 +141,15 @@ def _mixup(seed, alpha):
 # ---- datasets -------------------------------------------------------------------------------------------
 def make_dataset(records, spec, *, training: bool, batch_size: int, seed: int = 0,
                  augment: AugmentConfig | None = None, class_weight: dict | None = None,
-                 band_weight: dict | None = None, cache: bool = True) -> tf.data.Dataset:
+                 band_weight: dict | None = None, cache: bool = True, epochs: tuple[int, int] = (0, 1)
+                 ) -> tf.data.Dataset:
     """(normalized images, targets, sample weights) batches; shuffled and augmented only when training. `spec`
-    (a ModelSpec) gives the input size, the normalization and the targets its heads train on."""
+    (a ModelSpec) gives the input size, the normalization and the targets its heads train on.
+
+    Training: the batches of epochs `epochs[0]` up to (not including) `epochs[1]`, one after the other (fit them
+    with steps_per_epoch = ceil(len(records) / batch_size)). Each epoch's order and augmentation come from (seed,
+    epoch) alone, not from how many epochs this process iterated, so a run resumed at epoch k sees exactly the
+    batches the uninterrupted run saw at k (issue 32 item 6). Images are decoded once (the cache is shared)."""
     config = spec.config
     size = spec.input_size
     targets, weights = (spec.encode_targets(records, class_weight, band_weight) if training
@@ -152,20 +159,25 @@ def make_dataset(records, spec, *, training: bool, batch_size: int, seed: int = 
     if cache:
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
         augment = augment or AugmentConfig()
-        noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, noise)).map(
-            lambda item, r: (normalize(augment_image(item[0], tf.stack([r, tf.constant(seed, tf.int64)]), augment),
-                                       config), item[1], item[2]),
-            num_parallel_calls=AUTOTUNE, deterministic=True)
+        base, n = ds, len(records)
+
+        def one_epoch(epoch: int):
+            key = seed * 1_000_003 + epoch  # a Python int: a tensor seed trips tf.data when the global seed is 0
+            shuffled = base.shuffle(n, seed=key, reshuffle_each_iteration=False).enumerate()
+            out = shuffled.map(
+                lambda i, item: (normalize(augment_image(item[0], tf.stack([i, tf.constant(key, tf.int64)]),
+                                                         augment), config), item[1], item[2]),
+                num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
+            if augment.mixup:
+                out = out.enumerate().map(lambda j, b: _mixup(key * 7919 + j, augment.mixup)(*b),
+                                          num_parallel_calls=AUTOTUNE, deterministic=True)
+            return out
+
+        ds = functools.reduce(lambda a, b: a.concatenate(b), (one_epoch(e) for e in range(*epochs)))
     else:
-        ds = ds.map(lambda x, t, w: (normalize(x, config), t, w), num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size)
-    if training and augment.mixup:
-        batch_noise = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, batch_noise)).map(
-            lambda b, r: _mixup(r, augment.mixup)(*b), num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.map(lambda x, t, w: (normalize(x, config), t, w), num_parallel_calls=AUTOTUNE,
+                    deterministic=True).batch(batch_size)
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

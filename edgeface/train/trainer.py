@@ -332,8 +332,6 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
     bw = band_weights(data["train"], cfg.band_weight)
     if bw:
         log.info("age band loss weights: " + ", ".join(f"{AGE_GROUP_LABELS[g]} {w:.2f}" for g, w in bw.items()))
-    train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
-                            augment=cfg.augment, class_weight=cw, band_weight=bw)
     val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
     steps = math.ceil(len(data["train"]) / cfg.batch_size)
     phases = []  # (first epoch, end epoch, trainable-from, LR scale)
@@ -364,7 +362,9 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
                 ckpt.restore(manager.latest_checkpoint).expect_partial()
                 initial = int(epoch_var.numpy())
                 run.trim_history(initial)  # a row written after the last checkpoint is trained again
-                log.info(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}")
+                log.info(f"resumed phase {index} at epoch {initial} from {manager.latest_checkpoint}: the same "
+                         "batches and augmentation as an uninterrupted run; dropout draws other masks, so the "
+                         "numbers can differ within seed-to-seed noise")
             elif resume and done > start:
                 raise EdgefaceError(f"{run.path}: no checkpoint for phase {index}; cannot resume at epoch {done}")
             elif resume:  # killed before the phase's first checkpoint: its rows are trained again
@@ -388,8 +388,10 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
         if cfg.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(cfg.monitor, patience=cfg.early_stopping,
                                                            mode="max" if "accuracy" in cfg.monitor else "min"))
-        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=initial, callbacks=callbacks,
-                  verbose=verbose)
+        train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
+                                augment=cfg.augment, class_weight=cw, band_weight=bw, epochs=(initial, end))
+        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=initial, steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=verbose)
         if any(getattr(c, "stopped_epoch", 0) for c in callbacks):
             break
     if finalize is not None:

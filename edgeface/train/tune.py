@@ -87,12 +87,13 @@ def run_one_trial(tuner, trial) -> dict:
                               loss_weight_variables(cfg, spec))
     optimizer.iterations.assign(first * steps)
     train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
-                            augment=cfg.augment)
+                            augment=cfg.augment, epochs=(first, last))
     val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.values.items()
                        if not k.startswith("tuner/"))
     tuner.log(f"trial {trial_number(trial.trial_id)}: epochs {first}->{last}, {values}")
-    history = model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, verbose=0,
+    history = model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
+                        verbose=0,
                         callbacks=[EpochReport(len(data["train"]), last)])
     model.save_weights(str(_weights_file(tuner, trial.trial_id)))
     logs = [dict(zip(history.history, values)) for values in zip(*history.history.values())]
