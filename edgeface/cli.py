@@ -403,15 +403,17 @@ def predict(images, model_path, detect, detector, as_json, trust_hdf5):
             if row["face"] is not None:
                 parts.append(f"face {row['face']} at x,y,w,h={','.join(map(str, row['box']))}")
             if row["error"]:
-                parts.append(row["error"] if row["error"].startswith("no face") else f"error: {row['error']}")
+                parts.append(f"error: {row['error']}")
             if row["gender"]:
                 parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
             if row["age"] is not None:
                 parts.append(f"age {row['age']:.1f}")
             if row["age_group"]:
                 parts.append(f"group {row['age_group']}")
+            if row["note"]:
+                parts.append(f"({row['note']})" if row["status"] == "ok" else row["note"])
             click.echo("  ".join(parts))
-    if any(row["error"] and not row["error"].startswith("no face") for row in rows):
+    if any(row["status"] == "error" for row in rows):
         sys.exit(1)  # some images could not be read; the others were predicted above
 
 

@@ -1,5 +1,6 @@
 """The CLI: user mistakes give one 'error: ...' line and exit code 2, never a traceback."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,8 +104,8 @@ def test_predict_reports_an_unreadable_image_and_predicts_the_others(trained_run
     assert any("nothing*.png  error: no file matches" in l for l in lines)
     code, output = run("predict", folder / "good.png", "--model", trained_run, "--json")
     (row,) = json.loads(output)["predictions"]
-    assert code == 0 and set(row) == {"image", "face", "box", "score", "keypoints", "gender", "prob_male", "age",
-                                      "age_group", "error"}
+    assert code == 0 and set(row) == {"image", "status", "face", "box", "score", "keypoints", "gender", "prob_male",
+                                      "age", "age_group", "error", "note"}
 
 
 def test_cli_predict_detect(trained_run, tmp_path):
@@ -118,7 +119,22 @@ def test_cli_predict_detect(trained_run, tmp_path):
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(wall)
     code, output = run("predict", wall, "--model", trained_run, "--detect", "--json")
     (row,) = json.loads(output)["predictions"]  # same keys as a face row
-    assert code == 0 and row["face"] is None and row["error"].startswith("no face found") and row["gender"] is None
+    assert code == 0 and row["face"] is None and row["status"] == "no face" and row["error"] is None
+    assert row["note"].startswith("no face found by blazeface (try --detector blazeface-full") and row["gender"] is None
+    code, output = run("predict", wall, "--model", trained_run, "--detect", "--detector", "blazeface-full")
+    assert code == 0 and "no face found by blazeface-full (pass a face crop" in output  # no hint to itself
+
+
+def test_predict_without_detect_says_when_the_input_is_no_face_chip(tmp_path):
+    """A grey 1920x1080 picture still gets an answer (the model always answers) but with a note that it is not a
+    face chip and --detect is for photos (issue 32 item 10); a square chip gets no note."""
+    wide, chip = tmp_path / "wide.png", tmp_path / "chip.png"
+    Image.fromarray(np.full((108, 192, 3), 128, np.uint8)).save(wide)
+    face_image(chip, 0, size=64)
+    code, output = run("predict", wide, chip, "--json")
+    rows = {Path(r["image"]).name: r for r in json.loads(output)["predictions"]}
+    assert code == 0 and rows["wide.png"]["gender"] and "192x108 is not a face chip" in rows["wide.png"]["note"]
+    assert rows["chip.png"]["note"] is None
 
 
 def test_predict_uses_the_bundled_model_by_default(tmp_path):

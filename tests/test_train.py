@@ -213,3 +213,26 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     again = tune(cfg, max_epochs=2, factor=2)  # finished search: nothing re-runs
     assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in trials]
     assert sorted(t["trial"] for t in trials)[0] == "#1"  # named as KerasTuner's own log names them
+
+
+def test_a_resumed_run_trains_on_the_same_batches_as_an_uninterrupted_one(tmp_path):
+    """Killed after epoch 2 and resumed, a run without dropout (the one random stream not restored) repeats the
+    uninterrupted run to every digit: the same order, augmentation and optimizer state (issue 32 item 6)."""
+    import tf_keras as keras
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    base = dict(TINY, epochs=4, runs_dir=str(tmp_path), dropout=0.0)
+    train(TrainConfig(**base, name="whole"))
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**base, name="cut"), extra_callbacks=[Kill()])
+    train(TrainConfig(name="cut", runs_dir=str(tmp_path)), resume=True)
+
+    def history(name):
+        rows = list(csv.DictReader(open(tmp_path / name / "history.csv")))
+        return [{k: v for k, v in row.items() if k != "train_images_per_s"} for row in rows]
+
+    assert len(history("whole")) == 4 and history("cut") == history("whole")

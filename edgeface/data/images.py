@@ -82,6 +82,14 @@ def read_image(path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
+def image_size(path) -> tuple[int, int]:
+    """(width, height) from the file's header, nothing decoded (call after the image check)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
 def _spans(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Source start (n_out,) and weights (n_out, span) of TensorFlow's antialiased bilinear resize along one
     axis (tensorflow/core/kernels/image/scale_and_translate_op.cc, ComputeSpansCore with the triangle kernel)."""

@@ -17,7 +17,6 @@ from edgeface.errors import EdgefaceError
 
 DETECTORS = tuple(CONTRACTS)
 DEFAULT_DETECTOR = "blazeface"
-NO_FACE = "no face found"
 
 __all__ = ["DETECTORS", "DEFAULT_DETECTOR", "Face", "find_faces", "detect_faces", "read_photo", "contract"]
 

@@ -171,8 +171,13 @@ def format_report(report: dict) -> str:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-NO_FACE = ("no face found by {detector} (try --detector blazeface-full for small or distant faces, or pass a face "
-           "crop without --detect)")
+CHIP_ASPECT = 1.25  # an input this far from square is a photo, not a face chip
+
+
+def no_face_note(detector: str) -> str:
+    """What to try when a detector finds no face (the full-range detector does not suggest itself)."""
+    other = "try --detector blazeface-full for small or distant faces, or " if detector != "blazeface-full" else ""
+    return f"no face found by {detector} ({other}pass a face crop without --detect)"
 
 
 def expand_inputs(inputs) -> list[tuple[str, str | None]]:
@@ -195,10 +200,12 @@ def expand_inputs(inputs) -> list[tuple[str, str | None]]:
 
 
 def _row(image: str, face=None, error: str | None = None) -> dict:
-    """One prediction row; every row has the same keys (face numbers count from 1; box, detector score and
-    keypoints, in photo pixels, only with a detector)."""
-    row = {"image": image, "face": None, "box": None, "score": None, "keypoints": None, "gender": None,
-           "prob_male": None, "age": None, "age_group": None, "error": error}
+    """One prediction row; every row has the same keys. status: ok, "no face" (the detector found none; `note`
+    says what to try) or error (unreadable: `error` says why). Face numbers count from 1; box, detector score and
+    keypoints, in photo pixels, only with a detector; `note` also flags a non-square input without --detect."""
+    row = {"image": image, "status": "error" if error else "ok", "face": None, "box": None, "score": None,
+           "keypoints": None, "gender": None, "prob_male": None, "age": None, "age_group": None, "error": error,
+           "note": None}
     if face is not None:
         index, found = face
         row.update(face=index, box=[round(v, 1) for v in found.box],
@@ -213,7 +220,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
     (default BlazeFace short-range) finds is cropped per the crop contract and gets a row. An image that cannot be
     read, or holds no face, gets a row with its `error`; the other images are still predicted."""
     from edgeface.data import check_image
-    from edgeface.data.images import load_images, square_resize
+    from edgeface.data.images import image_size, load_images, square_resize
     from edgeface.detect import DEFAULT_DETECTOR, detect_faces
 
     detector = detector or DEFAULT_DETECTOR
@@ -228,6 +235,10 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
         elif not detect:
             rows.append(_row(path))
             readable.append(path)
+            width, height = image_size(path)
+            if max(width, height) > CHIP_ASPECT * min(width, height):
+                rows[-1]["note"] = (f"{width}x{height} is not a face chip (a square crop around one face): the answer "
+                                    "is for the whole picture; use --detect for photos")
         else:
             try:
                 found = detect_faces(path, detector)
@@ -237,10 +248,10 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
             rows += [_row(path, (index, face)) for index, face in enumerate(found, start=1)]
             crops += [square_resize(face.crop, spec.input_size) for face in found]
             if not found:
-                rows.append(_row(path, error=NO_FACE.format(detector=detector)))
+                rows.append({**_row(path), "status": "no face", "note": no_face_note(detector)})
     if readable:
         crops = list(load_images(readable, spec.input_size))
-    answered = [row for row in rows if row["error"] is None]
+    answered = [row for row in rows if row["status"] == "ok"]
     if answered:
         pred = predictor.predict(np.stack(crops))
         for i, row in enumerate(answered):
