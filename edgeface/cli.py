@@ -532,12 +532,13 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--folder", default="calibration", show_default=True)
+@click.option("--allow-outside-root", is_flag=True, help="Let a csv manifest name images outside its own folder.")
 @user_errors
-def calibrate(data, name, size, split, seed, folder):
+def calibrate(data, name, size, split, seed, folder, allow_outside_root):
     """Write a calibration manifest stratified by gender x age group for int8 exports."""
     from edgeface.export.calibration import create_manifest
 
-    click.echo(f"wrote {create_manifest(data, name, size, split, seed, Path(folder))}")
+    click.echo(f"wrote {create_manifest(data, name, size, split, seed, Path(folder), allow_outside_root)}")
 
 
 @main.command()

@@ -592,3 +592,26 @@ with scratch_dir({str(out)!r}):
         live.kill()
         live.wait()
     assert len(list(out.glob(".edgeface-scratch-*"))) == 1  # only the live one's, until it is gone too
+
+
+def test_fault_05b_symlinked_csv_images_and_calibration_from_elsewhere(tmp_path):
+    """A csv's images may be symlinks inside its folder (a dataset linked from elsewhere: not "outside the root");
+    `..` still is; calibrate takes --allow-outside-root like every other data command, and says when --size asks
+    for more images than the split has (issue 32 item 11)."""
+    elsewhere = tmp_path / "elsewhere"
+    rows = ["path,gender,age"]
+    for i in range(12):
+        face_image(elsewhere / f"{i}.png", i, size=48)
+        (tmp_path / "set").mkdir(exist_ok=True)
+        os.symlink(elsewhere / f"{i}.png", tmp_path / "set" / f"{i}.png")
+        rows.append(f"{i}.png,{'m' if i % 2 else 'f'},{20 + i}")
+    (tmp_path / "set" / "faces.csv").write_text("\n".join(rows) + "\n")
+    code, output = cli("data", "--data", f"csv:{tmp_path / 'set' / 'faces.csv'}")
+    assert code == 0 and "points outside" not in output, output
+    absolute = tmp_path / "absolute.csv"
+    absolute.write_text("\n".join(["path,gender,age"] + [f"{elsewhere / f'{i}.png'},m,{30 + i}" for i in range(12)]))
+    one_line_error(*cli("calibrate", "--data", f"csv:{absolute}", "--name", "x", "--folder", tmp_path / "cal"),
+                   "points outside")
+    code, output = cli("calibrate", "--data", f"csv:{absolute}", "--name", "x", "--folder", tmp_path / "cal",
+                       "--allow-outside-root", "--size", "50")
+    assert code == 0 and "fewer than --size 50" in output and (tmp_path / "cal" / "x.txt").is_file(), output

@@ -6,6 +6,7 @@ A reader returns (splits or None, records, skipped, split_source); `edgeface.dat
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -230,8 +231,9 @@ def read_manifest(path: Path, fold=None, allow_outside_root: bool = False, **_):
         if gender == -1:
             raise EdgefaceError(f"{path}:{n}: wrong label format: gender {row['gender']!r} (use m/male/f/female)")
         image = Path(row["path"])
-        if not allow_outside_root and (image.is_absolute() or not (path.parent / image).resolve().is_relative_to(
-                path.parent.resolve())):
+        # lexical: no absolute path or ".." may leave the folder; a symlink inside it is the folder owner's own
+        # arrangement (a dataset linked from elsewhere), so it is not resolved (issue 32 item 11)
+        if not allow_outside_root and (image.is_absolute() or os.path.normpath(image).split(os.sep)[0] == ".."):
             raise EdgefaceError(f"{path}:{n}: image path {row['path']!r} points outside {path.parent}; pass "
                                 "--allow-outside-root if that is intended")
         record = Record(str(image if image.is_absolute() else path.parent / image), gender, age, group,

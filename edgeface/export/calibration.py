@@ -61,11 +61,11 @@ class Manifest:
 
 
 def create_manifest(data: str, name: str, size: int = 300, split: str = "train", seed: int = 0,
-                    folder: Path = DEFAULT_FOLDER) -> Path:
+                    folder: Path = DEFAULT_FOLDER, allow_outside_root: bool = False) -> Path:
     """Picks `size` images stratified by gender x age group from a split and writes calibration/NAME.txt."""
     if size < 1:
         raise EdgefaceError("--size must be at least 1")
-    bundle = load_data(data, seed=seed)
+    bundle = load_data(data, seed=seed, allow_outside_root=allow_outside_root)
     if split not in bundle.splits or not bundle[split]:
         raise EdgefaceError(f"{data}: no {split} split to calibrate from")
     chosen = stratified_subset(bundle[split], size, seed)
