@@ -117,6 +117,10 @@ def test_uint8_io_and_nchw_onnx(run, manifest, tmp_path):
     runner = open_runner(onnx_result.path)
     assert runner.channels_first and onnx_result.passed
     assert json.loads(onnx_result.card_path.read_text())["input"]["shape"] == [-1, 3, 32, 32]
+    import onnx
+
+    graph = onnx.load(str(onnx_result.path)).graph  # the dynamic dimension is named for what it is, not unk__608
+    assert {v.type.tensor_type.shape.dim[0].dim_param for v in (*graph.input, *graph.output)} == {"batch"}
 
 
 def test_int8_needs_a_calibration_manifest(run, tmp_path):

@@ -28,7 +28,17 @@ def convert(model, size: int, path: Path, opset: int = 17, nchw: bool = False) -
     signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="image"),)
     converted, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset,
                                               inputs_as_nchw=["image"] if nchw else None)
+    _name_batch_dimension(converted.graph)
     onnx.save(onnxoptimizer.optimize(converted, list(GRAPH_PASSES)), str(path))
+
+
+def _name_batch_dimension(graph) -> None:
+    """tf2onnx names the dynamic batch dimension after an internal tensor (unk__608); apps and tools (Netron, ONNX
+    Runtime's errors) show that name, so every input and output calls it `batch` (issue 32 item 13)."""
+    for value in (*graph.input, *graph.output):
+        first = value.type.tensor_type.shape.dim[0]
+        if first.HasField("dim_param") or not first.HasField("dim_value"):
+            first.dim_param = "batch"
 
 
 def to_fp16(fp32_path: Path, out_path: Path) -> None:
