@@ -768,6 +768,19 @@ def chips(source, out, detector, pick):
 
 @main.command()
 @click.argument("artifact")
+@click.option("--json", "as_json", is_flag=True, help="Print the model card itself.")
+@user_errors
+def info(artifact, as_json):
+    """What an exported artifact is, readably: input and its preprocessing, outputs and their decoding, crop
+    contract, training data, metrics and parity, with every load check's result first."""
+    from edgeface.card import read_card
+    from edgeface.info import describe
+
+    click.echo(json.dumps(read_card(artifact), indent=2) if as_json else describe(artifact))
+
+
+@main.command()
+@click.argument("artifact")
 @click.option("--parity-images", type=int, default=32, show_default=True,
               help="Images of the parent run's recorded validation split for the parity check.")
 @click.option("--skip-parent", is_flag=True,

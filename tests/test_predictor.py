@@ -195,3 +195,28 @@ def test_eval_of_a_bundled_model_writes_into_the_working_folder(csv_manifest, tm
         shutil.copy(f, mine / f.name)
     out = write_report(evaluate(mine / bundled_model().name, f"csv:{csv_manifest}", "train"))
     assert out.parent == mine
+
+
+def test_info_reads_the_card_and_says_whether_the_file_verifies(tmp_path):
+    """`edgeface info`: the card in words (input, outputs with their decoding, crop, training, metrics, parity),
+    the verification first; a tampered copy still shows its card, marked NOT verified; --json is the card."""
+    code, output = _cli("info", bundled_model())
+    assert code == 0 and "check      verified" in output.splitlines()[1]
+    for fragment in ("input      image [1, 128, 128, 3] uint8", "output     gender", "decode: male if output[0] >= 0.5",
+                     "output     age", "crop       trained on", "training   utkface:", "metrics    keras val",
+                     "parity     parity vs source: passed"):
+        assert fragment in output, fragment
+    tampered = tmp_path / bundled_model().name
+    data = bytearray(bundled_model().read_bytes())
+    data[200_000:200_100] = bytes(100)
+    tampered.write_bytes(bytes(data))
+    shutil.copy(card_path(bundled_model()), card_path(tampered))
+    code, output = _cli("info", tampered)
+    assert code == 0 and "NOT verified" in output and "sha256" in output and "output     age" in output
+    code, output = _cli("info", bundled_model(), "--json")
+    assert code == 0 and json.loads(output) == json.loads(card_path(bundled_model()).read_text())
+
+
+def _cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
