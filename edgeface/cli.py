@@ -573,7 +573,7 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, r
     """Accuracy vs latency vs size for every exported variant and peer, in one table, JSON, CSV and plot."""
     import datetime
 
-    from edgeface.benchmark import Row, Settings, benchmark as run_benchmark, pick_best
+    from edgeface.benchmark import Row, Settings, benchmark as run_benchmark, format_table, pick_best
 
     if not sources and not peers:
         raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
@@ -585,13 +585,15 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, r
                         device_binary=device_binary, photos=photos)
     output = Path(output or f"runs/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     payload = run_benchmark(list(sources), settings, output)
+    rows = [Row(**r) for r in payload["rows"]]
+    click.echo(f"final figures ({settings.rounds} round(s)):\n{format_table(rows)}")
     click.echo(f"wrote {output / 'benchmark.json'}, benchmark.csv, table.md, pareto.png")
     if budget_ms is not None or budget_kb is not None:
-        best = pick_best([Row(**r) for r in payload["rows"]], budget_ms, budget_kb)
+        best, left_out = pick_best(rows, budget_ms, budget_kb)
         limits = " and ".join(x for x in (budget_ms and f"{budget_ms:g} ms", budget_kb and f"{budget_kb:g} KB") if x)
         click.echo(f"best under {limits}: " + (f"{best.model} {best.format} {best.precision} "
                                               f"({100 * best.gender_acc:.2f}%, {best.latency_mean_ms:.2f} ms, "
-                                              f"{best.size_kb:.0f} KB)" if best else "none fits"))
+                                              f"{best.size_kb:.0f} KB)" if best else "none fits") + f" ({left_out})")
 
 
 _compression_options = _option_group(

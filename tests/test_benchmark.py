@@ -95,6 +95,8 @@ def test_run_folder_expands_to_its_formats_and_failed_exports_are_rows(artifacts
     assert rows[("tflite", "int8")]["status"] == "export failed"
     assert "needs --calibration" in rows[("tflite", "int8")]["error"]
     assert rows[("tflite", "fp16")]["latency_ratio"] == 1.0  # the first compiled-runtime row, not Keras
+    fp16 = rows[("tflite", "fp16")]  # cold start and the memory the model added, measured in the probe
+    assert fp16["load_ms"] > 0 and 0 < fp16["model_memory_mb"] < fp16["peak_memory_mb"]
     assert payload["reference"] == "tiny tflite fp16"
     assert payload["host"]["cpu"] and "onnxruntime" in payload["host"]["runtimes"]  # figures name their host
 
@@ -104,8 +106,10 @@ def test_budget_picks_the_most_accurate_row_that_fits():
             Row("b", "tflite", "int8", gender_acc=0.94, age_mae=5.1, latency_mean_ms=1, size_kb=300),
             Row("c", "onnx", "int8", status="validation failed", gender_acc=0.99, latency_mean_ms=1, size_kb=10),
             Row("peer:gender-only", "onnx", "fp32", gender_acc=0.97, latency_mean_ms=1, size_kb=50)]
-    assert pick_best(rows).model == "a"  # the peer is more accurate but gives no age, which the models do
-    assert pick_best(rows, budget_ms=2).model == "b" and pick_best(rows, budget_kb=100) is None
+    assert pick_best(rows)[0].model == "a"  # the peer is more accurate but gives no age, which the models do
+    assert pick_best(rows, budget_ms=2)[0].model == "b"
+    best, left_out = pick_best(rows, budget_kb=100)  # "none fits" says why (issue 32 item 8)
+    assert best is None and left_out == "left out of 4 rows: 2 over the size budget, 1 not ok, 1 lacks a task"
 
 
 def test_parse_benchmark_model_output():
@@ -211,7 +215,7 @@ def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path, caplog):
         assert r["runs"] == 4
         assert r["size_kb"] > rows[0]["size_kb"]  # the detector's file counts too
     assert pipeline[0]["detection_rate"] == 1.0  # BlazeFace finds every pasted chip
-    assert pick_best([Row(**r) for r in rows]).model == rows[0]["model"]  # photos are not the scored images
+    assert pick_best([Row(**r) for r in rows])[0].model == rows[0]["model"]  # photos are not the scored images
 
 
 @pytest.mark.parametrize("runs,rounds,expected", [(300, 3, [100, 100, 100]), (5, 3, [2, 2, 1]), (2, 3, [1, 1]),

@@ -28,13 +28,6 @@ from edgeface.utils import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("model", "format", "precision", "status", "size_kb", "gzip_kb", "gender_acc", "balanced_acc", "age_mae",
-           "gender_acc_delta", "gender_acc_delta_low", "gender_acc_delta_high", "gender_mcnemar_p", "age_mae_delta",
-           "age_mae_delta_low", "age_mae_delta_high", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms",
-           "latency_drift", "throughput_ips", "peak_memory_mb",
-           "latency_ratio", "size_ratio", "accelerators", "detection_rate", "runs", "threads", "batch", "where", "path", "error")
-
-
 @dataclasses.dataclass
 class Row:
     model: str
@@ -62,7 +55,9 @@ class Row:
     # (slowest - fastest round median) / median over every round: how much the host drifted while this row ran
     latency_drift: float | None = None
     throughput_ips: float | None = None
-    peak_memory_mb: float | None = None
+    peak_memory_mb: float | None = None  # the probe process's peak (Python and TensorFlow included)
+    load_ms: float | None = None  # cold start: open + verify + allocate + first inference, in a fresh process
+    model_memory_mb: float | None = None  # resident memory the model added (weights, tensor arena, checks)
     latency_ratio: float | None = None
     size_ratio: float | None = None
     accelerators: str = ""  # from the card: TFLite GPU delegate coverage, ONNX Runtime NNAPI / CoreML verdicts
@@ -71,6 +66,9 @@ class Row:
     threads: int | None = None
     batch: int | None = None
     where: str = "host"
+
+
+COLUMNS = tuple(field.name for field in dataclasses.fields(Row))  # benchmark.csv: every Row field, in order
 
 
 @dataclasses.dataclass
@@ -182,8 +180,10 @@ def _set_timing(row: Row, rounds: list[dict], s: Settings) -> None:
     timing = {**rounds[0], **summarize_times(times)} if times else rounds[0]  # no times: the device's report
     for key in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "runs"):
         setattr(row, key, timing.get(key))
-    row.peak_memory_mb = max((r["peak_memory_mb"] for r in rounds if r.get("peak_memory_mb") is not None),
-                             default=None)
+    for key in ("peak_memory_mb", "model_memory_mb"):
+        setattr(row, key, max((r[key] for r in rounds if r.get(key) is not None), default=None))
+    loads = [r["load_ms"] for r in rounds if r.get("load_ms") is not None]
+    row.load_ms = float(np.median(loads)) if loads else None
     medians = [r["latency_p50_ms"] for r in rounds if r.get("latency_p50_ms")]
     row.latency_drift = (max(medians) - min(medians)) / row.latency_p50_ms if len(medians) > 1 else None
     row.throughput_ips = s.batch * 1000 / row.latency_mean_ms
@@ -427,14 +427,16 @@ def benchmark(sources, settings: Settings, output) -> dict:
     log.info(f"benchmark on {scored_on}, {len(records)} images; latency: batch {s.batch}, {s.threads} thread(s), "
              f"{s.warmup} warm-up + {s.runs} timed runs per row in {s.rounds} interleaved round(s)")
     for index, (row, make, exports) in enumerate(_sources(sources, s, output / "artifacts"), start=1):
-        log.info(f"row {index}: {row.model} {row.format} {row.precision} ...")
+        known = " ".join(x for x in (row.format, row.precision) if x != "?")  # an export's are known after it
+        log.info(f"row {index}: {row.model}{' ' + known if known else ''} ...")
         row, outcome, timing = _measure(row, make, exports, images, s, device)
         rows.append(row)
         if outcome is not None and row.status == "ok":
             outcomes[id(row)] = outcome
         if timing is not None:
             timed.append((row, timing))
-        log.info(format_row(row))
+        log.info(format_row(row) + (f"  (round 1 of {s.rounds}; final figures at the end)" if s.rounds > 1 and
+                                     row.latency_mean_ms else ""))
     _later_rounds(timed, images, s)
     reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
     if s.photos:
@@ -449,7 +451,7 @@ def benchmark(sources, settings: Settings, output) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "benchmark.json", payload)
     with atomic_path(output / "benchmark.csv") as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, COLUMNS)
         writer.writeheader()
         writer.writerows(dataclasses.asdict(r) for r in rows)
     from edgeface.benchmark.plot import pareto_plot
@@ -508,18 +510,42 @@ def _reference(rows, compiled: bool = False):
     return (fast or ours or [None])[0]
 
 
-def pick_best(rows, budget_ms: float | None = None, budget_kb: float | None = None):
+def _exclusion(r: Row, needs: list, budget_ms, budget_kb) -> str | None:
+    """Why a row cannot be the pick, or None."""
+    if r.detection_rate is not None:
+        return "photo pipeline"  # scored on other images
+    if r.status != "ok":
+        return "not ok"
+    if not all(getattr(r, m) is not None for m in needs):
+        return "lacks a task"
+    if budget_ms is not None and (r.latency_mean_ms or 1e18) > budget_ms:
+        return "over the latency budget"
+    if budget_kb is not None and (r.size_kb or 1e18) > budget_kb:
+        return "over the size budget"
+    return None
+
+
+def pick_best(rows, budget_ms: float | None = None, budget_kb: float | None = None) -> tuple[Row | None, str]:
     """The most accurate ok row (gender accuracy, then lower age MAE) within the latency and size budgets, among
     the rows that answer every task the reference row answers (a gender-only peer cannot replace a gender and
-    age model)."""
+    age model); and why the others were left out (e.g. "3 lack a task, 2 over the size budget")."""
     reference = _reference(rows)
     needs = [m for m in ("gender_acc", "age_mae") if reference is None or getattr(reference, m) is not None]
-    fits = [r for r in rows if r.status == "ok" and r.detection_rate is None  # pipeline rows score other images
-            and all(getattr(r, m) is not None for m in needs)
-            and (budget_ms is None or (r.latency_mean_ms or 1e18) <= budget_ms)
-            and (budget_kb is None or (r.size_kb or 1e18) <= budget_kb)]
-    return max(fits, key=lambda r: (r.gender_acc if r.gender_acc is not None else 0.0,
+    why = [_exclusion(r, needs, budget_ms, budget_kb) for r in rows]
+    fits = [r for r, reason in zip(rows, why) if reason is None]
+    counts = {}
+    for reason in why:
+        if reason:
+            counts[reason] = counts.get(reason, 0) + 1
+    left_out = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    best = max(fits, key=lambda r: (r.gender_acc if r.gender_acc is not None else 0.0,
                                     -(r.age_mae if r.age_mae is not None else 1e9)), default=None)
+    return best, f"left out of {len(rows)} rows: {left_out}" if left_out else f"all {len(rows)} rows considered"
+
+
+def format_table(rows) -> str:
+    """The final figures (every timing round, every row) as the terminal shows them."""
+    return "\n".join(format_row(r) for r in rows)
 
 
 def _fmt(value, spec):
@@ -531,7 +557,8 @@ def format_row(r: Row) -> str:
     line = (f"{r.model:28} {r.format:11} {r.precision:8} {r.status:17} {_fmt(r.size_kb, '9.0f')} KB "
             f"{acc} MAE {_fmt(r.age_mae, '5.2f')} "
             f"{_fmt(r.latency_mean_ms, '8.2f')} ms (p50 {_fmt(r.latency_p50_ms, '.2f')}, "
-            f"p90 {_fmt(r.latency_p90_ms, '.2f')}) {_fmt(r.peak_memory_mb, '6.0f')} MB")
+            f"p90 {_fmt(r.latency_p90_ms, '.2f')}) load {_fmt(r.load_ms, '.0f')} ms, "
+            f"+{_fmt(r.model_memory_mb, '.1f')} MB")
     return line + (f"  [{r.error}]" if r.error else "")
 
 
@@ -547,8 +574,9 @@ def _interval(metric: str, delta, low, high, scale: float) -> str:
 def markdown_table(rows) -> str:
     head = ("| model | format | precision | status | size KB | gzip KB | gender acc | balanced | age MAE | "
             "Δ acc vs ref, pt [95% CI] | Δ MAE vs ref [95% CI] | faces found | "
-            "latency ms (mean / p50 / p90) | drift | img/s | peak MB | latency vs ref | size vs ref | accelerators |")
-    lines = [head, "|" + "---|" * 19]
+            "latency ms (mean / p50 / p90) | drift | img/s | cold start ms | model MB | probe peak MB | latency vs ref | "
+            "size vs ref | accelerators |")
+    lines = [head, "|" + "---|" * head.count(" |")]
     for r in rows:
         acc = None if r.gender_acc is None else 100 * r.gender_acc
         bal = None if r.balanced_acc is None else 100 * r.balanced_acc
@@ -562,6 +590,7 @@ def markdown_table(rows) -> str:
                      f"{_fmt(r.latency_mean_ms, '.2f')} / {_fmt(r.latency_p50_ms, '.2f')} / "
                      f"{_fmt(r.latency_p90_ms, '.2f')} | {_fmt(r.latency_drift, '.0%')} | "
                      f"{_fmt(r.throughput_ips, '.0f')} | "
+                     f"{_fmt(r.load_ms, '.0f')} | {_fmt(r.model_memory_mb, '.1f')} | "
                      f"{_fmt(r.peak_memory_mb, '.0f')} | {_fmt(r.latency_ratio, '.2f')} | "
                      f"{_fmt(r.size_ratio, '.2f')} | {r.accelerators or '—'} |")
     return "\n".join(lines) + "\n"
