@@ -239,6 +239,8 @@ def test_distillation_trains_a_student_from_a_teacher(parent):
     assert config.compression["method"] == "distillation" and config.parents[0] == str(parent)
     history = run.history_file.read_text().splitlines()
     assert "distill_soft_loss" in history[0] and len(history) == 2
+    summary = run.compression["val_summary"]  # the teacher scored on the student's own validation images
+    assert summary["images"] == len(run.split("val")) and summary["teacher"].startswith("gender acc")
 
 
 def test_an_interrupted_distillation_resumes_from_its_folder(parent, tmp_path, monkeypatch):

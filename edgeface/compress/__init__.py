@@ -74,14 +74,20 @@ def _report(run: Run, parent: Run, extra: dict) -> dict:
               "model": stats.describe(run.load_model()), "parent_model": stats.describe(parent_model),
               "val_summary": {"parent": parent_val.get("summary"), "this": this_val.get("summary"),
                               "images": parent_val["n"]}}
-    drop = 100 * (parent_val.get("gender", {}).get("accuracy", 0) - this_val.get("gender", {}).get("accuracy", 0))
-    if "gender" in this_val and drop > COLLAPSE_POINTS:
-        report["warning"] = (f"the compressed model lost {drop:.1f} points of gender accuracy against its parent "
-                             f"on the same {parent_val['n']} validation images: it has collapsed (fine-tune longer, "
-                             "at a lower rate, or compress less)")
-        log.warning(report["warning"])
+    _warn_if_collapsed(report, parent_val, this_val, "the compressed model", "its parent",
+                       "fine-tune longer, at a lower rate, or compress less")
     run.write_compression(report)
     return report
+
+
+def _warn_if_collapsed(report: dict, reference_val: dict, this_val: dict, what: str, against: str, advice: str):
+    """Adds (and logs) report["warning"] when `this_val` is COLLAPSE_POINTS of gender accuracy below
+    `reference_val`, both scored on the same images."""
+    drop = 100 * (reference_val.get("gender", {}).get("accuracy", 0) - this_val.get("gender", {}).get("accuracy", 0))
+    if "gender" in this_val and drop > COLLAPSE_POINTS:
+        report["warning"] = (f"{what} lost {drop:.1f} points of gender accuracy against {against} on the same "
+                             f"{reference_val['n']} validation images: it has collapsed ({advice})")
+        log.warning(report["warning"])
 
 
 @dataclass
@@ -319,11 +325,21 @@ def _distill_plan(cfg: TrainConfig) -> _Plan:
     teachers = _recorded_teachers(cfg.compression)
 
     def report(out: Run):
-        summaries = [(t.metrics or {}).get("summary") for t in teachers]
-        out.write_compression({**cfg.compression, "val_summary": {
-            "teacher": summaries[0] if len(teachers) == 1 else
-            "; ".join(f"{t.path}: {s}" for t, s in zip(teachers, summaries)),
-            "this": (out.metrics or {}).get("summary")}})
+        """Teachers scored on the student's own validation images (with --limit, fewer than the teachers'
+        metrics.json saw); a student far below the best teacher is called collapsed, as prune calls a child."""
+        from edgeface.eval import evaluate_records
+        from edgeface.predictor import Predictor
+
+        val, this = out.split("val"), out.metrics or {}
+        scored = [evaluate_records(Predictor.from_keras(t.load_model(), t.spec), val, "val") for t in teachers]
+        record = {**cfg.compression, "val_summary": {
+            "teacher": scored[0]["summary"] if len(teachers) == 1 else
+            "; ".join(f"{t.path}: {r['summary']}" for t, r in zip(teachers, scored)),
+            "this": this.get("summary"), "images": len(val)}}
+        best = max(scored, key=lambda r: r.get("gender", {}).get("accuracy", 0))
+        _warn_if_collapsed(record, best, this, "the student", "its best teacher",
+                           "train longer, use a larger student, or lower --kd-weight")
+        out.write_compression(record)
 
     return _Plan(create_model, report)
 
