@@ -225,18 +225,17 @@ def _overrides(recipe, flags, assignments, tasks) -> dict:
 def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
     from edgeface.run.config import TrainConfig
-    from edgeface.train.trainer import train as run_training
 
     if recipe is None and not config_file and not flags["data"] and not resume:
         recipe = SMOKE_RECIPE
-    if recipe == SMOKE_RECIPE:
-        click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
-                   "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
     overrides = _overrides(recipe, flags, assignments, tasks)
     if resume and not flags["name"]:
         raise EdgefaceError("--resume needs --name of the run to continue")
     cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs") if resume else \
         TrainConfig.load(config_file, overrides)
+    if recipe == SMOKE_RECIPE:  # once the config is valid: a config error is the only line then
+        click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
+                   "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
     if cross_validate or seeds:
         from edgeface.train.repeats import cross_validate as run_cv, format_family, train_seeds
 
@@ -250,6 +249,8 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
 
         run = resume_run(Path(cfg.runs_dir) / cfg.run_name())
     else:
+        from edgeface.train.trainer import train as run_training  # TensorFlow: after the config is known good
+
         run = run_training(cfg)
     if run is None:  # a multi-worker cluster's non-chief worker
         click.echo("done: this worker's share of the training; the chief wrote the run")

@@ -1,12 +1,17 @@
 """ImageNet weights: a local folder first (--weights-dir, EDGEFACE_WEIGHTS_DIR, the Keras cache), then the network."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import io
+import logging
 import os
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
+
+log = logging.getLogger(__name__)
 
 ENV_VAR = "EDGEFACE_WEIGHTS_DIR"
 _weights_dir: str | None = None
@@ -64,6 +69,23 @@ def _check_sum(path: Path) -> None:
             raise EdgefaceError(f"{path}: sha256 does not match {sums} (truncated or corrupted download?)")
 
 
+@contextlib.contextmanager
+def _keras_quiet():
+    """keras.applications prints "Downloading data from ..." on stdout and warns through TensorFlow's logger that
+    a non-standard input size gets the 224 px weights (expected: edgeface trains at its own sizes); our own line
+    says what happens instead (issue 32 item 12)."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def build_with_imagenet(app_fn, config, **kwargs):
     """Builds a keras.applications model with ImageNet weights: a local file if any, else Keras' download."""
     alpha = kwargs.get("alpha")
@@ -73,7 +95,8 @@ def build_with_imagenet(app_fn, config, **kwargs):
     local = find_local(config, alpha)
     if local is not None:
         _check_sum(local)
-        app = app_fn(weights=None, **kwargs)
+        with _keras_quiet():
+            app = app_fn(weights=None, **kwargs)
         try:
             app.load_weights(str(local))
         except Exception as err:  # h5py raises OSError/KeyError for truncated or foreign files
@@ -81,8 +104,11 @@ def build_with_imagenet(app_fn, config, **kwargs):
                                 f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
         return app
     width = f" alpha {alpha}" if config.default_alpha is not None else ""
+    log.info(f"ImageNet weights for {config.name}{width}: none in {', '.join(str(d) for d in search_dirs())}; "
+             "downloading them (Keras)")
     try:
-        return app_fn(weights="imagenet", **kwargs)
+        with _keras_quiet():
+            return app_fn(weights="imagenet", **kwargs)
     except Exception as err:  # offline: Keras raises a bare Exception("URL fetch failure ...")
         where = ", ".join(str(d) for d in search_dirs())
         raise EdgefaceError(
