@@ -29,7 +29,7 @@ from edgeface.models import has_quantize_wrappers
 from edgeface.run import Run
 from edgeface.runtime import KerasRunner, open_runner
 from edgeface.runtime.formats import CALIBRATED, FORMATS, check_tolerances, export_variants, is_all, qat_variants
-from edgeface.runtime.parity import compare, describe_failure
+from edgeface.runtime.parity import compare, describe as describe_parity, describe_failure
 from edgeface.utils import scratch_dir, write_json
 
 __all__ = ["export", "export_run", "ExportOptions", "ExportResult", "FORMATS", "export_variants", "artifact_path",
@@ -323,7 +323,7 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
             _install(staged, path, card, [vectors])
             result = ExportResult(fmt, precision, path, card_path(path), parity, card["artifact"]["size_bytes"])
             results.append(result)
-            status = "parity ok" if parity["passed"] else f"PARITY FAILED: {describe_failure(parity)}"
+            status = ("parity ok: " if parity["passed"] else "PARITY FAILED: ") + describe_parity(parity)
             log.info(f"  {result.size_bytes / 1024:.0f} KiB, {status}")
             # dynamic-range files compute in float by design; only full-integer ones promise integer-only kernels,
             # unless layers were kept float on purpose (--keep-float), which the card records

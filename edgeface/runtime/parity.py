@@ -50,6 +50,18 @@ def compare(reference: dict, candidate: dict, decodings: dict, precision: str, t
             "tolerances": tol}
 
 
+def describe(result: dict) -> str:
+    """Every check with its value and limit, e.g. "gender_agreement 0.9961 (>= 0.95), age_mae_shift_years -0.012
+    (<= 0.5)": the numbers behind "parity ok"."""
+    def one(c):
+        if c["limit"] is None:
+            return f"{c['name']} {c['value']:.4g}"
+        sign = ">=" if c["name"] == "gender_agreement" else "<="
+        return f"{c['name']} {c['value']:.4g} ({sign} {c['limit']:.4g}){'' if c['ok'] else ' FAILED'}"
+
+    return ", ".join(one(c) for c in result["checks"]) + f" on {result['n']} images"
+
+
 def describe_failure(result: dict) -> str:
     bad = [c for c in result["checks"] if not c["ok"]]
     return ", ".join(f"{c['name']} {c['value']:.4g} (limit {c['limit']:.4g})" for c in bad)
