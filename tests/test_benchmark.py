@@ -224,3 +224,19 @@ def test_timed_runs_are_split_into_rounds_that_sum_to_runs(runs, rounds, expecte
     from edgeface.benchmark import _rounds
 
     assert _rounds(Settings(runs=runs, rounds=rounds)) == expected
+
+
+def test_every_row_is_a_numbered_point_or_named_with_why_not(tmp_path):
+    """pareto.png: the Keras row (its latency stretched the axis), photo-pipeline rows and failed rows are named
+    under the plot with their reason, not dropped (issue 32 item 7)."""
+    from edgeface.benchmark.plot import _not_plotted, pareto_plot
+
+    rows = [Row("m", "tflite", "int8", gender_acc=0.9, age_mae=5.0, latency_mean_ms=1.0, size_kb=900),
+            Row("m", "keras", "fp32", gender_acc=0.9, age_mae=5.0, latency_mean_ms=150.0, size_kb=9000),
+            Row("pipeline: blazeface + m", "tflite", "int8", latency_mean_ms=3.0, detection_rate=1.0),
+            Row("m", "onnx", "int8", status="export failed")]
+    assert [_not_plotted(r) is None for r in rows] == [True, False, False, False]
+    assert "Keras" in _not_plotted(rows[1]) and "photo pipeline" in _not_plotted(rows[2])
+    assert _not_plotted(rows[3]) == "export failed"
+    pareto_plot(rows, tmp_path / "pareto.png", "test")
+    assert (tmp_path / "pareto.png").stat().st_size > 10_000 and (tmp_path / "pareto.png").stat().st_mode & 0o044

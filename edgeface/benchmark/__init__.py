@@ -457,7 +457,7 @@ def benchmark(sources, settings: Settings, output) -> dict:
     from edgeface.benchmark.plot import pareto_plot
 
     limit = f", --limit {s.limit}" if s.limit else ""
-    pareto_plot([r for r in rows if r.detection_rate is None], output / "pareto.png", f"{scored_on} ({len(records)} images{limit}), batch {s.batch}, "
+    pareto_plot(rows, output / "pareto.png", f"{scored_on} ({len(records)} images{limit}), batch {s.batch}, "
                                               f"{s.threads} thread(s)")
     write_text(output / "table.md", markdown_table(rows))
     return payload

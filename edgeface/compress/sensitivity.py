@@ -6,8 +6,8 @@ Two views per layer of a full-integer int8 TFLite file:
   calibration images; the error is reported in quantization steps (RMSE / scale);
 - task effect on the validation split (the same images for every variant): Δ gender accuracy and Δ age MAE
   when only that layer stays float, against the full int8 file ("recovered": how much of int8's loss it
-  explains), and when only it is quantized, against a file where everything that can be is float ("damage":
-  what quantizing it alone costs).
+  explains), and when only it is quantized, against a file where everything that can be is float ("effect":
+  what quantizing it alone changes; negative is a cost). Every change is signed + for better.
 Layers are named by their Keras layer; the selective files come from the debugger's denylisted nodes (one
 calibration for all of them)."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.export.ptq import PtqCorrections
 from edgeface.export.tflite import Quantizer, layer_name
-from edgeface.utils import write_json, write_text
+from edgeface.utils import atomic_path, write_json, write_text
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
         alone_float = b.score(u["tensors"])
         alone_int8 = b.score([t for t in every if t not in u["tensors"]])
         rows.append({**u, "only_float": alone_float, "recovered": _gap(int8_m, alone_float),
-                     "only_int8": alone_int8, "damage": _gap(plumbing, alone_int8)})
+                     "only_int8": alone_int8, "effect": _gap(plumbing, alone_int8)})
     rows.sort(key=lambda r: -_score(r["recovered"]))
     return {"run": str(b.run.path), "calibration": b.manifest.describe(), "val_images": b.n, "by": by,
             "corrections": b.corrections.flags(),
@@ -219,15 +219,18 @@ def format_analysis(report: dict) -> str:
             parts.append(f"MAE {m['age_mae']:.3f}")
         return ", ".join(parts)
 
+    op_width = max([len("op")] + [len(r["op"]) for r in report["layers"]])  # op names whole (DEPTHWISE_CONV_2D)
     lines = [f"{report['run']}: int8 sensitivity on {report['val_images']} val images",
              f"  float {metrics(f)}   int8 {metrics(q)}   only the unavoidable int8 ops (input, pooling, "
              f"softmax/logistic outputs) {metrics(report['int8_plumbing_only'])}",
-             f"  {'layer':34} {'op':16} {'err/step':>8}  {'only float: recovered':>24}  {'only int8: damage':>20}"]
+             "  each change is signed + for better (accuracy up, MAE down), - for worse",
+             f"  {'layer':34} {'op':{op_width}} {'err/step':>8}  {'only it float: vs int8':>24}  "
+             f"{'only it int8: vs float':>24}"]
     for r in report["layers"]:
-        rec, dmg = r["recovered"], r["damage"]
-        lines.append(f"  {r['layer'][:34]:34} {r['op'][:16]:16} {r['rmse_steps']:8.3f}  "
-                     f"{rec.get('gender_points', 0):+6.2f} pt {rec.get('age_years', 0):+6.3f} y    "
-                     f"{dmg.get('gender_points', 0):+6.2f} pt {dmg.get('age_years', 0):+6.3f} y")
+        rec, eff = r["recovered"], r["effect"]
+        lines.append(f"  {r['layer'][:34]:34} {r['op']:{op_width}} {r['rmse_steps']:8.3f}  "
+                     f"{rec.get('gender_points', 0):+8.2f} pt {rec.get('age_years', 0):+8.3f} y  "
+                     f"{eff.get('gender_points', 0):+8.2f} pt {eff.get('age_years', 0):+8.3f} y")
     lines.append(f"  verdict: {report['verdict']}")
     return "\n".join(lines)
 
@@ -238,7 +241,7 @@ def write_analysis(report: dict, folder) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "analysis.json", report)
     columns = ["layer", "op", "rmse_steps", "recovered_gender_points", "recovered_age_years",
-               "damage_gender_points", "damage_age_years", "tensor"]
+               "only_int8_gender_points", "only_int8_age_years", "tensor"]  # + better, as in the table
     out = io.StringIO()
     writer = csv.DictWriter(out, columns)
     writer.writeheader()
@@ -247,8 +250,8 @@ def write_analysis(report: dict, folder) -> Path:
                          "tensor": ";".join(r["tensors"]),
                          "recovered_gender_points": r["recovered"].get("gender_points"),
                          "recovered_age_years": r["recovered"].get("age_years"),
-                         "damage_gender_points": r["damage"].get("gender_points"),
-                         "damage_age_years": r["damage"].get("age_years")})
+                         "only_int8_gender_points": r["effect"].get("gender_points"),
+                         "only_int8_age_years": r["effect"].get("age_years")})
     write_text(folder / "layers.csv", out.getvalue())
     _plot(report, folder / "sensitivity.png")
     return folder
@@ -260,24 +263,32 @@ def _plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import textwrap
+
+    import numpy as np
+
     rows = report["layers"]
-    names = [r["layer"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(rows) + 1.5), sharey=True)
-    for ax, key, title in ((axes[0], "gender_points", "gender accuracy, points (positive: better)"),
-                           (axes[1], "age_years", "age MAE, years (positive: lower MAE)")):
-        ax.barh(names, [r["recovered"].get(key, 0) for r in rows], color="tab:blue", label="only it float, against full int8")
-        ax.barh(names, [r["damage"].get(key, 0) for r in rows], color="tab:red", alpha=0.5,
-                label="only it int8, against all float (negative: a cost)")
+    names = [f"{r['layer']} ({r['op']})" for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.4 * len(rows) + 2.6), sharey=True)
+    for ax, key, title in ((axes[0], "gender_points", "gender accuracy, points (+ better)"),
+                           (axes[1], "age_years", "age MAE, years (+ lower MAE)")):
+        # side by side, not on top of each other: both bars of a layer stay readable
+        ax.barh(y - 0.2, [r["recovered"].get(key, 0) for r in rows], height=0.4, color="tab:blue",
+                label="only it float, against full int8")
+        ax.barh(y + 0.2, [r["effect"].get(key, 0) for r in rows], height=0.4, color="tab:red",
+                label="only it int8, against all float (- is its cost)")
         ax.set_title(title, fontsize=9)
         ax.axvline(0, color="k", lw=0.5)
+    axes[0].set_yticks(y, names, fontsize=8)
     axes[0].invert_yaxis()
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(report["verdict"][:120], fontsize=8)
-    fig.tight_layout()
-    with tempfile.NamedTemporaryFile(suffix=".png", dir=path.parent, delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=110)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)  # below the bars
+    fig.suptitle("\n".join(textwrap.wrap(report["verdict"], 150)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    with atomic_path(path) as tmp:  # atomic, and 0644 like every other file edgeface writes
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    Path(tmp.name).replace(path)
 
 
 def holds(float_m: dict, m: dict, tolerance: dict | None = None) -> bool:
