@@ -380,19 +380,27 @@ def compare(models, data, fold, limit, seed, allow_outside_root, split, resample
 @click.option("--detector", type=_LazyChoice(_detectors),
               help="Face detector for --detect: blazeface (MediaPipe short-range, default), blazeface-full "
                    "(small or distant faces) or haar (OpenCV).")
+@click.option("--min-score", type=click.FloatRange(0, 1), help="With --detect: drop faces the detector scores "
+                                                                 "lower (on top of its own threshold).")
+@click.option("--save", type=click.Path(file_okay=False), help="With --detect: write each photo annotated with its "
+                                                               "boxes and answers, and each face's crop, here.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the rows as CSV to this file.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
 @user_errors
-def predict(images, model_path, detect, detector, as_json, trust_hdf5):
+def predict(images, model_path, detect, detector, min_score, save, csv_path, as_json, trust_hdf5):
     """Gender (with probability) and age for face crops, or for every face in photos with --detect."""
     from edgeface.bundled import bundled_model
-    from edgeface.eval import predict as run_predict
+    from edgeface.eval.predict import predict as run_predict, write_csv
 
-    if detector and not detect:
-        raise EdgefaceError("--detector chooses the face detector of --detect; add --detect")
+    for flag, value in (("--detector", detector), ("--min-score", min_score), ("--save", save)):
+        if value is not None and not detect:
+            raise EdgefaceError(f"{flag} is for photos: add --detect")
     result = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5,
-                         detector=detector)
+                         detector=detector, min_score=min_score, save=save)
     rows, model = result["predictions"], result["model"]
+    if csv_path:
+        click.echo(f"rows: {write_csv(rows, csv_path)}", err=True)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

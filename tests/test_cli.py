@@ -125,6 +125,28 @@ def test_cli_predict_detect(trained_run, tmp_path):
     assert code == 0 and "no face found by blazeface-full (pass a face crop" in output  # no hint to itself
 
 
+def test_predict_detect_saves_annotated_photos_crops_and_csv(trained_run, tmp_path):
+    """--save writes each photo with its boxes and answers and each face's crop as the model saw it; --csv the
+    rows; --min-score above the detector's score drops the face (issue 32 item 10)."""
+    import csv
+
+    path, _ = photo_with_chip(tmp_path)
+    out, table = tmp_path / "out", tmp_path / "rows.csv"
+    code, output = run("predict", path, "--model", trained_run, "--detect", "--save", out, "--csv", table)
+    assert code == 0, output
+    annotated = Image.open(out / f"{path.stem}.annotated.png")
+    assert annotated.size == Image.open(path).size
+    assert np.abs(np.asarray(annotated, int) - np.asarray(Image.open(path).convert("RGB"), int)).max() > 100
+    assert Image.open(out / f"{path.stem}.face1.png").size == (32, 32)  # the model's input size
+    (row,) = list(csv.DictReader(open(table)))
+    assert row["status"] == "ok" and row["face"] == "1" and len(row["box"].split()) == 4 and row["gender"]
+    code, output = run("predict", path, "--model", trained_run, "--detect", "--min-score", "1.0", "--json")
+    (row,) = json.loads(output)["predictions"]
+    assert code == 0 and row["status"] == "no face"
+    code, output = run("predict", path, "--save", out)
+    assert_user_error(code, output, "--save is for photos: add --detect")
+
+
 def test_predict_without_detect_says_when_the_input_is_no_face_chip(tmp_path):
     """A grey 1920x1080 picture still gets an answer (the model always answers) but with a note that it is not a
     face chip and --detect is for photos (issue 32 item 10); a square chip gets no note."""

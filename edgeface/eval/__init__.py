@@ -12,7 +12,7 @@ from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
 from edgeface.eval.stats import per_image, stored_outcomes
-from edgeface.labels import GENDER_LABELS, age_band_label
+from edgeface.labels import age_band_label
 from edgeface.predictor import Predictor, load
 from edgeface.run import Run
 from edgeface.utils import write_json
@@ -170,98 +170,4 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-CHIP_ASPECT = 1.25  # an input this far from square is a photo, not a face chip
-
-
-def no_face_note(detector: str) -> str:
-    """What to try when a detector finds no face (the full-range detector does not suggest itself)."""
-    other = "try --detector blazeface-full for small or distant faces, or " if detector != "blazeface-full" else ""
-    return f"no face found by {detector} ({other}pass a face crop without --detect)"
-
-
-def expand_inputs(inputs) -> list[tuple[str, str | None]]:
-    """(path, problem) for every image the inputs name: files, folders (their images, sorted) and glob patterns;
-    a name that gives nothing keeps a row with its problem."""
-    import glob
-
-    out = []
-    for item in map(str, inputs):
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            out += [(p, None) for p in found] or [(item, "a folder without images")]
-        elif not path.exists() and any(c in item for c in "*?["):
-            found = sorted(glob.glob(item))
-            out += [(p, None) for p in found] or [(item, "no file matches this pattern")]
-        else:
-            out.append((item, None))
-    return out
-
-
-def _row(image: str, face=None, error: str | None = None) -> dict:
-    """One prediction row; every row has the same keys. status: ok, "no face" (the detector found none; `note`
-    says what to try) or error (unreadable: `error` says why). Face numbers count from 1; box, detector score and
-    keypoints, in photo pixels, only with a detector; `note` also flags a non-square input without --detect."""
-    row = {"image": image, "status": "error" if error else "ok", "face": None, "box": None, "score": None,
-           "keypoints": None, "gender": None, "prob_male": None, "age": None, "age_group": None, "error": error,
-           "note": None}
-    if face is not None:
-        index, found = face
-        row.update(face=index, box=[round(v, 1) for v in found.box],
-                   score=None if found.score is None else round(found.score, 4),
-                   keypoints=None if found.keypoints is None else np.round(found.keypoints, 1).tolist())
-    return row
-
-
-def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, detector: str | None = None) -> dict:
-    """Gender (with P(male)) and age for face crops, with a run, .keras model or exported artifact:
-    {"model": what answered, "predictions": rows}. With `detect`, images are full photos: each face the detector
-    (default BlazeFace short-range) finds is cropped per the crop contract and gets a row. An image that cannot be
-    read, or holds no face, gets a row with its `error`; the other images are still predicted."""
-    from edgeface.data import check_image
-    from edgeface.data.images import image_size, load_images, square_resize
-    from edgeface.detect import DEFAULT_DETECTOR, detect_faces
-
-    detector = detector or DEFAULT_DETECTOR
-
-    predictor = load(model_path, trust_hdf5=trust_hdf5)
-    spec = predictor.spec
-    rows, crops, readable = [], [], []
-    for path, problem in expand_inputs(images):
-        problem = problem or check_image(path)
-        if problem:
-            rows.append(_row(path, error=problem))
-        elif not detect:
-            rows.append(_row(path))
-            readable.append(path)
-            width, height = image_size(path)
-            if max(width, height) > CHIP_ASPECT * min(width, height):
-                rows[-1]["note"] = (f"{width}x{height} is not a face chip (a square crop around one face): the answer "
-                                    "is for the whole picture; use --detect for photos")
-        else:
-            try:
-                found = detect_faces(path, detector)
-            except EdgefaceError as err:
-                rows.append(_row(path, error=str(err)))
-                continue
-            rows += [_row(path, (index, face)) for index, face in enumerate(found, start=1)]
-            crops += [square_resize(face.crop, spec.input_size) for face in found]
-            if not found:
-                rows.append({**_row(path), "status": "no face", "note": no_face_note(detector)})
-    if readable:
-        crops = list(load_images(readable, spec.input_size))
-    answered = [row for row in rows if row["status"] == "ok"]
-    if answered:
-        pred = predictor.predict(np.stack(crops))
-        for i, row in enumerate(answered):
-            if "prob_male" in pred:
-                prob = float(pred["prob_male"][i])
-                row.update(gender=GENDER_LABELS[int(prob >= 0.5)], prob_male=prob)
-            if "age_years" in pred:
-                if spec.numeric_age:
-                    row["age"] = float(pred["age_years"][i])
-                row["age_group"] = age_band_label(pred["age_group"][i])
-    model = {"path": str(model_path), "format": predictor.format, "precision": predictor.precision,
-             "run": predictor.name, "detector": detector if detect else None}
-    return {"model": model, "predictions": rows}
+from edgeface.eval.predict import predict  # noqa: E402,F401  the predict use-case (its own module)
