@@ -559,7 +559,8 @@ def calibrate(data, name, size, split, seed, folder, allow_outside_root):
               help="Export formats for run folders (repeatable; default: every CPU format, plus trt on a GPU machine).")
 @click.option("--precisions", multiple=True, type=click.Choice(list(PRECISIONS)),
               help="Precisions for run folders (repeatable; default: all).")
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--threads", default="1", show_default=True,
+              help="Inference threads; several (1,2,4) time every row at each, a row per count.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per row (after warm-up).")
 @click.option("--rounds", type=int, default=3, show_default=True,
@@ -586,10 +587,12 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, r
 
     if not sources and not peers:
         raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
-    if threads < 1 or batch < 1 or runs < 1 or rounds < 1 or warmup < 0:
+    threads, *sweep = _int_list(threads, "--threads") or [1]
+    if min(threads, *sweep) < 1 or batch < 1 or runs < 1 or rounds < 1 or warmup < 0:
         raise EdgefaceError("--threads, --batch, --runs and --rounds must be at least 1, --warmup at least 0")
     settings = Settings(data=data, split=split, formats=formats or None, precisions=precisions or None,
-                        threads=threads, batch=batch, runs=runs, rounds=rounds, warmup=warmup, limit=limit,
+                        threads=threads, thread_sweep=tuple(sweep), batch=batch, runs=runs, rounds=rounds,
+                        warmup=warmup, limit=limit,
                         peers_dir=peers_dir if peers else None, calibration=calibration, device=device,
                         device_binary=device_binary, photos=photos)
     output = Path(output or f"runs/benchmark-{datetime.datetime.now():%Y%m%d-%H%M%S}")

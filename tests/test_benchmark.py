@@ -240,3 +240,14 @@ def test_every_row_is_a_numbered_point_or_named_with_why_not(tmp_path):
     assert _not_plotted(rows[3]) == "export failed"
     pareto_plot(rows, tmp_path / "pareto.png", "test")
     assert (tmp_path / "pareto.png").stat().st_size > 10_000 and (tmp_path / "pareto.png").stat().st_mode & 0o044
+
+
+def test_a_thread_sweep_times_every_row_at_each_count(tmp_path):
+    """--threads 1,2: a row per thread count, the same answers, each timed in its own probes (issue 32 item 14)."""
+    from edgeface.bundled import bundled_model
+
+    payload = benchmark([bundled_model()], settings(data="synthetic:20", runs=4, rounds=1, thread_sweep=(2,)),
+                        tmp_path / "o")
+    rows = payload["rows"]
+    assert [r["threads"] for r in rows] == [1, 2] and all(r["status"] == "ok" and r["latency_mean_ms"] for r in rows)
+    assert rows[0]["gender_acc"] == rows[1]["gender_acc"] and rows[0]["size_kb"] == rows[1]["size_kb"]

@@ -78,6 +78,7 @@ class Settings:
     formats: tuple | None = None
     precisions: tuple | None = None
     threads: int = 1
+    thread_sweep: tuple = ()  # more thread counts: every timed row is timed again at each (a row per count)
     batch: int = 1
     runs: int = 100
     warmup: int = 10
@@ -236,6 +237,27 @@ def _later_rounds(timed: list, images: _Images, s: Settings) -> None:
                 row.status, row.error = "validation failed", f"timing round {number}: {_one_line(err)}"
                 continue
             _set_timing(row, rounds, s)
+
+
+def _thread_rows(timed: list, images: _Images, s: Settings) -> list[Row]:
+    """Each timed row again at every thread count of the sweep, all its rounds in fresh probes; accuracy and size
+    are the row's own (threads change the speed, not the answers)."""
+    out = []
+    for threads in s.thread_sweep:
+        swept = dataclasses.replace(s, threads=threads)
+        log.info(f"thread sweep: {threads} thread(s)")
+        for row, (candidate, _) in timed:
+            clone = dataclasses.replace(row, threads=threads, latency_ratio=None)
+            try:
+                rounds = [_time_on_host(candidate, images, swept, runs) for runs in _rounds(swept)]
+            except Exception as err:
+                clone.status, clone.error = "validation failed", f"{threads} threads: {_one_line(err)}"
+                out.append(clone)
+                continue
+            _set_timing(clone, rounds, swept)
+            out.append(clone)
+            log.info(format_row(clone))
+    return out
 
 
 def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
@@ -439,6 +461,7 @@ def benchmark(sources, settings: Settings, output) -> dict:
                                      row.latency_mean_ms else ""))
     _later_rounds(timed, images, s)
     reference = _reference([r for r in rows if r.latency_mean_ms], compiled=True)
+    rows += _thread_rows(timed, images, s)
     if s.photos:
         rows += _pipeline_rows(reference, s)
     _ratios(rows, reference)
@@ -554,7 +577,8 @@ def _fmt(value, spec):
 
 def format_row(r: Row) -> str:
     acc = "acc      —" if r.gender_acc is None else f"acc {100 * r.gender_acc:6.2f}%"
-    line = (f"{r.model:28} {r.format:11} {r.precision:8} {r.status:17} {_fmt(r.size_kb, '9.0f')} KB "
+    line = (f"{r.model:28} {r.format:11} {r.precision:8} {r.status:17} {_fmt(r.threads, 'd')}t "
+            f"{_fmt(r.size_kb, '9.0f')} KB "
             f"{acc} MAE {_fmt(r.age_mae, '5.2f')} "
             f"{_fmt(r.latency_mean_ms, '8.2f')} ms (p50 {_fmt(r.latency_p50_ms, '.2f')}, "
             f"p90 {_fmt(r.latency_p90_ms, '.2f')}) load {_fmt(r.load_ms, '.0f')} ms, "
