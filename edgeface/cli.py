@@ -12,7 +12,7 @@ import click
 
 from edgeface import termination
 from edgeface.errors import EdgefaceError
-from edgeface.runtime.formats import FORMATS, IO_CHOICES, PRECISIONS
+from edgeface.runtime.formats import FORMATS, IO_CHOICES, ONNX_CALIBRATION_METHODS, PRECISIONS
 from edgeface.version import __version__
 
 SMOKE_RECIPE = "smoke"
@@ -487,7 +487,7 @@ def _pairs(values, what: str) -> dict:
 @click.option("--nchw", is_flag=True, help="ONNX/TensorRT input as NCHW instead of NHWC.")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True,
               help="ONNX int8 weight quantization granularity (per-tensor breaks depthwise convolutions).")
-@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+@click.option("--calibration-method", type=click.Choice(ONNX_CALIBRATION_METHODS), default="minmax",
               show_default=True, help="ONNX int8 calibration.")
 @click.option("--tolerance", "tolerances", multiple=True,
               help="Parity tolerance override: atol= (probabilities), age_atol= (years) for float formats; "

@@ -1,7 +1,8 @@
 """Peer models from other projects (../shared/peers/NAME/peer.json), each fed and decoded per its peer.json.
 
-Every peer sees the same eval images, loaded at the native 200x200 crop and resized to the peer's input
-with the shared antialiased resize, then normalized the peer's own way; `PEER_NOTES` says how.
+Every peer sees the same eval images, loaded at the native 200x200 crop and resized to the peer's input with
+TensorFlow's antialiased bilinear resize (after the peer's own crop box, if it has one), then normalized the peer's
+own way; each peer class's docstring says how.
 """
 from __future__ import annotations
 
@@ -139,7 +140,6 @@ class MiniXception(Peer):
 
 PEERS = {"dlib_cydral_age_gender": DlibCydral, "insightface_genderage_2018": InsightFace, "human_gear": Gear,
          "human_ssrnet_gender_imdb": SSRNet, "human_ssrnet_age": SSRNet, "human_gender_minixception": MiniXception}
-PEER_NOTES = {name: cls.__doc__ for name, cls in PEERS.items()}
 
 
 def load_peer(folder: Path, threads: int | None = None) -> Peer:

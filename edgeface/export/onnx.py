@@ -12,8 +12,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from edgeface.errors import EdgefaceError
+from edgeface.runtime.formats import ONNX_CALIBRATION_METHODS as CALIBRATION_METHODS
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 log = logging.getLogger(__name__)
 
 

@@ -1,5 +1,6 @@
 """The one table of export formats and precisions. Export writers, runners, parity tolerances, the CLI's choices
-and the model card schema's enums all read it (tests/test_formats.py checks they agree)."""
+and the model card schema's enums all read it, and README's formats table describes it (tests/test_formats.py
+checks they agree)."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,26 +16,24 @@ class ExportFormat:
     precisions: tuple
     runtime: str
     needs_gpu: bool = False
-    description: str = ""
     other_suffixes: tuple = ()  # also opened as this format
 
 
 FORMATS = {
     f.name: f
     for f in (
-        ExportFormat("saved_model", "", ("fp32",), "tensorflow", description="TensorFlow SavedModel for TF Serving"),
-        ExportFormat("tflite", ".tflite", ("fp32", "fp16", "dynamic", "int8"), "litert",
-                     description="LiteRT/TFLite flatbuffer for Android, iOS and embedded Linux"),
-        ExportFormat("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime",
-                     description="ONNX (tf2onnx); fp16 via onnxconverter-common; int8 as ONNX Runtime static QDQ"),
-        ExportFormat("trt", ".engine", ("fp16", "int8"), "tensorrt", needs_gpu=True, other_suffixes=(".plan",),
-                     description="Serialized TensorRT engine built from the ONNX model"),
+        ExportFormat("saved_model", "", ("fp32",), "tensorflow"),
+        ExportFormat("tflite", ".tflite", ("fp32", "fp16", "dynamic", "int8"), "litert"),
+        ExportFormat("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime"),
+        ExportFormat("trt", ".engine", ("fp16", "int8"), "tensorrt", needs_gpu=True, other_suffixes=(".plan",)),
     )
 }
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 # Export I/O: int8 / uint8 / float full-integer TFLite I/O as the converter writes it, or "app": raw uint8 pixels
 # in, float32 outputs named as the card, batch 1 (edgeface.export.app; TFLite int8 and every ONNX precision).
 IO_CHOICES = ("int8", "uint8", "float", "app")
+# ONNX Runtime's static-quantization calibration methods (onnxruntime.quantization.CalibrationMethod).
+ONNX_CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # Precisions that are integer-quantized from a calibration set.
 CALIBRATED = {"int8"}
 # Parity against the Keras model. Float formats: every probability output within `atol` of Keras, an age in

@@ -1,0 +1,58 @@
+"""The formats table (edgeface.runtime.formats) is the one owner of formats, precisions, I/O forms and
+calibration methods: the export writers, the model card schema, the CLI's choices and defaults and README's table
+must say the same (issue 31 item 2)."""
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import click
+
+import edgeface
+from edgeface.cli import main
+from edgeface.runtime.formats import FORMATS, IO_CHOICES, ONNX_CALIBRATION_METHODS, PRECISIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _options(command: str) -> dict:
+    return {p.name: p for p in main.commands[command].params if isinstance(p, click.Option)}
+
+
+def test_every_format_has_a_writer_and_the_card_schema_knows_it():
+    from edgeface.export import WRITERS
+
+    assert set(WRITERS) == set(FORMATS)
+    schema = json.loads((Path(edgeface.__file__).parent / "model_card.schema.json").read_text())
+    artifact = schema["properties"]["artifact"]["properties"]
+    assert artifact["format"]["enum"] == list(FORMATS)
+    assert artifact["precision"]["enum"] == list(PRECISIONS)
+    assert set(artifact["runtime"]["enum"]) == {f.runtime for f in FORMATS.values()}
+    assert {p for f in FORMATS.values() for p in f.precisions} == set(PRECISIONS)
+
+
+def test_cli_choices_and_defaults_are_the_librarys():
+    from edgeface.export import ExportOptions
+
+    export = _options("export")
+    assert list(export["formats"].type.choices) == [*FORMATS, "all"]
+    assert list(export["precisions"].type.choices) == [*PRECISIONS, "all"]
+    assert tuple(export["io"].type.choices) == IO_CHOICES
+    assert tuple(export["calibration_method"].type.choices) == ONNX_CALIBRATION_METHODS
+    defaults = {f.name: f.default for f in dataclasses.fields(ExportOptions)}
+    for option in ("io", "opset", "nchw", "per_channel", "calibration_method"):
+        default = export[option].default
+        if export[option].is_flag and not isinstance(default, bool):  # click's "unset" flag is off
+            default = False
+        assert default == defaults[option], option
+    benchmark = _options("benchmark")
+    assert list(benchmark["formats"].type.choices) == list(FORMATS)
+    assert list(benchmark["precisions"].type.choices) == list(PRECISIONS)
+
+
+def test_readme_formats_table_lists_every_format_and_its_precisions():
+    readme = (ROOT / "README.md").read_text()
+    for fmt in FORMATS.values():
+        row = re.search(rf"^\| `{fmt.name}` \|(.*)\|", readme, re.M)
+        assert row, fmt.name
+        assert all(p in row.group(1) for p in fmt.precisions), (fmt.name, row.group(1))
