@@ -194,8 +194,11 @@ def test_fault_07_an_interrupted_re_export_never_pairs_a_file_with_another_card(
 
     from edgeface.export import export
 
+    import time
+
     first, = export(run.path, ["tflite"], ["fp32"], tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    time.sleep(1.1)  # a re-export's card (embedded in the file too) records a later second: other bytes
     copy = shutil.copyfile
     calls = []
 
@@ -222,6 +225,9 @@ def test_fault_07_an_interrupted_re_export_never_pairs_a_file_with_another_card(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging files left beside it
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     assert edgeface.load(first.path).card["artifact"]["file"] == first.path.name
+    export(run.path, ["tflite"], ["fp32"], tmp_path)  # a completed re-export does replace them: the check above
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}  # could have failed
+    assert after.keys() == before.keys() and after[first.path.name] != before[first.path.name]
 
 
 def test_fault_08_benchmark_rows_verify_the_artifact_first(tmp_path):

@@ -52,9 +52,19 @@ def test_age_heads_for_group_labels(head, units):
     assert model.output["age"].shape[-1] == units
 
 
-def test_config_carries_normalization():
-    assert get_backbone_config("resnet50").channel_order == "BGR"
-    assert get_backbone_config("mobilenet_v2").mean == (127.5, 127.5, 127.5)
+@pytest.mark.parametrize("backbone,keras_preprocess", [
+    ("resnet50", "resnet50"), ("vgg16", "vgg16"), ("mobilenet_v2", "mobilenet_v2"), ("mobilenet_v1", "mobilenet"),
+    ("efficientnet_b0", "efficientnet"), ("inception_v3", "inception_v3")])
+def test_config_carries_normalization(backbone, keras_preprocess):
+    """The normalization a backbone's config declares (and its card records) is what Keras' own preprocess_input
+    for those ImageNet weights does: an independent oracle (a BGR/mean mix-up fails here)."""
+    import importlib
+
+    from edgeface.data.images import normalize
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
+    oracle = importlib.import_module(f"tf_keras.applications.{keras_preprocess}").preprocess_input(pixels.copy())
+    np.testing.assert_allclose(normalize(pixels, get_backbone_config(backbone)), oracle, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -105,10 +105,32 @@ def test_eval_scores_the_split_the_run_recorded_not_a_regenerated_one(tmp_path, 
 
 
 def test_two_phase_transfer_and_group_heads(tmp_path):
+    """Phase 1 (freeze_epochs) trains the heads on a frozen backbone; phase 2 trains the backbone too."""
+    import tf_keras as keras
+
+    class Watch(keras.callbacks.Callback):
+        seen = []
+
+        def on_train_begin(self, logs=None):
+            if not self.seen:
+                self.seen.append(self._weights())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(self._weights())
+
+        def _weights(self):
+            backbone = next(l for l in self.model.layers if l.name.endswith("conv") and l.weights)
+            return backbone.weights[0].numpy().copy(), self.model.get_layer("gender").weights[0].numpy().copy()
+
     run = train(TrainConfig(**{**TINY, "data": "synthetic:120"}, epochs=2, freeze_epochs=1, age_head="ordinal",
-                            runs_dir=str(tmp_path), loss_weight_schedule=[[1, {"gender": 0.5}]]))
+                            runs_dir=str(tmp_path), loss_weight_schedule=[[1, {"gender": 0.5}]]),
+                extra_callbacks=[Watch()])
     assert len(history(run)) == 2
     assert "mae" in run.metrics["age"]
+    (start_conv, start_head), (frozen_conv, frozen_head), (tuned_conv, _) = Watch.seen
+    np.testing.assert_array_equal(frozen_conv, start_conv)  # phase 1: the backbone did not move
+    assert not np.array_equal(frozen_head, start_head)  # ... while the head trained
+    assert not np.array_equal(tuned_conv, frozen_conv)  # phase 2: the backbone trains
 
 
 def test_distribution_age_head_trains_and_scores_in_years(tmp_path):
