@@ -150,23 +150,39 @@ def test_cli_benchmark_errors_and_budget(artifacts, tmp_path):
     assert "best under 100000 KB: tiny tflite fp32" in result.output
 
 
-def test_peers_load_and_decode():
+# which of each peer.json's documented UTKFace-test measurements edgeface's feeding reproduces
+DOCUMENTED = {"dlib_cydral_age_gender": "ag", "human_gear": "gear", "human_gender_minixception": "minix",
+              "human_ssrnet_age": "ssr_age_bgr", "human_ssrnet_gender_imdb": "ssr_g_bgr",
+              "insightface_genderage_2018": "iga"}
+
+
+def test_peers_score_as_their_peer_json_documents():
+    """Every shared peer loads; fed and decoded per peer.json, each scores on 400 UTKFace test images what its own project's figures
+    say (within binomial noise: 0.07 of accuracy, 1.5 years of MAE): a channel-order or decoding bug fails here
+    (SSR-Net's gender falls from 0.75 to 0.58 with RGB for BGR), where value ranges alone would pass."""
+    import json
+
     from edgeface.benchmark.peers import find_peers, load_peer
-    from edgeface.data import load_data
+    from edgeface.data import load_data, stratified_subset
     from edgeface.data.images import load_images
+    from edgeface.data.records import label_arrays
 
     peers_dir = require_shared(SHARED / "peers")
-    records = load_data(f"utkface:{require_shared(SHARED / 'data' / 'utkface')}", check=False)["test"][:8]
+    records = stratified_subset(load_data(f"utkface:{require_shared(SHARED / 'data' / 'utkface')}",
+                                          check=False)["test"], 400, 0)
     images = load_images([r.path for r in records], 200)
+    gender, age = label_arrays(records)
     found = find_peers(peers_dir)
     assert len(found) == 6
     for folder in found:
+        documented = json.loads((folder / "peer.json").read_text())["utkface_test_split"][DOCUMENTED[folder.name]]
         out = load_peer(folder).predict(images)
-        assert out, folder
-        if "prob_male" in out:
-            assert ((0 <= out["prob_male"]) & (out["prob_male"] <= 1)).all()
-        if "age_years" in out:
-            assert ((0 <= out["age_years"]) & (out["age_years"] <= 120)).all()
+        if "acc" in documented:
+            accuracy = float(((out["prob_male"] >= 0.5) == (gender == 1)).mean())
+            assert abs(accuracy - documented["acc"]) < 0.07, (folder.name, accuracy, documented["acc"])
+        if "mae" in documented:
+            mae = float(np.abs(out["age_years"] - age).mean())
+            assert abs(mae - documented["mae"]) < 1.5, (folder.name, mae, documented["mae"])
 
 
 def test_a_quantization_aware_run_benchmarks_as_int8_tflite_only(tmp_path):
