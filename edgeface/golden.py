@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.runtime.decode import male_decisions
 
 VECTORS_VERSION = 1
 # How far another runtime's outputs may be from the recorded ones: probabilities, and values in their own unit
@@ -86,7 +87,8 @@ def compute(runner, normalization, decodings: dict, size: int, workdir: Path) ->
             "input": {"dtype": str(tensor.dtype), "shape": list(tensor.shape), "sha256": _sha(tensor),
                       "base64": base64.b64encode(np.ascontiguousarray(tensor).tobytes()).decode()},
             "outputs": {k: [float(v) for v in np.asarray(o).reshape(-1)] for k, o in outputs.items()},
-            "answers": {k: float(np.asarray(v).reshape(-1)[0]) for k, v in answers.items()},
+            "answers": {k: float(np.asarray(v).reshape(-1)[0]) for k, v in answers.items()
+                        if k != "male"},  # the decision follows from prob_male and the card's threshold
         })
     return vectors
 
@@ -147,7 +149,8 @@ def check(path: Path, predictor, recorded_sha: str | None, workdir: Path) -> lis
             if got.shape != expected.shape or np.abs(got - expected).max() > atol:
                 problems.append(f"{v['image']}: output {name} differs from the recorded one by more than {atol}")
         answers = predictor.decode(outputs)
-        if "prob_male" in answers and (answers["prob_male"][0] >= 0.5) != (v["answers"]["prob_male"] >= 0.5):
+        threshold = predictor.decodings.get("gender", {}).get("threshold")
+        if "prob_male" in answers and male_decisions(answers)[0] != (v["answers"]["prob_male"] >= threshold):
             problems.append(f"{v['image']}: the gender decision differs from the recorded one")
     return problems
 

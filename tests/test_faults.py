@@ -487,9 +487,9 @@ def test_fault_11c_out_of_range_settings_and_verdicts_on_too_little_data(tmp_pat
     tiny = verdict(same, same, [], {"gender_accuracy": {"delta": 0, "low": 0, "high": 0, "real": False}}, n=4)
     assert tiny.startswith("only 4 validation images") and "cannot tell whether int8 holds" in tiny
     assert "nothing measurable" in verdict(same, same, [], None, n=MIN_RESOLVING)
-    one_gender = gender_metrics([1, 1, 1], [0.9, 0.2, 0.8])
+    one_gender = gender_metrics([1, 1, 1], [True, False, True])
     assert one_gender["balanced_accuracy"] is None and one_gender["recall_female"] is None
-    assert gender_metrics([0, 1], [0.2, 0.8])["balanced_accuracy"] == 1.0
+    assert gender_metrics([0, 1], [False, True])["balanced_accuracy"] == 1.0
 
 
 def test_fault_11d_a_run_that_has_not_finished_is_not_exported_quietly(run, tmp_path):

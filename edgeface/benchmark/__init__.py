@@ -24,6 +24,7 @@ import numpy as np
 from edgeface.benchmark.probe import summarize_times
 from edgeface.errors import EdgefaceError
 from edgeface.run import Run
+from edgeface.runtime.decode import male_decisions
 from edgeface.utils import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def _score(row: Row, candidate, images: _Images) -> dict:
     pred = candidate.predict(images.at(candidate.load_size))
     if "prob_male" in pred:
         known = images.gender >= 0
-        g = gender_metrics(images.gender[known], pred["prob_male"][known])
+        g = gender_metrics(images.gender[known], male_decisions(pred)[known])
         row.gender_acc, row.balanced_acc = g["accuracy"], g["balanced_accuracy"]
     if "age_years" in pred:
         known = ~np.isnan(images.age)
@@ -307,7 +308,7 @@ def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
                 continue
             st["found"] += 1
             if "prob_male" in pred and record.gender is not None:
-                st["right"] += int((pred["prob_male"][0] >= 0.5) == record.gender)
+                st["right"] += int(male_decisions(pred)[0] == record.gender)
             if "age_years" in pred and record.age is not None:
                 st["errors"].append(abs(float(pred["age_years"][0]) - record.age))
     if dropped:

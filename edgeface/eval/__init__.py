@@ -15,6 +15,7 @@ from edgeface.eval.stats import per_image, stored_outcomes
 from edgeface.labels import age_band_label
 from edgeface.predictor import Predictor, load
 from edgeface.run import Run
+from edgeface.runtime import male_decisions
 from edgeface.utils import write_json
 from edgeface.version import __version__
 
@@ -36,7 +37,7 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
     summary = []
     if "prob_male" in pred:
         known = true_gender >= 0
-        report["gender"] = gender_metrics(true_gender[known], pred["prob_male"][known])
+        report["gender"] = gender_metrics(true_gender[known], male_decisions(pred)[known])
         if report["gender"]:
             balanced = report["gender"]["balanced_accuracy"]
             summary.append(f"gender acc {100 * report['gender']['accuracy']:.2f}% "
@@ -55,13 +56,13 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
             summary.append(f"age group acc {100 * report['age']['group_accuracy']:.1f}% "
                            f"(1-off {100 * report['age']['group_one_off_accuracy']:.1f}%)")
     gender_arg = true_gender if "prob_male" in pred else None
-    prob = pred.get("prob_male")
-    report["by_age_band"] = breakdown(bands, gender_arg, prob, age_parts, spec.numeric_age)
+    male = male_decisions(pred) if "prob_male" in pred else None
+    report["by_age_band"] = breakdown(bands, gender_arg, male, age_parts, spec.numeric_age)
     if any(races):
-        report["by_race"] = breakdown(races, gender_arg, prob, age_parts, spec.numeric_age)
+        report["by_race"] = breakdown(races, gender_arg, male, age_parts, spec.numeric_age)
     sources = [r.source for r in records]
     if len(set(sources)) > 1:  # a mixture's split: each source apart (a source labels only some tasks)
-        report["by_source"] = breakdown(sources, gender_arg, prob, age_parts, spec.numeric_age)
+        report["by_source"] = breakdown(sources, gender_arg, male, age_parts, spec.numeric_age)
     report["summary"] = ", ".join(summary)
     report["per_image"] = stored_outcomes(records, per_image(pred, true_gender, true_years))
     return report

@@ -7,10 +7,11 @@ from edgeface.labels import AGE_GROUP_LABELS
 
 
 
-def gender_metrics(true: np.ndarray, prob_male: np.ndarray) -> dict:
-    """Male is the positive class. Balanced accuracy averages the per-gender recalls."""
+def gender_metrics(true: np.ndarray, male: np.ndarray) -> dict:
+    """From gender decisions (True = male; runtime.male_decisions). Male is the positive class. Balanced accuracy
+    averages the per-gender recalls."""
     true = np.asarray(true).astype(int)
-    pred = (np.asarray(prob_male).reshape(-1) >= 0.5).astype(int)
+    pred = np.asarray(male).reshape(-1).astype(int)
     if len(true) == 0:
         return {}
     cm = np.zeros((2, 2), int)  # rows: true female/male; cols: predicted female/male
@@ -51,7 +52,7 @@ def _band_order(key):
     return (AGE_GROUP_LABELS.index(key), "") if key in AGE_GROUP_LABELS else (len(AGE_GROUP_LABELS), str(key))
 
 
-def breakdown(keys, true_gender, prob_male, age_parts, numeric: bool) -> dict:
+def breakdown(keys, true_gender, male, age_parts, numeric: bool) -> dict:
     """The same metrics per value of `keys` (age band or race), plus the gap between best and worst."""
     keys = np.asarray(keys, dtype=object)
     out = {}
@@ -62,7 +63,7 @@ def breakdown(keys, true_gender, prob_male, age_parts, numeric: bool) -> dict:
             g = true_gender[m]
             known = g >= 0
             if known.any():
-                entry["gender_accuracy"] = float(((prob_male[m][known] >= 0.5).astype(int) == g[known]).mean())
+                entry["gender_accuracy"] = float((male[m][known].astype(int) == g[known]).mean())
         if age_parts is not None and numeric:
             ty, py = age_parts[0][m], age_parts[1][m]
             known = ~np.isnan(ty)

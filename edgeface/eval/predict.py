@@ -12,6 +12,7 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.labels import GENDER_LABELS, age_band_label
 from edgeface.predictor import load
+from edgeface.runtime import male_decisions
 from edgeface.utils import atomic_path, write_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -105,8 +106,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
         pred = predictor.predict(np.stack(crops))
         for i, row in enumerate(answered):
             if "prob_male" in pred:
-                prob = float(pred["prob_male"][i])
-                row.update(gender=GENDER_LABELS[int(prob >= 0.5)], prob_male=prob)
+                row.update(gender=GENDER_LABELS[int(male_decisions(pred)[i])], prob_male=float(pred["prob_male"][i]))
             if "age_years" in pred:
                 if spec.numeric_age:
                     row["age"] = float(pred["age_years"][i])

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from edgeface.runtime.decode import male_decisions
+
 RESAMPLES = 2000
 CONFIDENCE = 0.95
 # Practical-equivalence margins: a difference smaller than these does not matter, whatever its interval says
@@ -40,7 +42,7 @@ def per_image(pred: dict, gender: np.ndarray, age: np.ndarray) -> dict:
     out = {"gender_correct": np.full(len(gender), np.nan), "age_error": np.full(len(gender), np.nan)}
     if "prob_male" in pred:
         known = gender >= 0
-        out["gender_correct"][known] = ((pred["prob_male"][known] >= 0.5).astype(int) == gender[known])
+        out["gender_correct"][known] = (male_decisions(pred)[known].astype(int) == gender[known])
     if "age_years" in pred:
         known = ~np.isnan(age)
         out["age_error"][known] = np.abs(pred["age_years"][known] - age[known])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeface.labels import GENDER_MEANING
+from edgeface.runtime.decode import GENDER_THRESHOLD
 
 TASKS = ("gender", "age")
 DROPOUT_LAYER = "head_dropout"
@@ -13,12 +14,12 @@ def hidden_layer(task: str) -> str:
 
 
 HEAD_LAYERS = (*TASKS, DROPOUT_LAYER, *(hidden_layer(t) for t in TASKS))
-GENDER_DECODING = {"rule": "probability", "positive": "male", "threshold": 0.5}
+GENDER_DECODING = {"rule": "probability", "positive": "male", "threshold": GENDER_THRESHOLD}
 
 
 def gender_card_output(dtype: str = "float32", quantization=None) -> dict:
     return {"name": "gender", "shape": [-1, 1], "dtype": dtype, "meaning": GENDER_MEANING,
-            "decode": "male if output[0] >= 0.5 else female", "decoding": dict(GENDER_DECODING),
+            "decode": f"male if output[0] >= {GENDER_THRESHOLD:g} else female", "decoding": dict(GENDER_DECODING),
             "quantization": quantization}
 
 

@@ -8,6 +8,10 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.labels import age_to_group, group_midpoint
 
+# The gender decision: male when P(male) >= this. Models' cards state it (models.heads.GENDER_DECODING) and
+# decode_outputs applies the card's value; peers and ensembles, which have no card, use this one (issue 31).
+GENDER_THRESHOLD = 0.5
+
 # rule -> what it does to the output vector of one face
 RULES = {
     "probability": "output[0] is P(positive); the answer is positive when it is >= threshold",
@@ -55,7 +59,16 @@ def decode_outputs(outputs: dict, decodings: dict) -> dict:
     decoded = {}
     if "gender" in outputs:
         decoded["prob_male"] = apply_rule(outputs["gender"], decodings["gender"])
+        decoded["male"] = decoded["prob_male"] >= decodings["gender"]["threshold"]
     if "age" in outputs:
         age = decode_age(outputs["age"], decodings["age"])
         decoded["age_years"], decoded["age_group"] = age["years"], age["group"]
     return decoded
+
+
+def male_decisions(pred: dict) -> np.ndarray:
+    """Gender decisions (True = male) of decoded predictions: the card's threshold where decode_outputs applied
+    it, else GENDER_THRESHOLD on P(male) (a peer, an ensemble's averaged probabilities)."""
+    if "male" in pred:
+        return np.asarray(pred["male"], bool)
+    return np.asarray(pred["prob_male"]) >= GENDER_THRESHOLD
