@@ -54,7 +54,8 @@ def test_age_heads_for_group_labels(head, units):
 
 @pytest.mark.parametrize("backbone,keras_preprocess", [
     ("resnet50", "resnet50"), ("vgg16", "vgg16"), ("mobilenet_v2", "mobilenet_v2"), ("mobilenet_v1", "mobilenet"),
-    ("efficientnet_b0", "efficientnet"), ("inception_v3", "inception_v3")])
+    ("efficientnet_b0", "efficientnet"), ("inception_v3", "inception_v3"), ("vgg19", "vgg19"),
+    ("efficientnet_v2_b0", "efficientnet_v2")])
 def test_config_carries_normalization(backbone, keras_preprocess):
     """The normalization a backbone's config declares (and its card records) is what Keras' own preprocess_input
     for those ImageNet weights does: an independent oracle (a BGR/mean mix-up fails here)."""

@@ -82,6 +82,15 @@ _keras_app(
     "vgg16", "VGG16", "full-size", (128, 32, 512), CAFFE_MEAN_BGR, UNIT, channel_order="BGR",
     imagenet_files={None: "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"},
     description="VGG-16 (Simonyan & Zisserman 2015), Caffe preprocessing (BGR, mean subtracted)")
+_keras_app(
+    "vgg19", "VGG19", "full-size", (128, 32, 512), CAFFE_MEAN_BGR, UNIT, channel_order="BGR",
+    imagenet_files={None: "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"},
+    description="VGG-19 (Simonyan & Zisserman 2015), Caffe preprocessing (BGR, mean subtracted)")
+# EfficientNetV2 rescales inside the network too (its Rescaling layer): raw 0-255 pixels.
+_keras_app(
+    "efficientnet_v2_b0", "EfficientNetV2B0", "lightweight", (128, 32, 512), ZERO, UNIT,
+    imagenet_files={None: "efficientnetv2-b0_notop.h5"},
+    description="EfficientNetV2-B0 (Tan & Le 2021); normalizes inside the network")
 
 
 
@@ -124,6 +133,33 @@ def compact_cnn(inputs, alpha=None, weights=None):
         x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
         x = layers.ReLU(name=f"block{i}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+@register_backbone(BackboneConfig(
+    name="resnet34", family="full-size", default_input_size=128, min_input_size=32, max_input_size=512,
+    mean=INCEPTION, std=INCEPTION,
+    description="ResNet-34 (He et al. 2016): basic blocks 3-4-6-3 (64-512 filters), GAP; Keras ships no ImageNet "
+                "weights for it, so it trains from scratch"))
+def resnet34(inputs, alpha=None, weights=None):
+    from tf_keras import layers
+
+    def conv_bn(x, filters, kernel, stride, name, relu=True):
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+    x = conv_bn(inputs, 64, 7, 2, "conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    for stage, (filters, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3)), start=2):
+        for block in range(1, blocks + 1):
+            name, stride = f"conv{stage}_block{block}", 2 if block == 1 and stage > 2 else 1
+            shortcut = x
+            if stride != 1 or x.shape[-1] != filters:  # projection shortcut (option B of the paper)
+                shortcut = conv_bn(x, filters, 1, stride, f"{name}_0", relu=False)
+            y = conv_bn(x, filters, 3, stride, f"{name}_1")
+            y = conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
+            x = layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
     return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
 
