@@ -337,7 +337,7 @@ def eval_command(model, data, fold, limit, seed, allow_outside_root, split, outp
 def analyze(run, calibration, calibration_root, val_limit, top, by, output, corrections):
     """Which layers break int8: per-layer numeric error (TensorFlow's QuantizationDebugger) and task effect on
     validation when only that layer stays float / only it is quantized; a ranked table and a verdict."""
-    from edgeface.compress.sensitivity import analyze as run_analysis, format_analysis, write_analysis
+    from edgeface.export.sensitivity import analyze as run_analysis, format_analysis, write_analysis
     from edgeface.run import Run
 
     report = run_analysis(run, calibration, root=calibration_root, val_limit=val_limit or None, top=top, by=by,
@@ -513,21 +513,10 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
         checks = ", ".join(f"{c['name']} {c['value']:.4g}" for c in r.parity["checks"])
         click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}  parity vs source: {checks}")
         return
-    layers, reason = (), ""
-    if keep_float:
-        from edgeface.compress.sensitivity import keep_float_options
-
-        if set(formats) != {"tflite"} or set(precisions) != {"int8"}:
-            raise EdgefaceError("--keep-float makes a mixed-precision int8 TFLite file: use --format tflite "
-                                "--precision int8")
-        if not calibration:
-            raise EdgefaceError("--keep-float needs --calibration NAME (post-training int8)")
-        layers, reason = keep_float_options(run, keep_float, calibration, calibration_root, corrections)
     options = ExportOptions(calibration=calibration, calibration_root=calibration_root, io=io, opset=opset,
                             nchw=nchw, per_channel=per_channel, calibration_method=calibration_method,
                             tolerances=_pairs(tolerances, "--tolerance"), parity_data=parity_data,
-                            timing_cache=timing_cache, keep_float=layers, keep_float_reason=reason,
-                            corrections=corrections)
+                            timing_cache=timing_cache, keep_float=keep_float or (), corrections=corrections)
     results = run_export(run, "all" if "all" in formats else formats,
                          "all" if "all" in precisions else precisions, output_dir, options)
     for r in results:

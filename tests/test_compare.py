@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from edgeface.bundled import bundled_model
 from edgeface.cli import main
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import mcnemar, paired_deltas, per_image
+from edgeface.stats import mcnemar, paired_deltas, per_image
 
 
 @pytest.mark.parametrize("only_a,only_b", [(0, 10), (7, 3), (25, 40), (0, 0)])
@@ -156,7 +156,7 @@ def test_an_ensemble_is_scored_as_the_average_of_its_members(csv_manifest):
 def test_a_difference_below_the_margin_is_negligible_not_real():
     """Two exports of one model: MAE differs by 5e-6 years on every image, an interval that excludes zero, yet no
     difference that matters (issue 32 item 2); a big one is still real, one inside the interval is noise."""
-    from edgeface.eval.stats import verdict
+    from edgeface.stats import verdict
 
     n = 500
     a = outcomes(np.ones(n), np.full(n, 4.0))

@@ -468,7 +468,7 @@ def test_fault_08e_a_tflite_file_with_a_custom_op_is_one_line(tmp_path):
 def test_fault_11c_out_of_range_settings_and_verdicts_on_too_little_data(tmp_path):
     """--tolerance agreement=1.5 and analyze --val-limit -5 are refused before any work; a 4-image validation split
     gets no confident int8 verdict; a single-gender split has no balanced accuracy (it used to print 30.00%)."""
-    from edgeface.compress.sensitivity import MIN_RESOLVING, verdict
+    from edgeface.export.sensitivity import MIN_RESOLVING, verdict
     from edgeface.eval.metrics import gender_metrics
     from edgeface.export import ExportOptions
     from edgeface.runtime.formats import tolerances_for

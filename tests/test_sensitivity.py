@@ -4,6 +4,7 @@ layer; the analysis must find it, and --keep-float must leave it float in the fi
 import numpy as np
 import pytest
 
+from edgeface.errors import EdgefaceError
 from edgeface.run import Run
 from edgeface.run.config import TrainConfig
 
@@ -34,7 +35,7 @@ def sabotaged(tmp_path_factory):
 
 
 def test_analysis_finds_the_sabotaged_layer(sabotaged, tmp_path):
-    from edgeface.compress.sensitivity import analyze, format_analysis, write_analysis
+    from edgeface.export.sensitivity import analyze, format_analysis, write_analysis
 
     run, manifest = sabotaged
     report = analyze(run.path, str(manifest), val_limit=None, top=20)
@@ -48,7 +49,7 @@ def test_analysis_finds_the_sabotaged_layer(sabotaged, tmp_path):
 
 
 def test_blocks_are_named_across_backbones():
-    from edgeface.compress.sensitivity import block_name
+    from edgeface.export.sensitivity import block_name
 
     assert block_name("block_3_expand") == block_name("block_3_project") == "block_3"  # MobileNetV2
     assert block_name("conv_dw_3") == block_name("conv_pw_3") == "block 3"  # MobileNet v1
@@ -58,7 +59,7 @@ def test_blocks_are_named_across_backbones():
 
 
 def test_block_analysis_keeps_whole_blocks_float(sabotaged):
-    from edgeface.compress.sensitivity import analyze
+    from edgeface.export.sensitivity import analyze
 
     run, manifest = sabotaged
     report = analyze(run.path, str(manifest), val_limit=None, top=20, by="block")
@@ -92,3 +93,19 @@ def test_keep_float_leaves_that_layer_float_in_the_file(sabotaged, tmp_path):
         export(run.path, ["tflite"], ["int8"], tmp_path / "x", ExportOptions(calibration=str(manifest),
                                                                               keep_float=("nope",)))
 
+
+
+def test_export_keep_float_auto_from_python(sabotaged, tmp_path):
+    """export(..., ExportOptions(keep_float="auto")) works from Python (it used to be CLI-only orchestration): the
+    search finds the sabotaged layer, the file keeps it float and the card says why."""
+    import json
+
+    from edgeface.export import ExportOptions, export
+
+    run, manifest = sabotaged
+    (result,) = export(run.path, ["tflite"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest),
+                                                                                keep_float="auto"))
+    options = json.loads(result.card_path.read_text())["artifact"]["options"]
+    assert "gender" in options["keep_float"] and options["keep_float_reason"].startswith("auto: the fewest layers")
+    with pytest.raises(EdgefaceError, match="use --format tflite --precision int8"):
+        export(run.path, ["onnx"], ["int8"], tmp_path, ExportOptions(calibration=str(manifest), keep_float="auto"))

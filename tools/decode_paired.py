@@ -15,7 +15,7 @@ from edgeface.bundled import bundled_model
 from edgeface.data import load_data
 from edgeface.data.images import square_resize
 from edgeface.data.records import label_arrays
-from edgeface.eval.stats import paired_deltas, per_image
+from edgeface.stats import paired_deltas, per_image
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default=str(bundled_model()))

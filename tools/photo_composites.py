@@ -23,7 +23,7 @@ from edgeface.bundled import bundled_model
 from edgeface.data.images import read_image, square_resize
 from edgeface.detect import DETECTORS, detect_faces
 from edgeface.detect.composites import composite
-from edgeface.eval.stats import mcnemar
+from edgeface.stats import mcnemar
 
 
 def main():

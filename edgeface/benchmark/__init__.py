@@ -42,7 +42,7 @@ class Row:
     gender_acc: float | None = None
     balanced_acc: float | None = None
     age_mae: float | None = None
-    # paired against the reference row on the same images (edgeface.eval.stats): Δ and its 95% bootstrap interval
+    # paired against the reference row on the same images (edgeface.stats): Δ and its 95% bootstrap interval
     gender_acc_delta: float | None = None
     gender_acc_delta_low: float | None = None
     gender_acc_delta_high: float | None = None
@@ -121,7 +121,7 @@ class _Images:
 def _score(row: Row, candidate, images: _Images) -> dict:
     """Fills the row's accuracy; returns its per-image outcomes for the paired comparison."""
     from edgeface.eval.metrics import gender_metrics
-    from edgeface.eval.stats import per_image
+    from edgeface.stats import per_image
 
     pred = candidate.predict(images.at(candidate.load_size))
     if "prob_male" in pred:
@@ -137,7 +137,7 @@ def _score(row: Row, candidate, images: _Images) -> dict:
 
 def _paired(rows, outcomes: dict, reference) -> None:
     """Each scored row against the reference row, paired on the same images (seeded bootstrap, McNemar)."""
-    from edgeface.eval.stats import paired_deltas
+    from edgeface.stats import paired_deltas
 
     if reference is None or id(reference) not in outcomes:
         return
@@ -588,10 +588,10 @@ def format_row(r: Row) -> str:
 
 
 def _interval(metric: str, delta, low, high, scale: float) -> str:
-    """'+0.12 [-0.20, +0.45] noise' with the paired verdict (real / noise / negligible, edgeface.eval.stats)."""
+    """'+0.12 [-0.20, +0.45] noise' with the paired verdict (real / noise / negligible, edgeface.stats)."""
     if delta is None:
         return "—"
-    from edgeface.eval.stats import interval_text, verdict
+    from edgeface.stats import interval_text, verdict
 
     return f"{interval_text(delta, low, high, scale)} {verdict(metric, delta, low, high)}"
 

@@ -11,7 +11,7 @@ import numpy as np
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
-from edgeface.eval.stats import per_image, stored_outcomes
+from edgeface.stats import per_image, stored_outcomes
 from edgeface.labels import age_band_label
 from edgeface.predictor import Predictor, load
 from edgeface.run import Run

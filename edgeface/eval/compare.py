@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import (CONFIDENCE, RESAMPLES, contents_digest, images_digest, interval_entry_text,
+from edgeface.stats import (CONFIDENCE, RESAMPLES, contents_digest, images_digest, interval_entry_text,
                                  outcomes_from_store, paired_deltas, per_image, summarize)
 from edgeface.predictor import load
 from edgeface.version import __version__
@@ -142,7 +142,7 @@ def _delta_text(entry: dict | None, scale: float, unit: str, better: str) -> str
 
 def format_comparison(report: dict) -> str:
     """One line per model; intervals are the paired bootstrap's: 'noise' when they include zero, 'negligible'
-    when the difference is below the practical-equivalence margin (edgeface.eval.stats.NEGLIGIBLE)."""
+    when the difference is below the practical-equivalence margin (edgeface.stats.NEGLIGIBLE)."""
     pct = f"{100 * report['confidence']:.0f}%"
     lines = [f"{report['n']} images of {report['data']} [{report['split']}]; each model against the first, paired "
              f"{pct} bootstrap intervals ({report['resamples']} resamples, seed {report['seed']}), McNemar exact p"]

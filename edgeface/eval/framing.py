@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.eval.stats import interval_entry_text, paired_deltas, per_image, summarize
+from edgeface.stats import interval_entry_text, paired_deltas, per_image, summarize
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)

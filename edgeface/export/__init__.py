@@ -53,7 +53,9 @@ class ExportOptions:
     parity_data: str | None = None  # dataset spec for parity images; default: the run's own validation split
     trt_batch: tuple = (1, 16, 64)
     timing_cache: str | None = None
-    keep_float: tuple = ()  # Keras layers left float in int8 TFLite (mixed precision), and why
+    # Keras layers left float in int8 TFLite (mixed precision), and why; export() also takes "a,b" or "auto" (the
+    # fewest layers that bring int8 within tolerance of float, edgeface.export.sensitivity.auto_keep_float)
+    keep_float: tuple | str = ()
     keep_float_reason: str = ""
     corrections: PtqCorrections = dataclasses.field(default_factory=PtqCorrections)  # before post-training int8 TFLite
 
@@ -340,7 +342,8 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
 def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None,
            options: ExportOptions | None = None) -> list[ExportResult]:
     """`export_run`, raising EdgefaceError (after installing everything that converted) when any variant failed
-    to convert or failed its parity check."""
+    to convert or failed its parity check. `options.keep_float` may be "auto" or comma-separated layers."""
+    options = _resolve_keep_float(run, formats, precisions, options or ExportOptions())
     results = export_run(run, formats, precisions, output_dir, options)
     failures = [f"{r.format} {r.precision}: {r.error}" for r in results if r.error]
     failures += [f"{r.path.name}: {describe_failure(r.parity)}" for r in results if not r.error and not r.passed]
@@ -349,6 +352,23 @@ def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None,
             if any(not r.error for r in results if not r.passed) else ""
         raise EdgefaceError(f"export failed for {'; '.join(failures)}{kept}")
     return results
+
+
+def _resolve_keep_float(run, formats, precisions, options: ExportOptions) -> ExportOptions:
+    """keep_float given as text ("a,b", or "auto": searched on the run's validation split) -> layer names and the
+    reason the card records."""
+    if not isinstance(options.keep_float, str):
+        return options
+    from edgeface.export.sensitivity import keep_float_options
+
+    if set(formats) != {"tflite"} or set(precisions) != {"int8"}:
+        raise EdgefaceError("--keep-float makes a mixed-precision int8 TFLite file: use --format tflite "
+                            "--precision int8")
+    if not options.calibration:
+        raise EdgefaceError("--keep-float needs --calibration NAME (post-training int8)")
+    layers, reason = keep_float_options(run, options.keep_float, options.calibration, options.calibration_root,
+                                        options.corrections)
+    return dataclasses.replace(options, keep_float=layers, keep_float_reason=reason)
 
 
 def _vectors(staged: Path, runner, spec, normalization, decodings: dict) -> tuple[Path, dict]:

@@ -37,7 +37,7 @@ MIN_RESOLVING = math.ceil(1 / TOLERANCE["gender_accuracy"])  # fewer images: one
 
 
 def _outcomes(data: bytes, spec, images, gender, age) -> dict:
-    from edgeface.eval.stats import per_image
+    from edgeface.stats import per_image
     from edgeface.predictor import Predictor
     from edgeface.runtime import TFLiteRunner
 
@@ -49,7 +49,7 @@ def _outcomes(data: bytes, spec, images, gender, age) -> dict:
 
 
 def _means(outcome: dict) -> dict:
-    from edgeface.eval.stats import summarize
+    from edgeface.stats import summarize
 
     return {k: v for k, v in summarize(outcome).items() if v is not None}
 
@@ -72,7 +72,7 @@ class _Bench:
         from edgeface.data import stratified_subset
         from edgeface.data.records import label_arrays
         from edgeface.data.images import load_images
-        from edgeface.eval.stats import per_image
+        from edgeface.stats import per_image
         from edgeface.export.calibration import calibration_batches, find_manifest
         from edgeface.predictor import Predictor
         from edgeface.run import Run
@@ -142,7 +142,7 @@ def analyze(run_path, calibration: str, *, root: str | None = None, val_limit: i
     if by not in ("layer", "block"):
         raise EdgefaceError(f"--by {by}: layer or block")
     b = bench or _Bench(run_path, calibration, root, val_limit, calibration_limit, seed, corrections)
-    from edgeface.eval.stats import paired_deltas
+    from edgeface.stats import paired_deltas
 
     stats = b.quantizer.layer_statistics()
     int8_outcome = b.outcome()
@@ -178,23 +178,30 @@ def _score(gap: dict) -> float:
 def verdict(float_m: dict, int8_m: dict, rows: list[dict], paired: dict | None = None, n: int | None = None) -> str:
     loss = _score(_gap(int8_m, float_m))
     if n is not None and n < MIN_RESOLVING and (loss <= 0 or not any(e.get("real") for e in (paired or {}).values())):
+        hint = _culprits(rows, loss) if loss > 0 else ""
         return (f"only {n} validation images: one image moves gender accuracy by {100 / max(n, 1):.2f} points, more "
                 f"than the {100 * TOLERANCE['gender_accuracy']:.1f}-point tolerance, so they cannot tell whether int8 "
-                "holds (measure on more: --val-limit 0, or a larger validation split)")
+                "holds (measure on more: --val-limit 0, or a larger validation split)"
+                + (f"; on these images {hint}" if hint else ""))
     if loss <= 0:
         return "int8 loses nothing measurable on these images against float: no layer needs to stay float"
     if paired and not any(entry.get("real") for entry in paired.values()):
-        from edgeface.eval.stats import interval_entry_text
+        from edgeface.stats import interval_entry_text
 
         parts = [f"Δ gender {interval_entry_text(paired['gender_accuracy'], 100, unit=' pt')}"
                  if "gender_accuracy" in paired else "",
                  f"Δ MAE {interval_entry_text(paired['age_mae'], digits=3, unit=' y')}" if "age_mae" in paired else ""]
         return (f"int8's difference from float is within noise on these images ({', '.join(p for p in parts if p)}; "
                 "paired 95% intervals): no layer needs to stay float")
+    return _culprits(rows, loss) or (f"int8 loses {loss:.2f} score points, spread over many layers: none recovers "
+                                     "any of it alone (try per-layer corrections or QAT)")
+
+
+def _culprits(rows: list[dict], loss: float) -> str:
+    """The fewest layers (up to 3) that recover 80% of int8's loss alone, as advice; "" when none recovers any."""
     helpful = [r for r in rows if _score(r["recovered"]) > 0]
     if not helpful:
-        return (f"int8 loses {loss:.2f} score points, spread over many layers: none recovers any of it alone "
-                "(try per-layer corrections or QAT)")
+        return ""
     best, total, names, layers = helpful[0], 0.0, [], []
     for r in helpful:
         names.append(r["layer"])
