@@ -187,6 +187,7 @@ def test_fault_06_tensorrt_without_a_gpu_is_one_line(run, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # three exports
 def test_fault_07_an_interrupted_re_export_never_pairs_a_file_with_another_card(run, tmp_path, monkeypatch):
     """Killed or out of disk while installing a re-export: the previous verified pair stays intact and loads,
     no staging files are left beside it, and a full disk is one error naming the output folder."""
@@ -230,6 +231,7 @@ def test_fault_07_an_interrupted_re_export_never_pairs_a_file_with_another_card(
     assert after.keys() == before.keys() and after[first.path.name] != before[first.path.name]
 
 
+@pytest.mark.slow  # a benchmark
 def test_fault_08_benchmark_rows_verify_the_artifact_first(tmp_path):
     from edgeface.benchmark import Settings, benchmark
 

@@ -17,7 +17,9 @@ def tiny_size(name):
     return max(32, get_backbone_config(name).min_input_size)
 
 
-@pytest.mark.parametrize("backbone", list_backbones())
+# the two largest graphs take 5-10 s each to build: slow tier
+@pytest.mark.parametrize("backbone", [pytest.param(b, marks=pytest.mark.slow) if b in ("inception_resnet_v2", "vgg19")
+                                      else b for b in list_backbones()])
 def test_every_backbone_builds_runs_and_trains(backbone):
     spec = ModelSpec(backbone=backbone, input_size=tiny_size(backbone), weights="none")
     model = create_model(spec)

@@ -119,9 +119,7 @@ def _execute(cfg: TrainConfig, resume: bool = False) -> Run:
 def resume_run(path) -> Run:
     """Continues an interrupted run where its last checkpoint left it: a plain training, or a compressed one
     rebuilt from the method, parent and teachers its config recorded."""
-    if not Run.is_run(path):
-        raise EdgefaceError(f"{path}: nothing to resume (no config.json)")
-    run = Run.open(path)
+    run = Run.to_resume(path)
     cfg = run.config.replace(name=run.path.name, runs_dir=str(run.path.parent))
     if not cfg.compression:
         return train(cfg, resume=True)

@@ -19,6 +19,7 @@ import numpy as np
 import tf_keras as keras
 
 from edgeface.errors import EdgefaceError
+from edgeface.export.equalize import following_bn
 
 L = keras.layers
 CHANNELWISE = (L.BatchNormalization, L.DepthwiseConv2D)  # weights indexed by channel, channel count kept
@@ -248,7 +249,7 @@ def prune_channels(model, **options):
                 if bias:
                     bias = [bias[0] + lost.astype(bias[0].dtype)]
                 else:
-                    follower = _batch_norm_after(model, old)
+                    follower = following_bn(old)
                     if follower is not None:
                         shifts[follower.name] = lost
             weights = [kernel] + bias
@@ -262,7 +263,3 @@ def prune_channels(model, **options):
                   if kept(g) is not None and name in {l.name for ls in a["producers"].values() for l in ls}}
 
 
-def _batch_norm_after(model, layer):
-    """The batch norm that is the only reader of `layer`'s output, if any."""
-    readers = [l for l in model.layers if layer in _inbound(l)]
-    return readers[0] if len(readers) == 1 and isinstance(readers[0], L.BatchNormalization) else None

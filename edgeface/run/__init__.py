@@ -74,6 +74,13 @@ class Run:
         return run
 
     @classmethod
+    def to_resume(cls, path) -> "Run":
+        """The run at `path`, for `--resume`: the one place that says when there is nothing to resume."""
+        if not cls.is_run(path):
+            raise EdgefaceError(f"{path}: nothing to resume (no config.json)")
+        return cls.open(path)
+
+    @classmethod
     def create(cls, cfg) -> "Run":
         """A new run folder for `cfg` (numbered when the default name is taken); writes config and run.json.
         Call it after everything that can fail on the user's input has been checked."""

@@ -262,9 +262,7 @@ def train(cfg: TrainConfig, resume: bool = False, build_model=None, extra_callba
     returns None - tf.distribute's pattern of non-chief workers saving to temporary paths (issue 29 item 12)."""
     path = Path(cfg.runs_dir) / cfg.run_name()
     if resume:
-        if not Run.is_run(path):
-            raise EdgefaceError(f"{path}: nothing to resume (no config.json)")
-        cfg = Run.open(path).config.replace(name=path.name, runs_dir=str(path.parent))  # where it is now
+        cfg = Run.to_resume(path).config.replace(name=path.name, runs_dir=str(path.parent))  # where it is now
     role = worker_role(cfg.strategy)
     if role is None:
         return _train(cfg, resume, build_model, extra_callbacks, finalize)
