@@ -415,24 +415,13 @@ def _export_once(run: Path, variants: list, folder: Path, s: Settings):
 
 def scoring_records(sources, s: Settings) -> tuple[list, str]:
     """The images every row is scored on: --data's split, or else the split the first run among the sources
-    recorded (a model is then never scored on images it trained on)."""
-    from edgeface.data import load_data, stratified_subset
+    recorded (a model is then never scored on images it trained on); eval's records_to_score decides."""
+    from edgeface.eval import records_to_score
 
     runs = [Run.open(p) for p in sources if Run.is_run(p)]
-    if s.data is None:
-        if not runs:
-            raise EdgefaceError("no run folder among the sources to take a recorded split from; pass --data SPEC")
-        records = runs[0].split(s.split)
-        if s.limit:
-            records = stratified_subset(records, s.limit, 0)
-        return records, f"the {s.split} split recorded by {runs[0].path}"
-    records = load_data(s.data, limit=s.limit, verbose=False)[s.split]
-    scored = {r.path for r in records}
-    for run in runs:
-        if not scored <= set(run.split_paths(s.split)):
-            log.warning(f"{s.data} [{s.split}] holds images outside the {s.split} split {run.path} recorded; its "
-                        "rows are scored on them as asked (drop --data to score the run's own split)")
-    return records, f"{s.data} [{s.split}]"
+    records, _ = records_to_score(runs[0] if runs else None, s.data, s.split, limit=s.limit, others=runs[1:],
+                                  no_run="no run folder among the sources")
+    return records, (f"{s.data} [{s.split}]" if s.data else f"the {s.split} split recorded by {runs[0].path}")
 
 
 def benchmark(sources, settings: Settings, output) -> dict:

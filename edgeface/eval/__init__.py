@@ -79,15 +79,23 @@ def source_run(predictor: Predictor) -> Run | None:
 
 def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit: int | None = None,
                     seed: int = 0, fold: int | None = None, allow_outside_root: bool = False) -> tuple[list, dict]:
-    """The records to score and where they came from. Without `data`: the split its run recorded when training
-    (so a model is never scored on images it trained on); with `data`: that dataset's split, said out loud."""
+    """The records to score a model on and where they came from (records_to_score with the model's run)."""
+    return records_to_score(source_run(predictor), data, split, limit=limit, seed=seed, fold=fold,
+                            allow_outside_root=allow_outside_root,
+                            no_run=f"{predictor.path}: its run folder is not on this machine")
+
+
+def records_to_score(run: Run | None, data: str | None, split: str, *, limit: int | None = None, seed: int = 0,
+                     fold: int | None = None, allow_outside_root: bool = False, others=(),
+                     no_run: str = "no run folder") -> tuple[list, dict]:
+    """The records to score and where they came from (eval, compare and the benchmark alike). Without `data`: the
+    split `run` recorded when training (so a model is never scored on images it trained on); with `data`: that
+    dataset's split, said out loud, with a warning for each run (`run`, `others`) that did not record them all."""
     from edgeface.data import load_data, stratified_subset
 
-    run = source_run(predictor)
     if data is None:
         if run is None:
-            raise EdgefaceError(f"{predictor.path}: its run folder is not on this machine, so there is no recorded "
-                                "split to score; pass --data SPEC")
+            raise EdgefaceError(f"{no_run}, so there is no recorded split to score; pass --data SPEC")
         records = run.split(split)
         if limit:
             records = stratified_subset(records, limit, seed)
@@ -98,9 +106,10 @@ def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit
     if split not in bundle.splits:
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
     log.info(f"scoring {len(bundle[split])} images of {data} [{split}]")
-    if run is not None and not {r.path for r in bundle[split]} <= set(run.split_paths(split)):
-        log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {run.path} recorded; "
-                    "drop --data to score the run's own split")
+    for each in [r for r in (run, *others) if r is not None]:
+        if not {r.path for r in bundle[split]} <= set(each.split_paths(split)):
+            log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {each.path} "
+                        "recorded; drop --data to score the run's own split")
     return bundle[split], {"data": data, "split_source": bundle.split_source}
 
 
