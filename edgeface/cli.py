@@ -352,19 +352,21 @@ def analyze(run, calibration, calibration_root, val_limit, top, by, output, corr
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000),
               help="Paired bootstrap resamples.")
+@click.option("--by", type=click.Choice(["age_band", "race", "source"]),
+              help="Also compare within each age band, race or source (a mixture's datasets), paired.")
 @click.option("--output", help="Also write the JSON report here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--trust-hdf5", is_flag=True, help="Open a .h5 model that is not from an edgeface run (it may run code).")
 @user_errors
-def compare(models, data, fold, limit, seed, allow_outside_root, split, resamples, output, as_json, trust_hdf5):
+def compare(models, data, fold, limit, seed, allow_outside_root, split, resamples, by, output, as_json, trust_hdf5):
     """Score models (runs, .keras, artifacts) on the same images and compare each with the first: Δ gender
     accuracy and Δ age MAE with paired bootstrap 95% intervals, McNemar's exact test for gender. Without --data
     it uses the split the first model's run recorded. ensemble:A,B scores models as one (outputs averaged)."""
     from edgeface.eval.compare import compare as run_compare, format_comparison
     from edgeface.utils import write_json
 
-    report = run_compare(list(models), data, split, limit=limit, seed=seed or 0, resamples=resamples,
-                         trust_hdf5=trust_hdf5, allow_outside_root=bool(allow_outside_root))
+    report = run_compare(list(models), data, split, limit=limit, seed=seed or 0, fold=fold, resamples=resamples,
+                         trust_hdf5=trust_hdf5, allow_outside_root=bool(allow_outside_root), by=by)
     click.echo(json.dumps(report, indent=2) if as_json else format_comparison(report))
     if output:
         write_json(output, report)

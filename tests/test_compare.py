@@ -85,6 +85,13 @@ def test_compare_cli_scores_every_model_on_the_same_images(csv_manifest, tmp_pat
     assert "(reference)" in result.output and "Δ gender" in result.output and "McNemar p" in result.output
     single = CliRunner().invoke(main, ["compare", str(tflite), "--data", f"csv:{csv_manifest}"])
     assert single.exit_code != 0 and "at least two models" in single.output
+    by = CliRunner().invoke(main, ["compare", str(tflite), str(onnx), "--data", f"csv:{csv_manifest}", "--split",
+                                   "train", "--resamples", "1000", "--by", "age_band", "--output", str(out)])
+    assert by.exit_code == 0, by.output
+    groups = json.loads(out.read_text())["models"][1]["by"]  # per age band, paired within the band
+    assert sum(g["n"] for g in groups.values()) == report["n"] and all("vs_reference" in g for g in groups.values())
+    bands = list(groups)
+    assert bands == sorted(bands, key=lambda b: int(b.split("-")[0]))  # in age order
 
 
 def test_an_eval_report_stands_for_its_model_on_the_same_images(csv_manifest, tmp_path):

@@ -13,9 +13,10 @@ import numpy as np
 
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.stats import (CONFIDENCE, RESAMPLES, contents_digest, images_digest, interval_entry_text,
-                                 outcomes_from_store, paired_deltas, per_image, summarize)
+from edgeface.labels import age_band_label
 from edgeface.predictor import load
+from edgeface.stats import (CONFIDENCE, RESAMPLES, contents_digest, images_digest, interval_entry_text,
+                            outcomes_from_store, paired_deltas, per_image, summarize)
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,19 @@ def _open(model, trust_hdf5: bool):
     return Ensemble(str(model), trust_hdf5) if str(model).startswith(ENSEMBLE) else load(model, trust_hdf5=trust_hdf5)
 
 
+# what `compare --by` groups the images by
+GROUPS = {"age_band": lambda r: None if r.age_group is None else age_band_label(r.age_group),
+          "race": lambda r: r.race, "source": lambda r: r.source}
+
+
 def compare(models, data: str | None = None, split: str = "test", *, limit: int | None = None, seed: int = 0,
-            resamples: int = RESAMPLES, confidence: float = CONFIDENCE, trust_hdf5: bool = False,
-            allow_outside_root: bool = False) -> dict:
+            fold: int | None = None, resamples: int = RESAMPLES, confidence: float = CONFIDENCE,
+            trust_hdf5: bool = False, allow_outside_root: bool = False, by: str | None = None) -> dict:
     """Scores every model on one set of images (by default the split the first model's run recorded) and
     compares each with the first: Δ gender accuracy with McNemar's exact test, Δ age MAE, each with a paired
-    bootstrap interval."""
+    bootstrap interval; with `by` (GROUPS: age band, race, source) the same within each group too."""
+    if by is not None and by not in GROUPS:
+        raise EdgefaceError(f"--by {by}: choose one of {', '.join(GROUPS)}")
     from edgeface.eval import scoring_records, source_run
 
     if len(models) < 2:
@@ -67,7 +75,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     if 0 in reports and data is None:
         raise EdgefaceError(f"{models[0]}: an eval report as the reference needs --data and --split naming the images "
                             "it was scored on")
-    records, source = scoring_records(predictors[first], data, split, limit=limit, seed=seed,
+    records, source = scoring_records(predictors[first], data, split, limit=limit, seed=seed, fold=fold,
                                       allow_outside_root=allow_outside_root)
     if not records:
         raise EdgefaceError(f"no images in the {split} split to compare on")
@@ -109,10 +117,29 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
         row = {"model": str(model), "format": fmt, "precision": precision, **summarize(outcome)}
         if rows:
             row["vs_reference"] = paired_deltas(outcomes[0], outcome, resamples, seed, confidence)
+        if by:
+            row["by"] = _grouped(records, by, outcomes[0], outcome, bool(rows), resamples, seed, confidence)
         rows.append(row)
     return {"split": split, **source, "n": len(records), "resamples": resamples, "confidence": confidence,
-            "seed": seed, "reference": str(models[0]), "models": rows, "edgeface_version": __version__,
+            "seed": seed, "by": by, "reference": str(models[0]), "models": rows, "edgeface_version": __version__,
             "date": datetime.date.today().isoformat()}
+
+
+def _grouped(records, by: str, reference: dict, outcome: dict, paired: bool, resamples, seed, confidence) -> dict:
+    """Per group (age band 0-2 ... 60-100, race, source): images, metrics and, for a candidate, its paired Δ."""
+    from edgeface.eval.metrics import group_order
+
+    keys = np.array([GROUPS[by](r) for r in records], dtype=object)
+    out = {}
+    for key in sorted({k for k in keys if k is not None}, key=group_order):
+        m = keys == key
+        sub = {k: v[m] for k, v in outcome.items()}
+        entry = {"n": int(m.sum()), **summarize(sub)}
+        if paired:
+            entry["vs_reference"] = paired_deltas({k: v[m] for k, v in reference.items()}, sub, resamples, seed,
+                                                  confidence)
+        out[str(key)] = entry
+    return out
 
 
 def _stored_report(path) -> dict:
@@ -159,4 +186,11 @@ def format_comparison(report: dict) -> str:
         lines.append(line)
         lines.append(f"      Δ gender {_delta_text(gender, 100, ' pt', 'higher')}{p}   "
                      f"Δ MAE {_delta_text(vs.get('age_mae'), 1, ' y', 'lower')}")
+        for key, entry in (row.get("by") or {}).items():
+            group_vs = entry.get("vs_reference", {})
+            acc = "—" if entry["gender_accuracy"] is None else f"{100 * entry['gender_accuracy']:.2f}%"
+            mae = "—" if entry["age_mae"] is None else f"{entry['age_mae']:.3f}"
+            lines.append(f"        {key:>10} n={entry['n']:<5} gender {acc:>7} Δ "
+                         f"{_delta_text(group_vs.get('gender_accuracy'), 100, ' pt', 'higher'):28}  MAE {mae:>6} Δ "
+                         f"{_delta_text(group_vs.get('age_mae'), 1, ' y', 'lower')}")
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def age_metrics(true_years, pred_years, true_group, pred_group, numeric: bool) -
     return out
 
 
-def _band_order(key):
+def group_order(key):
     """Age bands in age order (0-2, 4-6, ..., 60-100), anything else (races) by name after them."""
     return (AGE_GROUP_LABELS.index(key), "") if key in AGE_GROUP_LABELS else (len(AGE_GROUP_LABELS), str(key))
 
@@ -56,7 +56,7 @@ def breakdown(keys, true_gender, male, age_parts, numeric: bool) -> dict:
     """The same metrics per value of `keys` (age band or race), plus the gap between best and worst."""
     keys = np.asarray(keys, dtype=object)
     out = {}
-    for key in sorted({k for k in keys if k is not None}, key=_band_order):
+    for key in sorted({k for k in keys if k is not None}, key=group_order):
         m = keys == key
         entry = {"n": int(m.sum())}
         if true_gender is not None:
