@@ -71,10 +71,9 @@ def main(verbose):
 def entry():
     """The console script: TensorFlow's and LiteRT's known C++ start-up chatter is kept off stderr unless
     --verbose (edgeface.native_stderr), then the command runs."""
-    from edgeface.native_stderr import filter_native_stderr
+    from edgeface.native_stderr import quiet_unless_verbose
 
-    if "--verbose" not in sys.argv[1:]:
-        filter_native_stderr()
+    quiet_unless_verbose()
     main()
 
 

@@ -79,3 +79,9 @@ def _pump(read_end: int, terminal: int) -> None:
                 os.write(terminal, line + b"\n")
     if pending:
         os.write(terminal, pending)
+
+
+def quiet_unless_verbose(argv=None) -> None:
+    """The command line's rule, for the console script and tools/*.py alike: filter unless --verbose is given."""
+    if "--verbose" not in (sys.argv[1:] if argv is None else argv):
+        filter_native_stderr()

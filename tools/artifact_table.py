@@ -4,6 +4,10 @@ Usage: python tools/artifact_table.py RUN_FOLDER BENCHMARK_FOLDER
 (BENCHMARK_FOLDER holds keras-utkface-test.json, NAME.card.json and NAME-utkface-test.json, all written by
 tools/export_reference.sh)
 """
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import json
 import sys
 from pathlib import Path

@@ -4,6 +4,10 @@ Usage: python tools/compress_table.py benchmarks/compress-PARENT PARENT_NAME
 Rows: the float parent, then every compressed run with a test report (PARENT-*-utkface-test.json) and its
 compression.json; QAT runs are scored on their int8 TFLite export when there is one.
 """
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import json
 import sys
 from pathlib import Path

@@ -3,6 +3,10 @@
 produce, edgeface's decoder since), everything else equal. Prints and writes accuracy, MAE, paired bootstrap
 intervals and how many answers move.
 Usage: python tools/decode_paired.py [--model ARTIFACT] [--split val] [--output FILE.json]"""
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 import json
 from pathlib import Path

@@ -4,6 +4,10 @@ added (input NormalizationOptions mean 127.5 / std 127.5, i.e. pixels to [-1, 1]
 outputs described), which MediaPipe Tasks' FaceDetector needs before it runs a float-input model. The weights and
 graph are unchanged. Run from the project root:  python tools/detector_metadata.py
 """
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import hashlib
 import os
 import sys

@@ -1,6 +1,10 @@
 """The interpreter's invoke() alone for several TFLite files, interleaved in rounds in one process (single thread):
 what the model costs an app, without edgeface's Python-side input conversion. Inputs are zeros of each file's
 input type. Usage: python tools/invoke_latency.py A.tflite B.tflite [--rounds 10] [--runs 200] [--output FILE]"""
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 import json
 import time

@@ -11,6 +11,9 @@ ratios hold on a noisy shared host. The host (CPU, ISA, runtimes) is recorded as
 """
 from __future__ import annotations
 
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 import random
 import time

@@ -8,6 +8,10 @@ expressed in the detector's terms: side / box width (scale); the chip centre fro
 from the midpoint of the eyes (eye_*), in box widths in the frame of the eyes; the eye-line angle. Prints medians
 and spreads; --output writes every measurement.
 """
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 import json
 import math

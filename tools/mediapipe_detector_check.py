@@ -3,6 +3,10 @@ from UTKFace test chips (BENCHMARKS.md §15): box width and eye keypoints of the
 bundled model's gender answer agrees on the crops cut (by the crop contract) from either detection.
 Needs MediaPipe's Python Tasks, not a dependency of edgeface: pip install --no-deps mediapipe==1.2.2
 Usage: python tools/mediapipe_detector_check.py [--n 100] [--folder ../shared/data/utkface]"""
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 from pathlib import Path
 

@@ -10,6 +10,10 @@ Usage: python tools/photo_composites.py [--model ARTIFACT] [--n 600] [--folder .
 --write also saves the photos as DIR/*.jpg with DIR/photos.csv (path,gender,age), for
 `edgeface benchmark MODEL --photos csv:DIR/photos.csv`.
 """
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 import json
 import time

@@ -8,6 +8,9 @@ options, creation date) are kept, and the card is embedded (TFLite, ONNX) and ha
 """
 from __future__ import annotations
 
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import json
 import shutil
 import sys

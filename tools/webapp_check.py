@@ -2,6 +2,10 @@
 decoded and resized by the page in every runtime of the artifact (and with the canvas scaler the card warns
 against), and composite photos through MediaPipe Tasks' FaceDetector.
 Usage: python tools/webapp_check.py [--model ARTIFACT] [--n 200] [--photos 100] [--output FILE.json]"""
+
+from edgeface.native_stderr import quiet_unless_verbose  # noqa: E402  before TensorFlow is imported
+quiet_unless_verbose()
+
 import argparse
 import json
 import tempfile
