@@ -392,7 +392,7 @@ def compare(models, data, fold, limit, seed, allow_outside_root, split, resample
 def predict(images, model_path, detect, detector, min_score, save, csv_path, as_json, trust_hdf5):
     """Gender (with probability) and age for face crops, or for every face in photos with --detect."""
     from edgeface.bundled import bundled_model
-    from edgeface.eval.predict import predict as run_predict, write_csv
+    from edgeface.eval.predict import describe_model, format_rows, predict as run_predict, write_csv
 
     for flag, value in (("--detector", detector), ("--min-score", min_score), ("--save", save)):
         if value is not None and not detect:
@@ -405,24 +405,8 @@ def predict(images, model_path, detect, detector, min_score, save, csv_path, as_
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        detector = f"; faces by {model['detector']}" if model["detector"] else ""
-        click.echo(f"model: {model['path']} ({model['format']} {model['precision']}, run {model['run']}){detector}",
-                   err=True)
-        for row in rows:
-            parts = [row["image"]]
-            if row["face"] is not None:
-                parts.append(f"face {row['face']} at x,y,w,h={','.join(map(str, row['box']))}")
-            if row["error"]:
-                parts.append(f"error: {row['error']}")
-            if row["gender"]:
-                parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
-            if row["age"] is not None:
-                parts.append(f"age {row['age']:.1f}")
-            if row["age_group"]:
-                parts.append(f"group {row['age_group']}")
-            if row["note"]:
-                parts.append(f"({row['note']})" if row["status"] == "ok" else row["note"])
-            click.echo("  ".join(parts))
+        click.echo(describe_model(model), err=True)
+        click.echo(format_rows(rows))
     if any(row["status"] == "error" for row in rows):
         sys.exit(1)  # some images could not be read; the others were predicted above
 

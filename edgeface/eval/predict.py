@@ -166,3 +166,30 @@ def write_csv(rows: list, path) -> Path:
         writer.writerow({**row, "box": " ".join(map(str, row["box"])) if row["box"] else ""})
     write_text(path, out.getvalue())
     return Path(path)
+
+
+def describe_model(model: dict) -> str:
+    """The line that says which model answered (and which detector found the faces)."""
+    detector = f"; faces by {model['detector']}" if model["detector"] else ""
+    return f"model: {model['path']} ({model['format']} {model['precision']}, run {model['run']}){detector}"
+
+
+def format_rows(rows: list) -> str:
+    """A line per row as the terminal shows it: image, face and box, answers, error or note."""
+    lines = []
+    for row in rows:
+        parts = [row["image"]]
+        if row["face"] is not None:
+            parts.append(f"face {row['face']} at x,y,w,h={','.join(map(str, row['box']))}")
+        if row["error"]:
+            parts.append(f"error: {row['error']}")
+        if row["gender"]:
+            parts.append(f"{row['gender']} (P(male)={row['prob_male']:.3f})")
+        if row["age"] is not None:
+            parts.append(f"age {row['age']:.1f}")
+        if row["age_group"]:
+            parts.append(f"group {row['age_group']}")
+        if row["note"]:
+            parts.append(f"({row['note']})" if row["status"] == "ok" else row["note"])
+        lines.append("  ".join(parts))
+    return "\n".join(lines)
