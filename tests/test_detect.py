@@ -104,3 +104,23 @@ def test_crops_past_the_photo_edge_are_edge_replicated():
 def test_unknown_detector_is_one_line():
     with pytest.raises(EdgefaceError, match="unknown detector 'yolo'"):
         find_faces(np.zeros((10, 10, 3), np.uint8), "yolo")
+
+
+def test_a_small_face_in_a_large_photo_is_found_by_tiling():
+    """An 80 px face in a 1920x1080 photo is 5 px in BlazeFace's 128 px input: the whole-photo pass misses it,
+    the tiles (half the short side) find it, in photo pixels (issue 32 item 10; tools/small_faces.py measures)."""
+    from edgeface.detect import find_faces
+    from edgeface.detect.blazeface import detector, tiles
+
+    folder = require_shared(UTKFACE)
+    name = (folder / "splits" / "test.txt").read_text().split()[3]
+    chip = Image.open(folder / "UTKFace" / name).convert("RGB").resize((80, 80))
+    photo = Image.new("RGB", (1920, 1080), (90, 110, 100))
+    photo.paste(chip, (1300, 700))
+    rgb = np.asarray(photo)
+    assert detector("blazeface-full")(rgb) == []
+    (face,) = find_faces(rgb, "blazeface-full")
+    x, y, w, h = face.box
+    assert abs(x + w / 2 - 1340) < 15 and abs(y + h / 2 - 740) < 15 and 50 < w < 110
+    grid = tiles(1080, 1920, 540)
+    assert (0, 0) in grid and (540, 1380) in grid  # the last tile is flush with the photo's corner

@@ -54,9 +54,9 @@ def find_faces(rgb: np.ndarray, detector: str = DEFAULT_DETECTOR) -> list[Face]:
         from edgeface.detect.haar import find_boxes
 
         return [Face(tuple(float(v) for v in box), None, None) for box in find_boxes(rgb)]
-    from edgeface.detect.blazeface import detector as blazeface
+    from edgeface.detect.blazeface import detect_tiled, detector as blazeface
 
-    return [Face(d.box, d.score, d.keypoints) for d in blazeface(detector)(rgb)]
+    return [Face(d.box, d.score, d.keypoints) for d in detect_tiled(blazeface(detector), rgb)]
 
 
 def read_photo(path) -> np.ndarray:

@@ -198,6 +198,46 @@ class BlazeFace:
         return found
 
 
+TILE_ABOVE = 4  # photos longer than this many detector inputs are also searched in tiles
+TILE_OVERLAP = 0.25
+
+
+def tiles(height: int, width: int, side: int) -> list[tuple[int, int]]:
+    """(top, left) of square tiles of `side` covering the photo, overlapping by TILE_OVERLAP of a side."""
+    step = max(1, int(side * (1 - TILE_OVERLAP)))
+
+    def starts(n):
+        return sorted({*range(0, max(n - side, 0) + 1, step), max(n - side, 0)})
+
+    return [(top, left) for top in starts(height) for left in starts(width)]
+
+
+def detect_tiled(model: BlazeFace, rgb: np.ndarray) -> list[Detection]:
+    """The whole photo, and for a large one (longer than TILE_ABOVE detector inputs: a 1920 px photo shrinks 15x
+    into BlazeFace's 128 px input, an 80 px face to 5 px) also squares of half its short side, so small faces
+    keep a detectable size; detections in photo pixels, merged by the same weighted suppression."""
+    found = model(rgb)
+    height, width = rgb.shape[:2]
+    if max(height, width) <= TILE_ABOVE * model.variant.size:
+        return found
+    side = max(model.variant.size, min(height, width) // 2)
+    for top, left in tiles(height, width, side):
+        for d in model(rgb[top:top + side, left:left + side]):
+            x, y, w, h = d.box
+            if w > side / 2:  # a face that large is the whole photo pass's; in a tile it is a false detection
+                continue
+            found.append(Detection((x + left, y + top, w, h), d.score, d.keypoints + (left, top)))
+    if not found:
+        return []
+    rows = np.array([[d.box[0], d.box[1], d.box[0] + d.box[2], d.box[1] + d.box[3], *d.keypoints.reshape(-1)]
+                     for d in found])
+    merged = []
+    for row, score in weighted_nms(rows, np.array([d.score for d in found])):
+        x0, y0, x1, y1 = row[:4]
+        merged.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score, row[4:].reshape(-1, 2)))
+    return merged
+
+
 @functools.lru_cache(maxsize=None)
 def detector(name: str) -> BlazeFace:
     return BlazeFace(name)
