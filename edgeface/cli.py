@@ -470,6 +470,8 @@ def _pairs(values, what: str) -> dict:
                    "uint8 RGB pixels in, float32 outputs named as the card, batch 1 (int8 TFLite, any ONNX).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option("--nchw", is_flag=True, help="ONNX/TensorRT input as NCHW instead of NHWC.")
+@click.option("--fixed-batch", type=int, help="A fixed batch size in TFLite and ONNX files (an app runs 1); "
+                                              "default: dynamic.")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True,
               help="ONNX int8 weight quantization granularity (per-tensor breaks depthwise convolutions).")
 @click.option("--calibration-method", type=click.Choice(ONNX_CALIBRATION_METHODS), default="minmax",
@@ -484,8 +486,8 @@ def _pairs(values, what: str) -> dict:
                                    "0.1 years of float on validation.")
 @_ptq_options
 @user_errors
-def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, per_channel,
-           calibration_method, tolerances, parity_data, timing_cache, keep_float, corrections):
+def export(run, formats, precisions, output_dir, calibration, calibration_root, io, opset, nchw, fixed_batch,
+           per_channel, calibration_method, tolerances, parity_data, timing_cache, keep_float, corrections):
     """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check; or, with
     `--io app`, rewrite an exported int8 .tflite / .onnx artifact to the app form (raw pixels in)."""
     from edgeface.export import ExportOptions, export as run_export, export_app
@@ -499,7 +501,8 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
         click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}  parity vs source: {checks}")
         return
     options = ExportOptions(calibration=calibration, calibration_root=calibration_root, io=io, opset=opset,
-                            nchw=nchw, per_channel=per_channel, calibration_method=calibration_method,
+                            nchw=nchw, fixed_batch=fixed_batch, per_channel=per_channel,
+                            calibration_method=calibration_method,
                             tolerances=_pairs(tolerances, "--tolerance"), parity_data=parity_data,
                             timing_cache=timing_cache, keep_float=keep_float or (), corrections=corrections)
     results = run_export(run, "all" if "all" in formats else formats,

@@ -210,3 +210,19 @@ def test_app_form_exports_from_a_run(run, manifest, tmp_path):
         assert any(c["name"] == "test vectors" and c["ok"] for c in report["checks"])
     refused, = export_run(run, ["saved_model"], ["fp32"], tmp_path / "sm", ExportOptions(io="app"))
     assert "made for tflite and onnx" in refused.error and not refused.path.exists()  # not silently dropped
+
+
+def test_a_fixed_batch_one_file_answers_like_the_dynamic_one(run, tmp_path):
+    """--fixed-batch 1: TFLite and ONNX files whose input is [1, H, W, 3] (what an app runs), the same answers as
+    the dynamic-batch export (our runners feed them one image at a time); SavedModel refuses it."""
+    images = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
+    fixed = export(run, ["tflite", "onnx"], ["fp32"], tmp_path / "fixed", ExportOptions(fixed_batch=1))
+    dynamic = export(run, ["tflite", "onnx"], ["fp32"], tmp_path / "dynamic")
+    for a, b in zip(fixed, dynamic):
+        assert json.loads(a.card_path.read_text())["input"]["shape"][0] == 1
+        assert json.loads(b.card_path.read_text())["input"]["shape"][0] == -1
+        out_a, out_b = open_runner(a.path).run(images), open_runner(b.path).run(images)
+        for key in out_a:
+            np.testing.assert_allclose(out_a[key], out_b[key], atol=1e-5)
+    with pytest.raises(EdgefaceError, match="saved_model keeps a dynamic batch"):
+        export(run, ["saved_model"], ["fp32"], tmp_path / "sm", ExportOptions(fixed_batch=1))

@@ -52,6 +52,7 @@ class ExportOptions:
     parity_images: int = 256
     parity_data: str | None = None  # dataset spec for parity images; default: the run's own validation split
     trt_batch: tuple = (1, 16, 64)
+    fixed_batch: int | None = None  # a fixed batch size in TFLite and ONNX files (an app runs batch 1); None: dynamic
     timing_cache: str | None = None
     # Keras layers left float in int8 TFLite (mixed precision), and why; export() also takes "a,b" or "auto" (the
     # fewest layers that bring int8 within tolerance of float, edgeface.export.sensitivity.auto_keep_float)
@@ -61,6 +62,8 @@ class ExportOptions:
 
     def __post_init__(self):
         self.tolerances = check_tolerances(self.tolerances)
+        if self.fixed_batch is not None and self.fixed_batch < 1:
+            raise EdgefaceError(f"--fixed-batch {self.fixed_batch}: a batch size is at least 1")
 
 
 @dataclasses.dataclass
@@ -122,7 +125,14 @@ def _open(source) -> tuple[Run, str]:
     return run, "best"
 
 
+def _dynamic_batch_only(fmt: str, options: ExportOptions) -> None:
+    if options.fixed_batch:
+        raise EdgefaceError(f"--fixed-batch is for tflite and onnx files; {fmt} keeps a dynamic batch"
+                            + (" (its min/opt/max profile sets the batches)" if fmt == "trt" else ""))
+
+
 def _write_saved_model(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
+    _dynamic_batch_only("saved_model", options)
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints every endpoint's signature
         model.export(str(target))
     return {}
@@ -141,8 +151,12 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
                             "TFLite file (or any ONNX precision): use --precision int8 without --keep-float")
     if app and calibration:
         calibration = _with_full_pixel_range(calibration, spec.config)
+    if options.fixed_batch and keep_float:
+        raise EdgefaceError("--fixed-batch does not combine with --keep-float (the mixed-precision file keeps the "
+                            "model's dynamic batch)")
     flatbuffer = tflite_export.convert(model, precision, calibration, "int8" if app else options.io,
-                                       qat=has_quantize_wrappers(model), keep_float=keep_float)
+                                       qat=has_quantize_wrappers(model), keep_float=keep_float,
+                                       batch=options.fixed_batch)
     if app:
         flatbuffer = app_tflite(flatbuffer, spec.config, spec.input_size, spec.card_outputs(), target.name)
     target.write_bytes(flatbuffer)
@@ -184,6 +198,7 @@ def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, ca
 def _write_trt(model, spec, precision, target: Path, options: ExportOptions, calibration, workdir: Path):
     from edgeface.export import tensorrt as trt_export
 
+    _dynamic_batch_only("trt", options)
     source, onnx_opts = _onnx_source(model, spec, precision, options, calibration, workdir)
     cache = Path(options.timing_cache) if options.timing_cache else None
     trt_export.build_engine(source, target, spec.input_size, options.trt_batch, cache, nchw=options.nchw)
@@ -205,7 +220,7 @@ def _onnx_source(model, spec, precision, options: ExportOptions, calibration, wo
             "graph_passes": list(onnx_export.GRAPH_PASSES)}
     fp32 = workdir / "fp32.onnx"
     if not fp32.is_file():
-        onnx_export.convert(model, spec.input_size, fp32, options.opset, options.nchw)
+        onnx_export.convert(model, spec.input_size, fp32, options.opset, options.nchw, options.fixed_batch)
     if precision == "fp32":
         return fp32, opts
     target = workdir / f"{precision}.onnx"

@@ -23,15 +23,16 @@ log = logging.getLogger(__name__)
 GRAPH_PASSES = ("fuse_pad_into_conv", "eliminate_unused_initializer")
 
 
-def convert(model, size: int, path: Path, opset: int = 17, nchw: bool = False) -> None:
+def convert(model, size: int, path: Path, opset: int = 17, nchw: bool = False, batch: int | None = None) -> None:
     import onnx
     import onnxoptimizer
     import tf2onnx
 
-    signature = (tf.TensorSpec((None, size, size, 3), tf.float32, name="image"),)
+    signature = (tf.TensorSpec((batch, size, size, 3), tf.float32, name="image"),)
     converted, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset,
                                               inputs_as_nchw=["image"] if nchw else None)
-    _name_batch_dimension(converted.graph)
+    if batch is None:
+        _name_batch_dimension(converted.graph)
     onnx.save(onnxoptimizer.optimize(converted, list(GRAPH_PASSES)), str(path))
 
 

@@ -17,10 +17,12 @@ IO_TYPES = {"int8": tf.int8, "uint8": tf.uint8, "float": tf.float32}
 FLOAT_SHARE_WARNING = 0.05  # of a quantized file's weight bytes
 
 
-def converter_for(model, precision: str, calibration=None, io: str = "int8", qat: bool = False):
+def converter_for(model, precision: str, calibration=None, io: str = "int8", qat: bool = False,
+                  batch: int | None = None):
     """The configured TFLiteConverter for a Keras model (convert() runs it; the sensitivity analysis hands it to
-    TensorFlow's QuantizationDebugger)."""
-    converter = _named_by_task(model) if qat else tf.lite.TFLiteConverter.from_keras_model(model)
+    TensorFlow's QuantizationDebugger). `batch`: a fixed batch size in the file's input shape (None: dynamic)."""
+    converter = (_named_by_task(model, batch) if qat or batch
+                 else tf.lite.TFLiteConverter.from_keras_model(model))
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -43,7 +45,7 @@ def converter_for(model, precision: str, calibration=None, io: str = "int8", qat
 
 
 def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool = False,
-            keep_float: tuple = ()) -> bytes:
+            keep_float: tuple = (), batch: int | None = None) -> bytes:
     """Keras model -> flatbuffer bytes. `calibration` is a list of normalized float batches (int8 only); a
     quantization-aware model (qat) brings its own ranges and needs none. `keep_float`: Keras layers left in
     float32 in a full-integer int8 file (mixed precision; `edgeface analyze` says which)."""
@@ -52,7 +54,7 @@ def convert(model, precision: str, calibration=None, io: str = "int8", qat: bool
             raise EdgefaceError("--keep-float applies to post-training full-integer int8 (with --calibration)")
         quantizer = Quantizer(model, calibration)
         return quantizer.file(quantizer.tensors(keep_float))
-    converter = converter_for(model, precision, calibration, io, qat)
+    converter = converter_for(model, precision, calibration, io, qat, batch)
     with _converter_warnings():
         return converter.convert()
 
@@ -128,12 +130,12 @@ class Quantizer:
             return self.debugger.get_nondebug_quantized_model()
 
 
-def _named_by_task(model):
-    """A converter whose signature names the outputs by task (gender, age), as the model card does; tfmot's
-    quantize wrappers would otherwise name them quant_gender, quant_age."""
+def _named_by_task(model, batch: int | None = None):
+    """A converter whose signature names the outputs by task (gender, age), as the model card does (tfmot's
+    quantize wrappers would otherwise name them quant_gender, quant_age), with a fixed or dynamic batch."""
     from edgeface.runtime import task_key
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([batch, *model.input_shape[1:]], tf.float32, name="image")])
     def serve(image):
         return {task_key(name): value for name, value in model(image, training=False).items()}
 
