@@ -82,10 +82,16 @@ def test_bad_specs_fail_clearly(kwargs, message):
         ModelSpec(**kwargs)
 
 
-def test_imagenet_weights_load_from_local_folder(monkeypatch):
+@pytest.mark.parametrize("how", ["weights_dir", "environment"])
+def test_imagenet_weights_load_from_local_folder(monkeypatch, tmp_path, how):
+    """The folder comes with the build (create_model(..., weights_dir), a run's --weights-dir), not from a
+    process-wide setting; EDGEFACE_WEIGHTS_DIR is the fallback."""
     folder = require_shared(IMAGENET)
-    monkeypatch.setenv("EDGEFACE_WEIGHTS_DIR", str(folder))
-    model = create_model(backbone="mobilenet_v1", alpha=0.25, input_size=64, weights="imagenet")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no Keras cache to fall back to
+    if how == "environment":
+        monkeypatch.setenv("EDGEFACE_WEIGHTS_DIR", str(folder))
+    model = create_model(backbone="mobilenet_v1", alpha=0.25, input_size=64, weights="imagenet",
+                         weights_dir=str(folder) if how == "weights_dir" else None)
     scratch = create_model(backbone="mobilenet_v1", alpha=0.25, input_size=64, weights="none")
     k = model.get_layer("conv1").kernel.numpy()
     assert k.std() > 0 and not np.allclose(k, scratch.get_layer("conv1").kernel.numpy())

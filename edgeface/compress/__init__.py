@@ -339,7 +339,7 @@ def _distill_plan(cfg: TrainConfig) -> _Plan:
                            "train longer, use a larger student, or lower --kd-weight")
         out.write_compression(record)
 
-    return _Plan(create_model, report)
+    return _Plan(lambda spec: create_model(spec, weights_dir=cfg.weights_dir), report)
 
 
 PLANS = {"magnitude": _magnitude_plan, "structured": _structured_plan, "qat": _qat_plan,

@@ -24,15 +24,17 @@ __all__ = ["ModelSpec", "create_model", "load_keras", "list_backbones", "get_bac
 MODEL_SUFFIXES = (".keras", ".h5")
 
 
-def create_model(spec: ModelSpec | None = None, **kwargs):
-    """Builds the multi-task model (a keras.Model). Pass a ModelSpec or its fields (`create_model(backbone="vit")`)."""
+def create_model(spec: ModelSpec | None = None, weights_dir: str | None = None, **kwargs):
+    """Builds the multi-task model (a keras.Model). Pass a ModelSpec or its fields (`create_model(backbone="vit")`);
+    `weights_dir`: the folder searched first for ImageNet weight files (models.weights.search_dirs)."""
     import tf_keras as keras
 
     spec = spec or ModelSpec(**kwargs)
     size = spec.input_size
     inputs = keras.Input((size, size, 3), name="image")
     weights = spec.weights if spec.weights in ("imagenet", "none") else "none"
-    features = get_builder(spec.backbone)(inputs, alpha=spec.alpha, weights=None if weights == "none" else weights)
+    features = get_builder(spec.backbone)(inputs, alpha=spec.alpha, weights=None if weights == "none" else weights,
+                                          weights_dir=weights_dir)
     model = keras.Model(inputs, build_heads(features, spec), name=f"edgeface_{spec.backbone}")
     if spec.weights not in ("imagenet", "none"):
         path = Path(spec.weights)  # a run folder was resolved to its best model file by the caller (Run)

@@ -15,7 +15,7 @@ UNIT = (1.0, 1.0, 1.0)
 ZERO = (0.0, 0.0, 0.0)
 
 
-def _application(app_name, inputs, config, alpha, weights, **kwargs):
+def _application(app_name, inputs, config, alpha, weights, weights_dir=None, **kwargs):
     """Builds a keras.applications network on `inputs`, then loads ImageNet weights from a local file."""
     import tf_keras as keras
 
@@ -24,7 +24,7 @@ def _application(app_name, inputs, config, alpha, weights, **kwargs):
         kwargs["alpha"] = alpha
     kwargs.update(input_tensor=inputs, include_top=False, pooling="avg")
     if weights == "imagenet":
-        return build_with_imagenet(app_fn, config, **kwargs).output
+        return build_with_imagenet(app_fn, config, weights_dir, **kwargs).output
     return app_fn(weights=None, **kwargs).output
 
 
@@ -36,8 +36,8 @@ def _keras_app(name, app_name, family, sizes, mean, std, channel_order="RGB", im
         imagenet_files=imagenet_files or {}, default_alpha=default_alpha, description=description)
 
     @register_backbone(config)
-    def build(inputs, alpha=None, weights=None):
-        return _application(app_name, inputs, config, alpha, weights, **app_kwargs)
+    def build(inputs, alpha=None, weights=None, weights_dir=None):
+        return _application(app_name, inputs, config, alpha, weights, weights_dir, **app_kwargs)
 
     return build
 
@@ -101,7 +101,7 @@ _keras_app(
     max_input_size=256, mean=INCEPTION, std=INCEPTION,
     description="Levi & Hassner 2015: 3 conv + 2 FC(512) with dropout; batch norm before the ReLU stands in "
                 "for LRN, which edge runtimes rarely accelerate"))
-def levi_hassner(inputs, alpha=None, weights=None):
+def levi_hassner(inputs, alpha=None, weights=None, weights_dir=None):
     from tf_keras import layers
 
     # conv-BN-ReLU (not the paper's conv-ReLU-pool-norm order) so that int8 conversion folds each BN into its
@@ -124,7 +124,7 @@ def levi_hassner(inputs, alpha=None, weights=None):
 @register_backbone(BackboneConfig(
     name="compact_cnn", family="lightweight", default_input_size=96, min_input_size=32, max_input_size=256,
     mean=INCEPTION, std=INCEPTION, description="Four conv-BN-ReLU-pool blocks (16, 32, 64, 128 filters), GAP"))
-def compact_cnn(inputs, alpha=None, weights=None):
+def compact_cnn(inputs, alpha=None, weights=None, weights_dir=None):
     from tf_keras import layers
 
     x = inputs
@@ -141,7 +141,7 @@ def compact_cnn(inputs, alpha=None, weights=None):
     mean=INCEPTION, std=INCEPTION,
     description="ResNet-34 (He et al. 2016): basic blocks 3-4-6-3 (64-512 filters), GAP; Keras ships no ImageNet "
                 "weights for it, so it trains from scratch"))
-def resnet34(inputs, alpha=None, weights=None):
+def resnet34(inputs, alpha=None, weights=None, weights_dir=None):
     from tf_keras import layers
 
     def conv_bn(x, filters, kernel, stride, name, relu=True):
@@ -167,7 +167,7 @@ def resnet34(inputs, alpha=None, weights=None):
     name="vit", family="full-size", default_input_size=128, min_input_size=32, max_input_size=512,
     mean=INCEPTION, std=INCEPTION, input_multiple=8,
     description="Small ViT (Dosovitskiy et al. 2021): 8x8 patch grid, 6 blocks, dim 192, 3 heads, mean-pooled"))
-def vit(inputs, alpha=None, weights=None, dim=192, depth=6, heads=3, mlp_dim=384):
+def vit(inputs, alpha=None, weights=None, weights_dir=None, dim=192, depth=6, heads=3, mlp_dim=384):
     from tf_keras import layers
 
     from edgeface.models.layers import PositionEmbedding

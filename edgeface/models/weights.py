@@ -14,19 +14,18 @@ from edgeface.errors import EdgefaceError
 log = logging.getLogger(__name__)
 
 ENV_VAR = "EDGEFACE_WEIGHTS_DIR"
-_weights_dir: str | None = None
 
 
-def set_weights_dir(path: str | None) -> None:
-    """Sets the folder searched first (the CLI's --weights-dir)."""
-    global _weights_dir
+def check_weights_dir(path: str | None) -> None:
+    """--weights-dir must be a folder (checked before a run folder exists)."""
     if path is not None and not Path(path).is_dir():
         raise EdgefaceError(f"{path}: --weights-dir is not a folder")
-    _weights_dir = path
 
 
-def search_dirs() -> list[Path]:
-    dirs = [_weights_dir, os.environ.get(ENV_VAR), str(Path.home() / ".keras" / "models")]
+def search_dirs(weights_dir: str | None = None) -> list[Path]:
+    """Where ImageNet weight files are looked for, in order: `weights_dir` (a config's --weights-dir, passed down
+    from the run, never a process-wide setting), EDGEFACE_WEIGHTS_DIR, Keras' own cache."""
+    dirs = [weights_dir, os.environ.get(ENV_VAR), str(Path.home() / ".keras" / "models")]
     return [Path(d) for d in dirs if d]
 
 
@@ -34,12 +33,13 @@ def _alpha_key(config, alpha) -> str | None:
     return None if config.default_alpha is None else str(float(alpha))
 
 
-def find_local(config, alpha) -> Path | None:
-    """The newest local file whose standard Keras name matches this backbone and width; None if none."""
+def find_local(config, alpha, weights_dir: str | None = None) -> Path | None:
+    """The file whose standard Keras name matches this backbone and width, from the first folder that has one (the
+    last in name order when a pattern matches several, e.g. input sizes); None if none."""
     pattern = config.imagenet_files.get(_alpha_key(config, alpha))
     if pattern is None:
         return None
-    for folder in search_dirs():
+    for folder in search_dirs(weights_dir):
         hits = sorted(glob.glob(str(folder / pattern)))
         if hits:
             return Path(hits[-1])
@@ -86,13 +86,13 @@ def _keras_quiet():
         logger.setLevel(level)
 
 
-def build_with_imagenet(app_fn, config, **kwargs):
+def build_with_imagenet(app_fn, config, weights_dir: str | None = None, **kwargs):
     """Builds a keras.applications model with ImageNet weights: a local file if any, else Keras' download."""
     alpha = kwargs.get("alpha")
     problem = imagenet_problem(config, alpha)
     if problem:
         raise EdgefaceError(problem)
-    local = find_local(config, alpha)
+    local = find_local(config, alpha, weights_dir)
     if local is not None:
         _check_sum(local)
         with _keras_quiet():
@@ -104,13 +104,14 @@ def build_with_imagenet(app_fn, config, **kwargs):
                                 f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
         return app
     width = f" alpha {alpha}" if config.default_alpha is not None else ""
-    log.info(f"ImageNet weights for {config.name}{width}: none in {', '.join(str(d) for d in search_dirs())}; "
+    log.info(f"ImageNet weights for {config.name}{width}: none in "
+             f"{', '.join(str(d) for d in search_dirs(weights_dir))}; "
              "downloading them (Keras)")
     try:
         with _keras_quiet():
             return app_fn(weights="imagenet", **kwargs)
     except Exception as err:  # offline: Keras raises a bare Exception("URL fetch failure ...")
-        where = ", ".join(str(d) for d in search_dirs())
+        where = ", ".join(str(d) for d in search_dirs(weights_dir))
         raise EdgefaceError(
             f"ImageNet weights for {config.name}{width} are not in {where} and could not be downloaded "
             f"({str(err).splitlines()[0]}); put {config.imagenet_files[_alpha_key(config, alpha)]!r} "

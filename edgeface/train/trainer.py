@@ -18,7 +18,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.labels import AGE_GROUP_LABELS, AGE_GROUPS
 from edgeface.models import ModelSpec, create_model
 from edgeface.models.heads import HEAD_LAYERS
-from edgeface.models.weights import imagenet_problem, set_weights_dir
+from edgeface.models.weights import check_weights_dir, imagenet_problem
 from edgeface.run import Run
 from edgeface.run.config import TrainConfig
 from edgeface.runtime import task_key
@@ -280,7 +280,7 @@ def _train(cfg: TrainConfig, resume: bool, build_model, extra_callbacks, finaliz
         run = Run.open(Path(cfg.runs_dir) / cfg.run_name())
         cfg = run.config
     seed_everything(cfg.seed)
-    set_weights_dir(cfg.weights_dir)
+    check_weights_dir(cfg.weights_dir)
     problem = cfg.model.weights == "imagenet" and imagenet_problem(cfg.model.config, cfg.model.alpha)
     if problem:  # the config must not record weights the model would not get
         raise EdgefaceError(problem)
@@ -340,7 +340,7 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
     state = run.state if resume else {}
 
     with strategy.scope():
-        model = (build_model or create_model)(spec)
+        model = build_model(spec) if build_model else create_model(spec, weights_dir=cfg.weights_dir)
         set_bn_momentum(getattr(model, "student", model), cfg.bn_momentum)
         loss_vars = loss_weight_variables(cfg, spec)
     history_file = run.history_file

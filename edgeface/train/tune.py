@@ -76,7 +76,7 @@ def run_one_trial(tuner, trial) -> dict:
     seed_everything(cfg.seed)
     data = tuner.data
     spec = model_spec(cfg, data)
-    model = create_model(spec)
+    model = create_model(spec, weights_dir=cfg.weights_dir)
     set_bn_momentum(model, cfg.bn_momentum)
     first, last = hp.values.get("tuner/initial_epoch", 0), hp.values.get("tuner/epochs", cfg.epochs)
     if "tuner/trial_id" in hp.values:
@@ -117,7 +117,7 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     import keras_tuner as kt
 
     from edgeface.data import load_data
-    from edgeface.models.weights import set_weights_dir
+    from edgeface.models.weights import check_weights_dir
     import yaml
 
     from edgeface.utils import write_json, write_text
@@ -127,7 +127,7 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
         raise EdgefaceError("--max-epochs and --factor must be at least 2 for Hyperband")
     name = cfg.name or f"tune-{cfg.run_name()}"
     folder = Path(cfg.runs_dir) / name
-    set_weights_dir(cfg.weights_dir)
+    check_weights_dir(cfg.weights_dir)
     data = load_data(cfg.data, seed=cfg.seed, fold=cfg.fold, dedup=cfg.dedup, limit=cfg.limit,
                      allow_outside_root=cfg.allow_outside_root)
     if not data["val"]:
