@@ -169,8 +169,10 @@ def test_qat_exports_int8_without_calibration(cnn_parent, qat_resumed, tmp_path)
     assert run.model_path().suffix == ".h5" and run.quantization_aware
     assert run.info["models"]["best"]["sha256"]  # the run vouches for its own HDF5 file by hash
     run = run.path
-    # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
-    result, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(tolerances={"mae_shift": 2.0}))
+    # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move; its 11
+    # validation images make one borderline face that int8 flips 0.909 agreement
+    result, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(tolerances={"mae_shift": 2.0,
+                                                                                    "agreement": 0.9}))
     assert result.passed and result.size_bytes > 0
     card = json.loads(result.card_path.read_text())
     assert card["input"]["dtype"] == "int8" and card["calibration"] is None
@@ -194,7 +196,7 @@ def test_qat_of_levi_hassner_exports_integer_only(tmp_path, caplog):
                             batch_size=16, runs_dir=str(tmp_path), name="levi_hassner", verbose=0))
     # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
     result, = export(qat_run(run.path, epochs=1).path, ["tflite"], ["int8"], tmp_path / "out",
-                     ExportOptions(tolerances={"mae_shift": 2.0}))
+                     ExportOptions(tolerances={"mae_shift": 2.0, "agreement": 0.9}))  # 11 images, as above
     assert json.loads(result.card_path.read_text())["artifact"]["options"]["weights"]["float32_share"] == 0
     assert "stayed float32" not in caplog.text
 
