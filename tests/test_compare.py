@@ -171,3 +171,21 @@ def test_a_difference_below_the_margin_is_negligible_not_real():
     assert tiny["low"] > 0 and tiny["verdict"] == "negligible" and not tiny["real"]
     assert verdict("age_mae", 0.5, 0.3, 0.7) == "real" and verdict("age_mae", 0.05, -0.2, 0.3) == "noise"
     assert verdict("gender_accuracy", 0.0005, -0.0008, 0.0009) == "negligible"
+
+
+def test_a_recorded_split_is_matched_by_real_path_not_by_spelling(tmp_path, monkeypatch):
+    """A run that recorded /abs/data/x.jpg holds ../data/x.jpg of the same file: no false "not the split the run
+    recorded" warning because the paths were spelled differently."""
+    from edgeface.run import Run
+
+    (tmp_path / "data").mkdir()
+    images = [tmp_path / "data" / f"{i}.jpg" for i in range(3)]
+    for image in images:
+        image.write_bytes(b"x")
+    (tmp_path / "run" / "splits").mkdir(parents=True)
+    (tmp_path / "run" / "splits" / "val.txt").write_text("\n".join(str(p) for p in images) + "\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    run = Run(tmp_path / "run")
+    assert run.records_all("val", [f"../data/{i}.jpg" for i in range(3)])
+    assert not run.records_all("val", ["../data/0.jpg", "../elsewhere.jpg"])

@@ -107,7 +107,7 @@ def records_to_score(run: Run | None, data: str | None, split: str, *, limit: in
         raise EdgefaceError(f"split {split!r} not in {data} (has {', '.join(bundle.splits)})")
     log.info(f"scoring {len(bundle[split])} images of {data} [{split}]")
     for each in [r for r in (run, *others) if r is not None]:
-        if not {r.path for r in bundle[split]} <= set(each.split_paths(split)):
+        if not each.records_all(split, [r.path for r in bundle[split]]):
             log.warning(f"scoring {data} [{split}] (split: {bundle.split_source}), not the split {each.path} "
                         "recorded; drop --data to score the run's own split")
     return bundle[split], {"data": data, "split_source": bundle.split_source}

@@ -82,7 +82,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     for index, predictor in predictors.items():
         for member in getattr(predictor, "members", [predictor]):
             run = source_run(member)
-            if index and run is not None and not {r.path for r in records} <= set(run.split_paths(split)):
+            if index and run is not None and not run.records_all(split, [r.path for r in records]):
                 log.warning(f"{models[index]}: some of these images are outside the {split} split its run "
                             f"{run.path} recorded (it may have trained on them)")
     digest = images_digest(records)

@@ -283,6 +283,12 @@ class Run:
                                              "counts": {k: len(v) for k, v in bundle.splits.items()},
                                              "skipped": bundle.skipped, "notes": bundle.notes})
 
+    def records_all(self, name: str, paths) -> bool:
+        """Whether the recorded `name` split holds every one of `paths`, compared as real paths (a split recorded
+        as /work/shared/... holds ../shared/... of the same images)."""
+        recorded = {os.path.realpath(p) for p in self.split_paths(name)}
+        return all(os.path.realpath(p) in recorded for p in paths)
+
     def split_paths(self, name: str) -> list[str]:
         folder = self.path / "splits"
         if (folder / f"{name}.csv").is_file():
