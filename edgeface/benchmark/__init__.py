@@ -6,6 +6,7 @@ preprocessed input in memory), or on an Android device over adb for TFLite rows.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import datetime
@@ -276,7 +277,7 @@ def _pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
     if reference is None:
         log.warning("--photos: no ok row of ours to run behind the detectors")
         return []
-    bundle = load_data(s.photos, verbose=False)
+    bundle = load_data(s.photos, verbose=False, check=False)  # read_photo checks each photo as it streams
     records = [r for name in bundle.splits for r in bundle[name]]
     dropped = [f"{path} ({why})" for path, why in bundle.skipped]
     predictor = EdgefaceCandidate(reference.path, s.threads).predictor
@@ -546,11 +547,7 @@ def pick_best(rows, budget_ms: float | None = None, budget_kb: float | None = No
     needs = [m for m in ("gender_acc", "age_mae") if reference is None or getattr(reference, m) is not None]
     why = [_exclusion(r, needs, budget_ms, budget_kb) for r in rows]
     fits = [r for r, reason in zip(rows, why) if reason is None]
-    counts = {}
-    for reason in why:
-        if reason:
-            counts[reason] = counts.get(reason, 0) + 1
-    left_out = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    left_out = ", ".join(f"{n} {reason}" for reason, n in collections.Counter(r for r in why if r).items())
     best = max(fits, key=lambda r: (r.gender_acc if r.gender_acc is not None else 0.0,
                                     -(r.age_mae if r.age_mae is not None else 1e9)), default=None)
     return best, f"left out of {len(rows)} rows: {left_out}" if left_out else f"all {len(rows)} rows considered"

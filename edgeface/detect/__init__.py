@@ -18,7 +18,8 @@ from edgeface.errors import EdgefaceError
 DETECTORS = tuple(CONTRACTS)
 DEFAULT_DETECTOR = "blazeface"
 
-__all__ = ["DETECTORS", "DEFAULT_DETECTOR", "Face", "find_faces", "detect_faces", "read_photo", "contract"]
+__all__ = ["DETECTORS", "DEFAULT_DETECTOR", "Face", "find_faces", "detect_faces", "read_photo", "upright_pixels",
+           "contract"]
 
 
 @dataclasses.dataclass
@@ -60,14 +61,20 @@ def find_faces(rgb: np.ndarray, detector: str = DEFAULT_DETECTOR) -> list[Face]:
 
 
 def read_photo(path) -> np.ndarray:
-    """uint8 RGB pixels of a photo, turned upright by its EXIF orientation (phones store it there)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+    """uint8 RGB pixels of a photo, turned upright by its EXIF orientation (phones store it there), after the
+    image check (a regular file, a format we decode, within the pixel budget)."""
     from edgeface.data import check_image
 
-    problem = check_image(str(path))  # a regular file, a format we decode, within the pixel budget
+    problem = check_image(str(path))
     if problem:
         raise EdgefaceError(f"{path}: {problem}")
+    return upright_pixels(path)
+
+
+def upright_pixels(path) -> np.ndarray:
+    """read_photo without the check, for a caller that has just checked the file (the check decodes it too)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))

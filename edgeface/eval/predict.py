@@ -69,7 +69,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
     boxes and answers (NAME.annotated.png) and each face's crop as the model saw it (NAME.faceK.png)."""
     from edgeface.data import check_image
     from edgeface.data.images import image_size, load_images, square_resize
-    from edgeface.detect import DEFAULT_DETECTOR, detect_faces
+    from edgeface.detect import DEFAULT_DETECTOR, detect_faces, upright_pixels
 
     detector = detector or DEFAULT_DETECTOR
 
@@ -89,7 +89,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
                                     "is for the whole picture; use --detect for photos")
         else:
             try:
-                found = detect_faces(path, detector)
+                found = detect_faces(upright_pixels(path), detector)  # checked above: not twice
             except EdgefaceError as err:
                 rows.append(_row(path, error=str(err)))
                 continue
@@ -112,7 +112,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
                     row["age"] = float(pred["age_years"][i])
                 row["age_group"] = age_band_label(pred["age_group"][i])
     if save and detect:
-        _save(Path(save), rows, answered, crops)
+        _save(Path(save), answered, crops)
     model = {"path": str(model_path), "format": predictor.format, "precision": predictor.precision,
              "run": predictor.name, "detector": detector if detect else None, "min_score": min_score}
     return {"model": model, "predictions": rows}
@@ -124,11 +124,11 @@ def _label(row: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _save(folder: Path, rows: list, answered: list, crops: list) -> None:
+def _save(folder: Path, answered: list, crops: list) -> None:
     """Each photo with a face: a copy with its boxes and answers drawn; each face: the crop the model was fed."""
     from PIL import Image, ImageDraw
 
-    from edgeface.detect import read_photo
+    from edgeface.detect import upright_pixels
 
     folder.mkdir(parents=True, exist_ok=True)
     crop_of = {id(row): crop for row, crop in zip(answered, crops)}
@@ -136,7 +136,7 @@ def _save(folder: Path, rows: list, answered: list, crops: list) -> None:
     for row in answered:
         by_photo.setdefault(row["image"], []).append(row)
     for image, faces in by_photo.items():
-        photo = Image.fromarray(read_photo(image))
+        photo = Image.fromarray(upright_pixels(image))  # decoded again: holding every photo would cost more
         draw = ImageDraw.Draw(photo)
         width = max(2, round(max(photo.size) / 400))
         for row in faces:
