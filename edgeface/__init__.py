@@ -13,3 +13,12 @@ def load(path, threads: int | None = None, trust_hdf5: bool = False):
     from edgeface.predictor import load as _load
 
     return _load(path, threads, trust_hdf5)
+
+
+def quiet() -> bool:
+    """Keeps TensorFlow's and LiteRT's known C++ start-up chatter (oneDNN, CUDA probing, "XNNPACK delegate") off
+    this process's stderr, as the command line does. Not done on import: a library does not take over its host's
+    file descriptor 2 unasked. Call before the first model is loaded; False when fd 2 cannot be redirected."""
+    from edgeface.native_stderr import filter_native_stderr
+
+    return filter_native_stderr()

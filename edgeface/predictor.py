@@ -99,7 +99,7 @@ class Predictor:
         return decode_outputs(outputs, self.decodings)
 
     def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
-        """prob_male, age_years, age_group for uint8 RGB images at the input size."""
+        """prob_male, male, age_years, age_group and age_group_label for uint8 RGB images at the input size."""
         return self.decode(self.outputs(images, batch_size))
 
     def predict_files(self, paths, batch_size: int = 64) -> dict:

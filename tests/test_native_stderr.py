@@ -40,3 +40,19 @@ def test_tensorflow_starts_quietly():
     """)
     assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr
     assert out.stderr.strip() == "", out.stderr
+
+
+def test_the_python_api_is_quiet_after_edgeface_quiet():
+    """Without quiet() the bundled model's load prints LiteRT's XNNPACK line (so this test can fail); with it the
+    Python API is as quiet as the command line (issue 32 item 12)."""
+    code = """
+        import numpy as np, edgeface
+        {quiet}
+        from edgeface.bundled import bundled_model
+        edgeface.load(bundled_model()).predict(np.zeros((1, 128, 128, 3), np.uint8))
+    """
+    loud = run(code.format(quiet=""))
+    assert loud.returncode == 0 and "XNNPACK" in loud.stderr, loud.stderr
+    quiet = run(code.format(quiet="assert edgeface.quiet()"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.strip() == "", quiet.stderr

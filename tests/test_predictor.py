@@ -220,3 +220,18 @@ def test_info_reads_the_card_and_says_whether_the_file_verifies(tmp_path):
 def _cli(*args):
     result = CliRunner().invoke(main, [str(a) for a in args])
     return result.exit_code, result.output
+
+
+def test_predict_files_names_the_age_group(tmp_path):
+    """A Python user gets the group's name beside its index, consistent with the years (issue 32)."""
+    from PIL import Image
+
+    from edgeface.labels import AGE_GROUP_LABELS, age_to_group
+
+    paths = []
+    for i, img in enumerate(images(3)):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(img).save(paths[-1])
+    pred = edgeface.load(TFLITE).predict_files(paths)
+    assert list(pred["age_group"]) == list(age_to_group(pred["age_years"]))
+    assert list(pred["age_group_label"]) == [AGE_GROUP_LABELS[g] for g in pred["age_group"]]

@@ -148,6 +148,19 @@ def test_freezing_keeps_heads_trainable():
     assert {"gender", "age"} <= trainable and "block1_conv" not in trainable and "block2_bn" in trainable
 
 
+def test_in_fit_gender_accuracy_decides_like_the_card_at_exactly_the_threshold():
+    """A fake-quantized logit of 0 gives P(male) exactly 0.5: male by the card (>= threshold), and so in the epoch
+    line too (Keras' own `>` made a QAT epoch line disagree with the same model re-scored, issue 32)."""
+    from edgeface.runtime.decode import male_decisions
+    from edgeface.train.losses import head_metrics
+
+    metric, = head_metrics("gender", None)
+    p = np.array([[0.5], [0.5], [np.nextafter(np.float32(0.5), np.float32(0))]], np.float32)
+    metric.update_state(np.array([[1.0], [1.0], [0.0]]), p)
+    assert list(male_decisions({"prob_male": p[:, 0]})) == [True, True, False]
+    assert metric.result().numpy() == 1.0  # Keras' `>` with 0.5: 1/3
+
+
 def test_loss_weight_schedule():
     scheduler = LossWeightScheduler({}, {"gender": 1.0, "age": 0.1}, [[3, {"gender": 0.2}], [1, {"age": 1.0}]])
     assert scheduler.weights_at(0) == {"gender": 1.0, "age": 0.1}
@@ -213,11 +226,12 @@ def test_seeds_train_one_run_each_and_summarise_validation(tmp_path):
         train_seeds(cfg, [1, 1])
 
 
-def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
+def test_tune_ranks_hyperband_trials_and_resumes(tmp_path, capsys):
     from edgeface.train.tune import tune
 
     cfg = TrainConfig(**TINY, epochs=3, runs_dir=str(tmp_path), name="search", limit=100)
     result = tune(cfg, max_epochs=2, factor=2, top=2)
+    assert "Running Trial" not in capsys.readouterr().out  # KerasTuner's own tables beside ours (issue 32)
     trials = result["trials"]
     assert len(result["table"].splitlines()) == 3  # header + --top 2
     assert len(trials) >= 3 and [t["rank"] for t in trials] == list(range(1, len(trials) + 1))
@@ -234,7 +248,38 @@ def test_tune_ranks_hyperband_trials_and_resumes(tmp_path):
     assert best.augment.rotation == pytest.approx(cfg.augment.rotation * jitter)
     again = tune(cfg, max_epochs=2, factor=2)  # finished search: nothing re-runs
     assert [t["trial"] for t in again["trials"]] == [t["trial"] for t in trials]
+    twin = tune(cfg.replace(name="twin"), max_epochs=2, factor=2)  # seed 0 is a seed (KerasTuner: `seed or random`)
+    assert [(t["trial"], t["hyperparameters"], t["val_score"]) for t in twin["trials"]] == \
+        [(t["trial"], t["hyperparameters"], t["val_score"]) for t in trials]
     assert sorted(t["trial"] for t in trials)[0] == "#1"  # named as KerasTuner's own log names them
+
+
+def test_a_continued_tune_trial_trains_on_as_an_uninterrupted_one(tmp_path):
+    """Hyperband's continuation (epochs 1->2 from the trial that ran 0->1) carries the optimizer's moments with the
+    weights, so without dropout it repeats a trial that ran 0->2 to every digit (issue 32: a continued trial's
+    metrics looked like a jump)."""
+    import types
+
+    import keras_tuner as kt
+
+    from edgeface.data import load_data
+    from edgeface.train.tune import define_space, run_one_trial
+
+    cfg = TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path))
+    data = load_data(cfg.data, seed=cfg.seed)
+    tuner = types.SimpleNamespace(cfg=cfg, data=data, log=lambda line: None, oracle=types.SimpleNamespace(max_epochs=2),
+                                  get_trial_dir=lambda trial_id: str((tmp_path / trial_id).resolve()))
+
+    def trial(trial_id, first, last, continues=None):
+        hp = kt.HyperParameters()
+        define_space(hp, cfg, data.numeric_age)
+        hp.values.update({"dropout": 0.0, "tuner/initial_epoch": first, "tuner/epochs": last},
+                         **({"tuner/trial_id": continues} if continues else {}))
+        (tmp_path / trial_id).mkdir()
+        return run_one_trial(tuner, types.SimpleNamespace(trial_id=trial_id, hyperparameters=hp))
+
+    trial("0000", 0, 1)
+    assert trial("0001", 1, 2, continues="0000") == trial("0002", 0, 2)
 
 
 def test_a_resumed_run_trains_on_the_same_batches_as_an_uninterrupted_one(tmp_path):

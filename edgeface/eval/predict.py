@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.labels import GENDER_LABELS, age_band_label
+from edgeface.labels import GENDER_LABELS
 from edgeface.predictor import load
 from edgeface.runtime import male_decisions
 from edgeface.utils import atomic_path, write_text
@@ -110,7 +110,7 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
             if "age_years" in pred:
                 if spec.numeric_age:
                     row["age"] = float(pred["age_years"][i])
-                row["age_group"] = age_band_label(pred["age_group"][i])
+                row["age_group"] = str(pred["age_group_label"][i])
     if save and detect:
         _save(Path(save), answered, crops)
     model = {"path": str(model_path), "format": predictor.format, "precision": predictor.precision,

@@ -2,7 +2,16 @@
 age head's own loss and metrics come from its registry entry (edgeface.models.age_heads)."""
 from __future__ import annotations
 
+import numpy as np
 import tf_keras as keras
+
+from edgeface.runtime.decode import GENDER_THRESHOLD
+
+# Keras' BinaryAccuracy calls male `P > threshold`; the card and every runner say `P >= threshold`. A
+# quantization-aware model's fake-quantized logit is often exactly 0 (P exactly 0.5), so with 0.5 the in-fit
+# accuracy disagreed with the same model re-scored (issue 32: a QAT epoch line 0.7840 beside 79.40%). The largest
+# float32 below the threshold makes `>` mean `>=` for every float32 probability.
+_KERAS_GENDER_THRESHOLD = float(np.nextafter(np.float32(GENDER_THRESHOLD), np.float32(0)))
 
 
 class WeightedLoss(keras.losses.Loss):
@@ -27,7 +36,7 @@ def base_loss(task: str, spec, age_loss: str, label_smoothing: float):
 
 def head_metrics(task: str, spec) -> list:
     if task == "gender":
-        return [keras.metrics.BinaryAccuracy(name="accuracy")]
+        return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=_KERAS_GENDER_THRESHOLD)]
     return spec.head().metrics()
 
 

@@ -65,6 +65,8 @@ def _tuner_class():
 def run_one_trial(tuner, trial) -> dict:
     """Trains one trial from `tuner/initial_epoch` to `tuner/epochs` (Hyperband's budget), warm-started from the
     trial it continues; returns the best epoch's validation logs."""
+    import tensorflow as tf
+
     from edgeface.data.pipeline import make_dataset
     from edgeface.models import create_model
     from edgeface.train.trainer import (EpochReport, compile_model, learning_rate, loss_weight_variables,
@@ -79,12 +81,15 @@ def run_one_trial(tuner, trial) -> dict:
     model = create_model(spec, weights_dir=cfg.weights_dir)
     set_bn_momentum(model, cfg.bn_momentum)
     first, last = hp.values.get("tuner/initial_epoch", 0), hp.values.get("tuner/epochs", cfg.epochs)
-    if "tuner/trial_id" in hp.values:
-        model.load_weights(str(_weights_file(tuner, hp.values["tuner/trial_id"])))
     steps = math.ceil(len(data["train"]) / cfg.batch_size)
     # one schedule over Hyperband's longest budget, so a continued trial picks up the LR where it left off
     optimizer = compile_model(model, cfg, spec, learning_rate(cfg, cfg.lr, tuner.oracle.max_epochs, steps),
                               loss_weight_variables(cfg, spec))
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    if "tuner/trial_id" in hp.values:
+        # weights and the optimizer's moments (KerasTuner's own Hyperband carries weights only), so a continued
+        # trial trains on as an uninterrupted one would (issue 32: a continuation looked like a metric jump)
+        checkpoint.read(_checkpoint_prefix(tuner, hp.values["tuner/trial_id"])).assert_existing_objects_matched()
     optimizer.iterations.assign(first * steps)
     train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
                             augment=cfg.augment, epochs=(first, last))
@@ -95,9 +100,10 @@ def run_one_trial(tuner, trial) -> dict:
     history = model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                         verbose=0,
                         callbacks=[EpochReport(len(data["train"]), last)])
-    model.save_weights(str(_weights_file(tuner, trial.trial_id)))
+    checkpoint.write(_checkpoint_prefix(tuner, trial.trial_id))
     logs = [dict(zip(history.history, values)) for values in zip(*history.history.values())]
     best = min(logs, key=lambda entry: entry[OBJECTIVE])
+    tuner.log(f"trial {trial_number(trial.trial_id)}: {OBJECTIVE} {best[OBJECTIVE]:.3f} (its best epoch)")
     return {k: float(v) for k, v in best.items() if k.startswith("val_")}
 
 
@@ -106,8 +112,18 @@ def trial_number(trial_id: str) -> str:
     return f"#{int(trial_id) + 1}"
 
 
-def _weights_file(tuner, trial_id: str) -> Path:
-    return Path(tuner.get_trial_dir(trial_id)) / "weights.h5"
+def _oracle_seed(seed: int) -> int:
+    """KerasTuner's oracle takes `seed or random.randint(1, 10000)`, so seed 0 (our default) drew other trials
+    on every search; shifted by one, every seed is a seed."""
+    return seed + 1
+
+
+def _checkpoint_prefix(tuner, trial_id: str) -> str:
+    prefix = Path(tuner.get_trial_dir(trial_id)) / "checkpoint"
+    if not prefix.with_suffix(".index").is_file() and (prefix.parent / "weights.h5").is_file():
+        raise EdgefaceError(f"{prefix.parent}: a search from an older edgeface (weights.h5, no optimizer state); "
+                            "start it again under another --name")
+    return str(prefix)
 
 
 def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: int = 1, top: int = 10,
@@ -138,9 +154,9 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     define_space(space, cfg, data.numeric_age)
     tuner = _tuner_class()(cfg, data, log, hyperparameters=space, objective=kt.Objective(OBJECTIVE, "min"),
                            max_epochs=max_epochs,
-                           factor=factor, hyperband_iterations=iterations, seed=cfg.seed, directory=cfg.runs_dir,
+                           factor=factor, hyperband_iterations=iterations, seed=_oracle_seed(cfg.seed), directory=cfg.runs_dir,
                            project_name=name, overwrite=False)
-    tuner.search()
+    tuner.search(verbose=0)  # KerasTuner's own per-trial tables repeat what our log lines and final table say
     ranked = []
     # ties in score (tiny searches have them) ranked by trial number, so a resumed search prints the same order
     best = sorted(tuner.oracle.get_best_trials(num_trials=10 ** 6), key=lambda t: (float("inf") if t.score is None else t.score, int(t.trial_id)))
