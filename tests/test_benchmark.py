@@ -188,17 +188,17 @@ def test_peers_score_as_their_peer_json_documents():
 def test_a_quantization_aware_run_benchmarks_as_int8_tflite_only(tmp_path):
     """A QAT run in a table that asks for TFLite and ONNX at fp32 and int8 gets its Keras row and its int8 TFLite
     row; the other cells do not apply to it (its float twin is the parent run)."""
-    from edgeface.benchmark import _sources
+    from edgeface.benchmark.sources import row_sources
 
     run = tmp_path / "tiny-qat"
     run.mkdir()
     (run / "best.h5").write_bytes(b"")
     (run / "config.json").write_text(json.dumps({"data": "synthetic:40", "compression": {"method": "qat"}}))
     settings = Settings(data="synthetic:40", formats=("tflite", "onnx"), precisions=("fp32", "int8"))
-    rows = [(row.format, row.precision) for row, _, _ in _sources([run], settings, tmp_path / "work")]
+    rows = [(row.format, row.precision) for row, _, _ in row_sources([run], settings, tmp_path / "work")]
     assert rows == [("keras", "fp32"), ("tflite", "int8")]
     only_onnx = Settings(data="synthetic:40", formats=("onnx",), precisions=("fp32",))
-    (row, make, _), = list(_sources([run], only_onnx, tmp_path / "work"))[1:]
+    (row, make, _), = list(row_sources([run], only_onnx, tmp_path / "work"))[1:]
     with pytest.raises(EdgefaceError, match="exports as tflite int8 only"):
         make()
 
@@ -237,9 +237,9 @@ def test_photos_add_a_pipeline_row_per_detector(artifacts, tmp_path, caplog):
 @pytest.mark.parametrize("runs,rounds,expected", [(300, 3, [100, 100, 100]), (5, 3, [2, 2, 1]), (2, 3, [1, 1]),
                                                   (7, 1, [7])])
 def test_timed_runs_are_split_into_rounds_that_sum_to_runs(runs, rounds, expected):
-    from edgeface.benchmark import _rounds
+    from edgeface.benchmark.timing import round_sizes
 
-    assert _rounds(Settings(runs=runs, rounds=rounds)) == expected
+    assert round_sizes(Settings(runs=runs, rounds=rounds)) == expected
 
 
 def test_every_row_is_a_numbered_point_or_named_with_why_not(tmp_path):
