@@ -244,7 +244,7 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
         click.echo(format_family(run_cv(cfg) if cross_validate else train_seeds(cfg, _int_list(seeds, "--seeds"))))
         return
     if resume:
-        from edgeface.compress import resume_run
+        from edgeface.resume import resume_run
 
         run = resume_run(Path(cfg.runs_dir) / cfg.run_name())
     else:

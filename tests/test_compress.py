@@ -97,13 +97,13 @@ def test_magnitude_pruning_reaches_target_and_strips(parent, pruned):
 def test_compression_report_scores_both_on_the_same_images_and_flags_a_collapse(parent, pruned, tmp_path, caplog):
     import shutil
 
-    from edgeface.compress import _report
+    from edgeface.compress.reports import compression_report
 
     report = Run(pruned).compression
     assert report["val_summary"]["images"] == len(Run(pruned).split("val"))
     collapsed = Run(shutil.copytree(pruned, tmp_path / "collapsed"))
     collapsed.write_metrics({**collapsed.metrics, "gender": {**collapsed.metrics["gender"], "accuracy": 0.0}})
-    assert "collapsed" in _report(collapsed, Run(parent), {})["warning"] and "collapsed" in caplog.text
+    assert "collapsed" in compression_report(collapsed, Run(parent), {})["warning"] and "collapsed" in caplog.text
 
 
 @pytest.mark.parametrize("backbone,kw", [("mobilenet_v2", {"alpha": 0.35}), ("resnet50", {}), ("levi_hassner", {}),
