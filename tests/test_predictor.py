@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 import edgeface
 from edgeface.bundled import bundled_model
-from edgeface.card import _embed_bytes, card_path, embedded_card, seal
+from edgeface.card import card_path, embedded_card, seal
+from edgeface.card.embed import embed_bytes
 from edgeface.cli import main
 from edgeface.errors import EdgefaceError
 
@@ -58,7 +59,7 @@ def relabel(artifact, folder, edit):
     try:
         card = seal(target, card)
     except EdgefaceError:  # a card broken beyond the schema cannot be sealed: embed it as it is
-        target.write_bytes(_embed_bytes(target, target.read_bytes(), card))
+        target.write_bytes(embed_bytes(target, target.read_bytes(), card))
     card_path(target).write_text(json.dumps(card))
     return target
 
