@@ -174,8 +174,15 @@ def test_trt_engines_build_run_and_pass_parity(run, manifest, tmp_path):
     results = export(run, ["trt"], ["fp16", "int8"], tmp_path,
                      ExportOptions(calibration=str(manifest), timing_cache=str(tmp_path / "timing.cache")))
     assert all(r.passed for r in results) and (tmp_path / "timing.cache").is_file()
-    out = open_runner(results[0].path)(np.zeros((2, 32, 32, 3), np.float32))
+    runner = open_runner(results[0].path)
+    out = runner(np.zeros((2, 32, 32, 3), np.float32))
     assert out["gender"].shape == (2, 1)
+    first = dict(runner._buffers)  # device buffers: allocated once per engine, not on every run (issue 31)
+    runner(np.ones((2, 32, 32, 3), np.float32))
+    assert runner._buffers == first
+    assert runner(np.zeros((4, 32, 32, 3), np.float32))["gender"].shape == (4, 1)  # a larger batch grows them
+    assert all(runner._buffers[name][1] > first[name][1] for name in first)
+    runner.close()
 
 
 def test_gpu_readiness_reads_the_analyzer_report():

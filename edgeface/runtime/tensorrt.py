@@ -52,6 +52,7 @@ class TensorRTRunner(Runner):
         self.outputs = [n for n in names if n != self.input]
         self.channels_first = self.engine.get_tensor_shape(self.input)[1] == 3
         self.stream = self._check(cudart.cudaStreamCreate())
+        self._buffers = {}  # tensor name -> (device pointer, bytes allocated)
 
     def _check(self, result):
         err, *value = result if isinstance(result, tuple) else (result,)
@@ -59,28 +60,48 @@ class TensorRTRunner(Runner):
             raise RuntimeError(f"CUDA error {err}")
         return value[0] if value else None
 
+    def _device(self, name: str, nbytes: int) -> int:
+        """The tensor's device buffer, allocated once per engine and grown only when a larger batch arrives, so a
+        timed run measures inference, not cudaMalloc/cudaFree (issue 31)."""
+        pointer, capacity = self._buffers.get(name, (None, 0))
+        if nbytes > capacity:
+            if pointer is not None:
+                self._check(self.cudart.cudaFree(pointer))
+            pointer = self._check(self.cudart.cudaMalloc(nbytes))
+            self._buffers[name] = (pointer, nbytes)
+            self.context.set_tensor_address(name, pointer)
+        return pointer
+
     def run(self, images):
         cudart = self.cudart
         x = np.ascontiguousarray(images.transpose(0, 3, 1, 2) if self.channels_first else images, np.float32)
         self.context.set_input_shape(self.input, x.shape)
-        buffers, host = {}, {}
-        try:
-            buffers[self.input] = self._check(cudart.cudaMalloc(x.nbytes))
-            self._check(cudart.cudaMemcpyAsync(buffers[self.input], x.ctypes.data, x.nbytes,
-                                               cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
-            for name in self.outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                host[name] = np.empty(shape, self.trt.nptype(self.engine.get_tensor_dtype(name)))
-                buffers[name] = self._check(cudart.cudaMalloc(host[name].nbytes))
-            for name, pointer in buffers.items():
-                self.context.set_tensor_address(name, pointer)
-            if not self.context.execute_async_v3(self.stream):
-                raise RuntimeError("TensorRT execution failed")
-            for name in self.outputs:
-                self._check(cudart.cudaMemcpyAsync(host[name].ctypes.data, buffers[name], host[name].nbytes,
-                                                   cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
-            self._check(cudart.cudaStreamSynchronize(self.stream))
-        finally:
-            for pointer in buffers.values():
-                cudart.cudaFree(pointer)
+        self._check(cudart.cudaMemcpyAsync(self._device(self.input, x.nbytes), x.ctypes.data, x.nbytes,
+                                           cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+        host = {}
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            host[name] = np.empty(shape, self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            self._device(name, host[name].nbytes)
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("TensorRT execution failed")
+        for name in self.outputs:
+            self._check(cudart.cudaMemcpyAsync(host[name].ctypes.data, self._buffers[name][0], host[name].nbytes,
+                                               cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+        self._check(cudart.cudaStreamSynchronize(self.stream))
         return {k: v.astype(np.float32) for k, v in host.items()}
+
+    def close(self) -> None:
+        """Frees the device buffers and the stream (also when the runner is garbage-collected)."""
+        for pointer, _ in getattr(self, "_buffers", {}).values():
+            self.cudart.cudaFree(pointer)
+        self._buffers = {}
+        if getattr(self, "stream", None) is not None:
+            self.cudart.cudaStreamDestroy(self.stream)
+            self.stream = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: CUDA may already be gone
+            pass
