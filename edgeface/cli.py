@@ -563,8 +563,6 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, r
     if not sources and not peers:
         raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
     threads, *sweep = _int_list(threads, "--threads") or [1]
-    if min([threads, *sweep]) < 1 or batch < 1 or runs < 1 or rounds < 1 or warmup < 0:
-        raise EdgefaceError("--threads, --batch, --runs and --rounds must be at least 1, --warmup at least 0")
     settings = Settings(data=data, split=split, formats=formats or None, precisions=precisions or None,
                         threads=threads, thread_sweep=tuple(sweep), batch=batch, runs=runs, rounds=rounds,
                         warmup=warmup, limit=limit,

@@ -167,6 +167,27 @@ def test_typed_config_coerces_yaml_strings_and_names_bad_keys(tmp_path):
         TrainConfig.load(str(file))
 
 
+def test_every_user_facing_options_object_is_typed_the_same_way():
+    """TrainConfig, ExportOptions and the benchmark's Settings: one base, so the Python API refuses a wrong key or
+    value in one line as the CLI does (issue 31)."""
+    from edgeface.benchmark import Settings
+    from edgeface.config import Config
+    from edgeface.export import ExportOptions, PtqCorrections
+
+    assert all(issubclass(kind, Config) for kind in (TrainConfig, ExportOptions, Settings))
+    for kind, kwargs, message in ((Settings, {"runs": 0}, "config key 'runs'"),
+                                  (Settings, {"thread_sweep": (2, 0)}, "config key 'thread_sweep.1'"),
+                                  (Settings, {"split": "dev"}, "config key 'split'"),
+                                  (ExportOptions, {"opset": "new"}, "config key 'opset'"),
+                                  (ExportOptions, {"calibraton": "x"}, "unknown config key 'calibraton'"),
+                                  (ExportOptions, {"tolerances": {"agreement": 1.5}}, "out of range")):
+        with pytest.raises(EdgefaceError, match=message):
+            kind(**kwargs)
+    options = ExportOptions(corrections=PtqCorrections(adaround=True), keep_float=["a"])
+    assert options.replace(keep_float_reason="auto").corrections == PtqCorrections(adaround=True)
+    assert Settings(threads=2).replace(threads=4).threads == 4
+
+
 def test_older_flat_run_configs_still_read():
     flat = {"data": "synthetic", "backbone": "mobilenet_v1", "alpha": 0.5, "input_size": 128, "age_head": "regression",
             "tasks": ["gender", "age"], "weights": "none", "dropout": 0.2, "head_units": 0, "epochs": 20}

@@ -3,6 +3,13 @@ settings."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
+
+import pydantic
+
+from edgeface.config import Config
+from edgeface.data.records import SPLITS
+
 
 @dataclasses.dataclass
 class Row:
@@ -47,19 +54,22 @@ class Row:
 COLUMNS = tuple(field.name for field in dataclasses.fields(Row))  # benchmark.csv: every Row field, in order
 
 
-@dataclasses.dataclass
-class Settings:
+class Settings(Config):
+    """What a benchmark measures and how; typed like TrainConfig, so the Python API refuses what the CLI does."""
+
     data: str | None = None  # None: the split the first run among the sources recorded
-    split: str = "test"
-    formats: tuple | None = None
-    precisions: tuple | None = None
-    threads: int = 1
-    thread_sweep: tuple = ()  # more thread counts: every timed row is timed again at each (a row per count)
-    batch: int = 1
-    runs: int = 100
-    warmup: int = 10
-    rounds: int = 3  # host timing: the runs are split into rounds, every row timed once per round, rows interleaved
-    limit: int | None = None
+    split: Literal[SPLITS] = "test"
+    formats: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    threads: int = pydantic.Field(1, ge=1)
+    # more thread counts: every timed row is timed again at each (a row per count)
+    thread_sweep: tuple[pydantic.PositiveInt, ...] = ()
+    batch: int = pydantic.Field(1, ge=1)
+    runs: int = pydantic.Field(100, ge=1)
+    warmup: int = pydantic.Field(10, ge=0)
+    # host timing: the runs are split into rounds, every row timed once per round, rows interleaved
+    rounds: int = pydantic.Field(3, ge=1)
+    limit: int | None = pydantic.Field(None, ge=1)
     peers_dir: str | None = None
     calibration: str | None = None
     device: str | None = None

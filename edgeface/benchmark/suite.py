@@ -54,7 +54,7 @@ def benchmark(sources, settings: Settings, output) -> dict:
     payload = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "data": s.data, "split": s.split,
                "scored_on": scored_on, "images": len(records), "host": host(),
                "reference": reference and f"{reference.model} {reference.format} {reference.precision}",
-               "settings": dataclasses.asdict(s),
+               "settings": s.to_dict(),
                "sources": [str(x) for x in sources], "rows": [dataclasses.asdict(r) for r in rows]}
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "benchmark.json", payload)

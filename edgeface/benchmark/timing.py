@@ -78,7 +78,7 @@ def thread_rows(timed: list, images: Images, s: Settings) -> list[Row]:
     are the row's own (threads change the speed, not the answers)."""
     out = []
     for threads in s.thread_sweep:
-        swept = dataclasses.replace(s, threads=threads)
+        swept = s.replace(threads=threads)
         log.info(f"thread sweep: {threads} thread(s)")
         for row, (candidate, _) in timed:
             clone = dataclasses.replace(row, threads=threads, latency_ratio=None)

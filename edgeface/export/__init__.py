@@ -16,8 +16,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pydantic
 
 from edgeface.card import PARITY_KEYS, build_card, card_path, seal
+from edgeface.config import Config
 from edgeface.data.images import load_images, normalize
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
@@ -38,8 +40,9 @@ DEFAULT_OUTPUT = Path("export")
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
-class ExportOptions:
+class ExportOptions(Config):
+    """How `export` writes and checks artifacts; typed like TrainConfig (a wrong key or type is one line)."""
+
     calibration: str | None = None  # manifest name under calibration/ or a path
     calibration_root: str | None = None
     calibration_limit: int | None = None
@@ -48,22 +51,29 @@ class ExportOptions:
     nchw: bool = False
     per_channel: bool = True  # per-tensor weights ruin depthwise convolutions (MobileNets) in int8
     calibration_method: str = "minmax"
-    tolerances: dict = dataclasses.field(default_factory=dict)
+    tolerances: dict = {}
     parity_images: int = 256
     parity_data: str | None = None  # dataset spec for parity images; default: the run's own validation split
-    trt_batch: tuple = (1, 16, 64)
+    trt_batch: tuple[int, int, int] = (1, 16, 64)
     fixed_batch: int | None = None  # a fixed batch size in TFLite and ONNX files (an app runs batch 1); None: dynamic
     timing_cache: str | None = None
     # Keras layers left float in int8 TFLite (mixed precision), and why; export() also takes "a,b" or "auto" (the
     # fewest layers that bring int8 within tolerance of float, edgeface.export.sensitivity.auto_keep_float)
-    keep_float: tuple | str = ()
+    keep_float: tuple[str, ...] | str = ()
     keep_float_reason: str = ""
-    corrections: PtqCorrections = dataclasses.field(default_factory=PtqCorrections)  # before post-training int8 TFLite
+    corrections: PtqCorrections = PtqCorrections()  # before post-training int8 TFLite
 
-    def __post_init__(self):
-        self.tolerances = check_tolerances(self.tolerances)
-        if self.fixed_batch is not None and self.fixed_batch < 1:
-            raise EdgefaceError(f"--fixed-batch {self.fixed_batch}: a batch size is at least 1")
+    @pydantic.field_validator("tolerances", mode="before")
+    @classmethod
+    def _tolerances(cls, value):
+        return check_tolerances(value)
+
+    @pydantic.field_validator("fixed_batch")
+    @classmethod
+    def _fixed_batch(cls, value):
+        if value is not None and value < 1:
+            raise EdgefaceError(f"--fixed-batch {value}: a batch size is at least 1")
+        return value
 
 
 @dataclasses.dataclass
@@ -383,7 +393,7 @@ def _resolve_keep_float(run, formats, precisions, options: ExportOptions) -> Exp
         raise EdgefaceError("--keep-float needs --calibration NAME (post-training int8)")
     layers, reason = keep_float_options(run, options.keep_float, options.calibration, options.calibration_root,
                                         options.corrections)
-    return dataclasses.replace(options, keep_float=layers, keep_float_reason=reason)
+    return options.replace(keep_float=layers, keep_float_reason=reason)
 
 
 def _vectors(staged: Path, runner, spec, normalization, decodings: dict) -> tuple[Path, dict]:
