@@ -235,22 +235,12 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
     if recipe == SMOKE_RECIPE:  # once the config is valid: a config error is the only line then
         click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
                    "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
-    if cross_validate or seeds:
-        from edgeface.train.repeats import cross_validate as run_cv, format_family, train_seeds
+    from edgeface.jobs import train_job
 
-        if resume or (cross_validate and cfg.fold is not None) or (cross_validate and seeds):
-            raise EdgefaceError("--cross-validate and --seeds run every member themselves: use one of them, without "
-                                "--resume or --fold (re-run the same command to continue)")
-        click.echo(format_family(run_cv(cfg) if cross_validate else train_seeds(cfg, _int_list(seeds, "--seeds"))))
+    run = train_job(cfg, resume=resume, cross_validate=cross_validate, seeds=seeds and _int_list(seeds, "--seeds"))
+    if isinstance(run, str):  # a family's summary
+        click.echo(run)
         return
-    if resume:
-        from edgeface.resume import resume_run
-
-        run = resume_run(Path(cfg.runs_dir) / cfg.run_name())
-    else:
-        from edgeface.train.trainer import train as run_training  # TensorFlow: after the config is known good
-
-        run = run_training(cfg)
     if run is None:  # a multi-worker cluster's non-chief worker
         click.echo("done: this worker's share of the training; the chief wrote the run")
         return
@@ -394,9 +384,6 @@ def predict(images, model_path, detect, detector, min_score, save, csv_path, as_
     from edgeface.bundled import bundled_model
     from edgeface.eval.predict import describe_model, format_rows, predict as run_predict, write_csv
 
-    for flag, value in (("--detector", detector), ("--min-score", min_score), ("--save", save)):
-        if value is not None and not detect:
-            raise EdgefaceError(f"{flag} is for photos: add --detect")
     result = run_predict(model_path or bundled_model(), images, detect=detect, trust_hdf5=trust_hdf5,
                          detector=detector, min_score=min_score, save=save)
     rows, model = result["predictions"], result["model"]

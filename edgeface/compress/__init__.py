@@ -10,7 +10,7 @@ Every method fine-tunes with the shared training loop, and every one can learn f
 (`teacher=` a run or several, an ensemble): for the bundled model's QAT this beat labels alone on val
 (BENCHMARKS.md section 5); for pruning it is offered the same way, not yet measured. Each method's plan (what to
 build, which callbacks, how to finish) is made from the config's compression record alone, teachers included,
-so a run started by any method resumes from its folder with nothing re-stated (`edgeface.resume.resume_run`).
+so a run started by any method resumes from its folder with nothing re-stated (`edgeface.jobs.resume_run`).
 
 A facade over single-purpose modules: `methods` (these functions), `plans` (each method's plan and the run
 through the shared loop), `lineage` (the child's config), `teachers`, `reports` (compression.json), and the

@@ -71,6 +71,9 @@ def predict(model_path, images, detect: bool = False, trust_hdf5: bool = False, 
     from edgeface.data.images import image_size, load_images, square_resize
     from edgeface.detect import DEFAULT_DETECTOR, detect_faces, upright_pixels
 
+    for flag, value in (("--detector", detector), ("--min-score", min_score), ("--save", save)):
+        if value is not None and not detect:
+            raise EdgefaceError(f"{flag} is for photos: add --detect")
     detector = detector or DEFAULT_DETECTOR
 
     predictor = load(model_path, trust_hdf5=trust_hdf5)
