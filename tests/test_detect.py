@@ -124,3 +124,25 @@ def test_a_small_face_in_a_large_photo_is_found_by_tiling():
     assert abs(x + w / 2 - 1340) < 15 and abs(y + h / 2 - 740) < 15 and 50 < w < 110
     grid = tiles(1080, 1920, 540)
     assert (0, 0) in grid and (540, 1380) in grid  # the last tile is flush with the photo's corner
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path, suffix):
+    """Orientation 6 ("rotate 90° clockwise to display"): stored 40 wide x 20 high, red left / blue right; read
+    upright it is 20 wide x 40 high with red on top (the stored left edge), as a phone's gallery shows it."""
+    from edgeface.detect import read_photo
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    path = tmp_path / f"phone{suffix}"
+    Image.fromarray(stored).save(path, exif=exif.tobytes(), **({"quality": 95} if suffix == ".jpg" else {}))
+    upright = read_photo(path)
+    assert upright.shape == (40, 20, 3)
+    top, bottom = upright[5, 10].astype(int), upright[35, 10].astype(int)
+    assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+    plain = tmp_path / f"plain{suffix}"
+    Image.fromarray(stored).save(plain)
+    assert read_photo(plain).shape == (20, 40, 3)  # no orientation: as stored

@@ -4,7 +4,7 @@ import pytest
 
 from edgeface.bundled import bundled_model
 from edgeface.eval import evaluate
-from edgeface.eval.framing import framing_stress, levels, reframe
+from edgeface.eval.framing import levels, reframe
 
 
 def test_reframe_is_exact_at_rest_and_moves_the_content():
@@ -19,10 +19,21 @@ def test_reframe_is_exact_at_rest_and_moves_the_content():
     assert abs(cols.mean() - 39.5) < 1
 
 
-def test_unstressed_level_is_plain_evaluation(csv_manifest):
+def test_unstressed_level_is_plain_evaluation(csv_manifest, tmp_path):
+    """Through the command line (`eval --framing-stress`), whose table and JSON report are the library's."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgeface.cli import main
+
     model = bundled_model()
     data = f"csv:{csv_manifest}"
-    report = framing_stress(model, data, "train")
+    result = CliRunner().invoke(main, ["eval", str(model), "--framing-stress", "--data", data, "--split", "train",
+                                       "--output", str(tmp_path / "framing.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "framing.json").read_text())
+    assert all(s.name in result.output for s in levels())
     plain = evaluate(model, data, "train")
     none = report["levels"][0]
     assert none["level"] == "none" and "vs_none" not in none

@@ -41,6 +41,17 @@ def test_train_writes_a_complete_run(tmp_path):
                         weights=str(run.model_path()))
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(warm(x)["age"], model(x)["age"], atol=1e-6)
+    # a format-1 run (before run.json: no recorded model hashes, splits as path lists whose labels come from the
+    # dataset) still opens and scores the same images to the same figures
+    import shutil
+
+    old = Run(shutil.copytree(run.path, tmp_path / "format1"))
+    (old.path / "run.json").unlink()
+    for split in ("train", "val", "test"):
+        (old.path / "splits" / f"{split}.txt").write_text("\n".join(old.split_paths(split)) + "\n")
+        (old.path / "splits" / f"{split}.csv").unlink()
+    assert old.format_version == 1 and old.split("val") == run.split("val")
+    assert evaluate(old.path, split="val")["summary"] == evaluate(run.path, split="val")["summary"]
     again = train(TrainConfig(**TINY, epochs=2, runs_dir=str(tmp_path)))
     assert again.name == run.name + "-2"
     run.model_path().write_bytes(run.model_path().read_bytes() + b"\0")  # changed after the run saved it
