@@ -96,6 +96,10 @@ def adience_folder(tmp_path) -> Path:
     return tmp_path
 
 
+# A public-domain photo with one face (tests/data/README.md): detection tests run on a clone without ../shared.
+ASTRONAUT = Path(__file__).parent / "data" / "astronaut.jpg"
+
+
 def photo_with_chip(tmp_path: Path, index=1, left=230, top=90, side=160):
     """A 'photo': the index-th UTKFace test chip scaled to `side` px inside a larger frame (edges replicated)."""
     folder = require_shared(UTKFACE)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import face_image, photo_with_chip
+from conftest import ASTRONAUT, face_image
 from edgeface.cli import main
 
 
@@ -118,7 +118,7 @@ def test_predict_reports_an_unreadable_image_and_predicts_the_others(trained_run
 
 
 def test_cli_predict_detect(trained_run, tmp_path):
-    path, _ = photo_with_chip(tmp_path)
+    path = ASTRONAUT  # a real photo, in the repository
     code, output = run("predict", path, "--model", trained_run, "--detect", "--json")
     rows = json.loads(output)["predictions"]
     assert code == 0 and len(rows) == 1 and rows[0]["face"] == 1 and len(rows[0]["box"]) == 4
@@ -139,7 +139,7 @@ def test_predict_detect_saves_annotated_photos_crops_and_csv(trained_run, tmp_pa
     rows; --min-score above the detector's score drops the face (issue 32 item 10)."""
     import csv
 
-    path, _ = photo_with_chip(tmp_path)
+    path = ASTRONAUT
     out, table = tmp_path / "out", tmp_path / "rows.csv"
     code, output = run("predict", path, "--model", trained_run, "--detect", "--save", out, "--csv", table)
     assert code == 0, output

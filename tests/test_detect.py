@@ -146,3 +146,16 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path, suffi
     plain = tmp_path / f"plain{suffix}"
     Image.fromarray(stored).save(plain)
     assert read_photo(plain).shape == (20, 40, 3)  # no orientation: as stored
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_every_detector_finds_the_one_face_of_a_real_photo(detector):
+    """A public-domain photo in the repository (tests/data/README.md), so this runs on a clone without ../shared:
+    one face, boxed around it (by eye: the face spans x 180-270, y 75-185 of 512x512), its crop square."""
+    from conftest import ASTRONAUT
+
+    (face,) = detect_faces(ASTRONAUT, detector)
+    x, y, w, h = face.box
+    assert 70 <= w <= 130 and 70 <= h <= 130
+    assert abs(x + w / 2 - 225) < 25 and abs(y + h / 2 - 125) < 25
+    assert face.crop.shape[0] == face.crop.shape[1] and face.crop.shape[0] >= 64
