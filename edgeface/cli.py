@@ -147,7 +147,7 @@ def _detectors() -> tuple:
 def _choices(name: str) -> click.Choice:
     """A config key's allowed values, from the typed config."""
     def values():
-        from edgeface.run.config import TrainConfig, choices
+        from edgeface.run.train_config import TrainConfig, choices
 
         return choices(TrainConfig.model_fields[name].annotation)
 
@@ -204,7 +204,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 def _overrides(recipe, flags, assignments, tasks) -> dict:
     from edgeface.recipes import recipe_overrides
-    from edgeface.run.config import merge, nest, parse_assignments
+    from edgeface.run.train_config import merge, nest, parse_assignments
 
     overrides = nest({**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None}})
     if tasks:
@@ -223,7 +223,7 @@ def _overrides(recipe, flags, assignments, tasks) -> dict:
 @user_errors
 def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
-    from edgeface.run.config import TrainConfig
+    from edgeface.run.train_config import TrainConfig
 
     if recipe is None and not config_file and not flags["data"] and not resume:
         recipe = SMOKE_RECIPE
@@ -262,7 +262,7 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
 def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations, top, **flags):
     """Hyperband search over learning rate, batch size, dropout, head width, age-loss weight, label smoothing,
     geometric augmentation and age head, scored on the validation split."""
-    from edgeface.run.config import TrainConfig
+    from edgeface.run.train_config import TrainConfig
     from edgeface.train.tune import tune as run_search
 
     if not flags["data"] and not config_file:

@@ -52,7 +52,7 @@ class Predictor:
             self.normalization = Normalization.of_card(card)
             self.decodings = {o["name"]: o["decoding"] for o in card["outputs"]}
         else:
-            config = spec.config
+            config = spec.backbone_config
             self.normalization = Normalization(config.mean, config.std, config.channel_order)
             self.decodings = spec.decodings()
 

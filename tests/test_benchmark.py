@@ -15,7 +15,7 @@ from edgeface.benchmark.adb import parse_benchmark_model
 from edgeface.cli import main
 from edgeface.errors import EdgefaceError
 from edgeface.export import export
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.train.trainer import train
 
 pytestmark = pytest.mark.slow  # trains a tiny model, exports it and times every row in its own process

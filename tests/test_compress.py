@@ -13,7 +13,7 @@ from edgeface.export import ExportOptions, export
 from edgeface.runtime.formats import export_variants, qat_variants
 from edgeface.models import create_model
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.train.trainer import train
 
 pytestmark = pytest.mark.slow  # trains parents and fine-tunes children

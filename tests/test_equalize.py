@@ -73,7 +73,7 @@ def test_export_with_every_correction_passes_parity_and_says_so_on_the_card(tmp_
     from edgeface.errors import EdgefaceError
     from edgeface.export import ExportOptions, PtqCorrections, export
     from edgeface.export.calibration import create_manifest
-    from edgeface.run.config import TrainConfig
+    from edgeface.run.train_config import TrainConfig
     from edgeface.train.trainer import train
 
     run = train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,

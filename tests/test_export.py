@@ -11,7 +11,7 @@ from edgeface.card import embedded_card, validate_card
 from edgeface.export import ExportOptions, export, export_run
 from edgeface.export.calibration import create_manifest, read_manifest
 from edgeface.export.tflite import float_weights_warning, weight_census
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.runtime import open_runner
 from edgeface.runtime.tensorrt import cuda_available
 from edgeface.train.trainer import train

@@ -21,7 +21,7 @@ from edgeface.cli import main
 from edgeface.data import load_data
 from edgeface.errors import EdgefaceError
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.train import trainer
 
 TINY = dict(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", batch_size=16,

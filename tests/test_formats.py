@@ -1,7 +1,6 @@
 """The formats table (edgeface.runtime.formats) is the one owner of formats, precisions, I/O forms and
 calibration methods: the export writers, the model card schema, the CLI's choices and defaults and README's table
 must say the same (issue 31 item 2)."""
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import click
 
 import edgeface
+from edgeface.benchmark import Settings
 from edgeface.cli import main
 from edgeface.runtime.formats import FORMATS, IO_CHOICES, ONNX_CALIBRATION_METHODS, PRECISIONS
 
@@ -39,7 +39,7 @@ def test_cli_choices_and_defaults_are_the_librarys():
     assert list(export["precisions"].type.choices) == [*PRECISIONS, "all"]
     assert tuple(export["io"].type.choices) == IO_CHOICES
     assert tuple(export["calibration_method"].type.choices) == ONNX_CALIBRATION_METHODS
-    defaults = {f.name: f.default for f in dataclasses.fields(ExportOptions)}
+    defaults = {name: field.default for name, field in ExportOptions.model_fields.items()}
     for option in ("io", "opset", "nchw", "per_channel", "calibration_method"):
         default = export[option].default
         if export[option].is_flag and not isinstance(default, bool):  # click's "unset" flag is off
@@ -48,6 +48,9 @@ def test_cli_choices_and_defaults_are_the_librarys():
     benchmark = _options("benchmark")
     assert list(benchmark["formats"].type.choices) == list(FORMATS)
     assert list(benchmark["precisions"].type.choices) == list(PRECISIONS)
+    settings = {name: field.default for name, field in Settings.model_fields.items()}
+    for option in ("split", "batch", "runs", "rounds", "warmup"):
+        assert benchmark[option].default == settings[option], option
 
 
 def test_readme_formats_table_lists_every_format_and_its_precisions():

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from edgeface.data import load_data
-from edgeface.data.config import AugmentConfig
+from edgeface.data.augment import AugmentConfig
 from edgeface.data.images import load_images, normalize
 from edgeface.data.pipeline import augment_image, make_dataset
 from edgeface.models import ModelSpec, get_backbone_config
@@ -44,7 +44,7 @@ def test_augmentation_changes_between_epochs_but_eval_does_not(records):
         np.testing.assert_array_equal(t1["age"], t2["age"])
     evaluation = make_dataset(records, spec, training=False, batch_size=64)
     np.testing.assert_array_equal(batches(evaluation)[0][0], batches(evaluation)[0][0])
-    expected = normalize(load_images([r.path for r in records], 32), spec.config)
+    expected = normalize(load_images([r.path for r in records], 32), spec.backbone_config)
     np.testing.assert_allclose(batches(evaluation)[0][0], expected, atol=1e-6)
 
 
@@ -83,7 +83,7 @@ def test_non_square_images_are_centre_cropped(tmp_path):
 
 def test_detector_framing_augmentation_moves_the_crop_reproducibly():
     from edgeface.errors import EdgefaceError
-    from edgeface.run.config import TrainConfig
+    from edgeface.run.train_config import TrainConfig
 
     image = tf.constant(np.random.default_rng(2).integers(0, 256, (48, 48, 3)), tf.uint8)
     still = AugmentConfig(flip=False, rotation=0, zoom=0, translate=0, brightness=0, contrast=0)

@@ -6,7 +6,7 @@ import pytest
 
 from edgeface.errors import EdgefaceError
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from edgeface.card import SCHEMA
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, gender_metrics
 from edgeface.runtime.formats import FORMATS, PRECISIONS, TOLERANCES
-from edgeface.run.config import TrainConfig, parse_assignments
+from edgeface.run.train_config import TrainConfig, parse_assignments
 
 
 def test_the_formats_table_drives_writers_runners_tolerances_cli_and_card_schema():

@@ -12,7 +12,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.eval import evaluate, write_report
 from edgeface.models import create_model
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.train.trainer import LossWeightScheduler, RunCheckpoint, _set_trainable, train
 
 pytestmark = pytest.mark.slow  # every test here trains
@@ -185,7 +185,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from edgeface.run.config import TrainConfig
+        from edgeface.run.train_config import TrainConfig
         from edgeface.train.trainer import make_strategy, train
         assert make_strategy("mirrored").num_replicas_in_sync == 2
         train(TrainConfig(**{TINY!r}, epochs=1, strategy="mirrored", runs_dir={str(tmp_path)!r}, name="m"))

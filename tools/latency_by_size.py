@@ -58,7 +58,7 @@ def main() -> None:
     run = Run.open(args.run, finished=True)
     model, spec = run.load_model(), run.spec
     paths = random.Random(0).sample(run.split_paths("train"), 128)
-    images = normalize(load_images(paths, spec.input_size), spec.config).astype(np.float32)
+    images = normalize(load_images(paths, spec.input_size), spec.backbone_config).astype(np.float32)
     rows, timers = [], []
     for text in args.variants:
         ratio, size = float(text.split("@")[0]), int(text.split("@")[1])

@@ -31,7 +31,7 @@ def build_card(*, file_name: str, fmt: str, precision: str, runtime: str, spec, 
     """The card of one artifact, before `seal` adds its size and hash. `io` is the artifact's real input and
     output description (dtype, shape, quantization and runtime names per tensor), as `Runner.io()` reads it;
     `raw_pixels`: the app form, fed the pixel bytes as they are."""
-    config = spec.config
+    config = spec.backbone_config
     size = spec.input_size
     inp = io["input"]
     quant_in = None

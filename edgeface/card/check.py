@@ -68,7 +68,7 @@ def failed_parity(card: dict | None) -> str | None:
 def contract_problems(card: dict, spec, io: dict) -> list[str]:
     """Where the card's contract (what an app relies on) disagrees with the model spec it carries, the label
     vocabularies, or the artifact's real inputs and outputs (`io` from the runner). Empty when it holds."""
-    config = spec.config
+    config = spec.backbone_config
     problems = []
     inp = card["input"]
     expected = {"color_order": config.channel_order,

@@ -66,13 +66,13 @@ class Distiller(keras.Model):
 
         if spec.input_size != self.student_spec.input_size:
             pixels = tf.image.resize(pixels, (spec.input_size, spec.input_size), antialias=True)
-        outputs = {task_key(k): v for k, v in teacher(normalize(pixels, spec.config), training=False).items()}
+        outputs = {task_key(k): v for k, v in teacher(normalize(pixels, spec.backbone_config), training=False).items()}
         if "age" in outputs:
             outputs["age"] = as_student_age(outputs["age"], spec, self.student_spec)
         return outputs
 
     def _teacher_outputs(self, x):
-        pixels = _pixels(x, self.student_spec.config)
+        pixels = _pixels(x, self.student_spec.backbone_config)
         each = [self._one_teacher(t, spec, pixels) for t, spec in zip(self.teachers, self.teacher_specs)]
         return {task: tf.add_n([o[task] for o in each]) / len(each) for task in each[0]}
 

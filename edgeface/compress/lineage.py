@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 
 def derived_config(parent: Run, suffix: str, compression: dict, epochs: int, lr: float,
                    name: str | None = None, runs_dir: str | None = None, limit: int | None = None) -> TrainConfig:

@@ -16,7 +16,7 @@ from edgeface.compress.reports import compression_report, warn_if_collapsed
 from edgeface.compress.structured import prune_channels
 from edgeface.compress.teachers import check_teachers, recorded_teachers, with_teachers
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.train.trainer import train
 
 @dataclass
@@ -72,7 +72,7 @@ def _calibration_images(parent: Run, cfg, spec, n: int):
 
     train = parent.split("train")
     chosen = stratified_subset(train, min(n, len(train)), seed=cfg.seed)
-    return normalize(load_images([r.path for r in chosen], spec.input_size), spec.config).astype(np.float32)
+    return normalize(load_images([r.path for r in chosen], spec.input_size), spec.backbone_config).astype(np.float32)
 
 
 def _structured_plan(cfg: TrainConfig) -> Plan:
@@ -97,7 +97,7 @@ def _train_images(parent: Run, spec, seed: int, n: int = 256):
 
     paths = parent.split_paths("train")
     paths = random.Random(seed).sample(paths, min(n, len(paths)))
-    return normalize(load_images(paths, spec.input_size), spec.config).astype("float32")
+    return normalize(load_images(paths, spec.input_size), spec.backbone_config).astype("float32")
 
 
 def _qat_plan(cfg: TrainConfig) -> Plan:

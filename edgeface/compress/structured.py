@@ -69,7 +69,7 @@ def _inbound(layer) -> list:
     return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
 
 
-def analyse(model, exclude=(), prune_residual: bool = False):
+def channel_groups(model, exclude=(), prune_residual: bool = False):
     """Maps every layer to the group of its input and output channels; returns (groups, in_g, out_g, producers)."""
     groups = _Groups()
     in_g, out_g, producers = {}, {}, {}
@@ -176,7 +176,7 @@ def choose_channels(model, ratio: float | None = 0.3, threshold: float | None = 
     unknown = set(exclude) - {l.name for l in model.layers}
     if unknown:
         raise EdgefaceError(f"--exclude names no layer of this model: {', '.join(sorted(unknown))}")
-    groups, in_g, out_g, producers = analyse(model, exclude, prune_residual)
+    groups, in_g, out_g, producers = channel_groups(model, exclude, prune_residual)
     analysis = {"groups": groups, "in": in_g, "out": out_g, "producers": producers, "stats": None}
     if images is not None and len(images):
         analysis["stats"] = activation_stats(model, _readers(model, in_g), images)

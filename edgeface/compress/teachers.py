@@ -6,7 +6,7 @@ from pathlib import Path
 from edgeface.errors import EdgefaceError
 from edgeface.models.age_heads import check_distillable
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 
 def open_teachers(runs, temperature: float, kd_weight: float) -> list[Run]:
     """The teacher runs, after checking the distillation settings. `runs` is one run or several (an ensemble)."""

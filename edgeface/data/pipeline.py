@@ -8,7 +8,7 @@ import math
 
 import tensorflow as tf
 
-from edgeface.data.config import AugmentConfig
+from edgeface.data.augment import AugmentConfig
 from edgeface.data.images import normalize
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -150,7 +150,7 @@ def make_dataset(records, spec, *, training: bool, batch_size: int, seed: int = 
     with steps_per_epoch = ceil(len(records) / batch_size)). Each epoch's order and augmentation come from (seed,
     epoch) alone, not from how many epochs this process iterated, so a run resumed at epoch k sees exactly the
     batches the uninterrupted run saw at k (issue 32 item 6). Images are decoded once (the cache is shared)."""
-    config = spec.config
+    config = spec.backbone_config
     size = spec.input_size
     targets, weights = (spec.encode_targets(records, class_weight, band_weight) if training
                         else spec.encode_targets(records))

@@ -114,7 +114,7 @@ def _parity_set(run: Run, spec, options: ExportOptions):
     if not records:
         raise EdgefaceError(f"{source}: no validation images for the parity check; pass --parity-data SPEC")
     try:
-        images = normalize(load_images([r.path for r in records], spec.input_size), spec.config)
+        images = normalize(load_images([r.path for r in records], spec.input_size), spec.backbone_config)
     except Exception as err:
         raise EdgefaceError(f"{source}: cannot read parity images ({str(err).splitlines()[0][:120]}); "
                             "pass --parity-data SPEC")
@@ -160,7 +160,7 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
         raise EdgefaceError("--io app (raw pixels in, float outputs, batch 1) is made from a full-integer int8 "
                             "TFLite file (or any ONNX precision): use --precision int8 without --keep-float")
     if app and calibration:
-        calibration = _with_full_pixel_range(calibration, spec.config)
+        calibration = _with_full_pixel_range(calibration, spec.backbone_config)
     if options.fixed_batch and keep_float:
         raise EdgefaceError("--fixed-batch does not combine with --keep-float (the mixed-precision file keeps the "
                             "model's dynamic batch)")
@@ -168,7 +168,7 @@ def _write_tflite(model, spec, precision, target: Path, options: ExportOptions, 
                                        qat=has_quantize_wrappers(model), keep_float=keep_float,
                                        batch=options.fixed_batch)
     if app:
-        flatbuffer = app_tflite(flatbuffer, spec.config, spec.input_size, spec.card_outputs(), target.name)
+        flatbuffer = app_tflite(flatbuffer, spec.backbone_config, spec.input_size, spec.card_outputs(), target.name)
     target.write_bytes(flatbuffer)
     gpu = {"gpu_delegate": tflite_export.gpu_readiness(flatbuffer)}
     if precision not in ("int8", "dynamic"):
@@ -196,7 +196,7 @@ def _write_onnx(model, spec, precision, target: Path, options: ExportOptions, ca
     if options.io == APP_IO:
         import onnx
 
-        app = app_ready_onnx(onnx.load(str(source)), spec.config.mean, spec.config.std,
+        app = app_ready_onnx(onnx.load(str(source)), spec.backbone_config.mean, spec.backbone_config.std,
                              [o["name"] for o in spec.card_outputs()], channels_first=options.nchw)
         onnx.save(app, str(target))
         onnx_opts = {**onnx_opts, "io": APP_IO}
@@ -328,10 +328,10 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
                 if corrected:
                     fmt_options["ptq_corrections"] = ptq_records
                 app = options.io == APP_IO
-                runner = open_runner(staged, pixels=spec.config if app else None)
+                runner = open_runner(staged, pixels=spec.backbone_config if app else None)
                 parity = compare(reference, runner.predict(parity_images), spec.decodings(), precision, true_age,
                                  options.tolerances)
-                vectors, fmt_options["test_vectors"] = _vectors(staged, runner, spec, spec.config, spec.decodings())
+                vectors, fmt_options["test_vectors"] = _vectors(staged, runner, spec, spec.backbone_config, spec.decodings())
                 card = seal(staged, build_card(
                     file_name=path.name, fmt=fmt, precision=precision, runtime=FORMATS[fmt].runtime, spec=spec,
                     parameters=int(model.count_params()), io=runner.io(), training=training,

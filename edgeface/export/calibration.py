@@ -124,5 +124,5 @@ def find_manifest(name_or_path: str) -> Manifest:
 def calibration_batches(manifest: Manifest, spec, root: str | None = None, limit: int | None = None):
     """Normalized float32 images, one at a time, through the shared preprocessing."""
     paths = manifest.resolve(root)[:limit]
-    images = normalize(load_images(paths, spec.input_size), spec.config)
+    images = normalize(load_images(paths, spec.input_size), spec.backbone_config)
     return [images[i:i + 1].astype(np.float32) for i in range(len(images))]

@@ -53,7 +53,7 @@ class ModelSpec(Config):
 
     @pydantic.model_validator(mode="after")
     def _fits_backbone(self):
-        config = self.config
+        config = self.backbone_config
         if self.input_size is None:
             self.__dict__["input_size"] = config.default_input_size
         if not config.min_input_size <= self.input_size <= config.max_input_size:
@@ -73,7 +73,8 @@ class ModelSpec(Config):
         return self
 
     @property
-    def config(self) -> BackboneConfig:
+    def backbone_config(self) -> BackboneConfig:
+        """The registered backbone's input config (size range, mean/std, channel order, weight files)."""
         return get_backbone_config(self.backbone)
 
     def head(self) -> AgeHead:

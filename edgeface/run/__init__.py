@@ -111,7 +111,7 @@ class Run:
 
     @property
     def config(self):
-        from edgeface.run.config import TrainConfig
+        from edgeface.run.train_config import TrainConfig
 
         try:
             return TrainConfig(**_read_json(self.path / "config.json"))

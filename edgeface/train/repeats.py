@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.utils import write_json
 
 log = logging.getLogger(__name__)

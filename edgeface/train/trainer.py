@@ -20,7 +20,7 @@ from edgeface.models import ModelSpec, create_model
 from edgeface.models.heads import HEAD_LAYERS
 from edgeface.models.weights import check_weights_dir, imagenet_problem
 from edgeface.run import Run
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 from edgeface.runtime import task_key
 from edgeface.train.losses import WeightedLoss, base_loss, head_metrics, score
 from edgeface.utils import scratch_dir, seed_everything
@@ -281,7 +281,7 @@ def _train(cfg: TrainConfig, resume: bool, build_model, extra_callbacks, finaliz
         cfg = run.config
     seed_everything(cfg.seed)
     check_weights_dir(cfg.weights_dir)
-    problem = cfg.model.weights == "imagenet" and imagenet_problem(cfg.model.config, cfg.model.alpha)
+    problem = cfg.model.weights == "imagenet" and imagenet_problem(cfg.model.backbone_config, cfg.model.alpha)
     if problem:  # the config must not record weights the model would not get
         raise EdgefaceError(problem)
     if cfg.mixed_precision:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
-from edgeface.run.config import TrainConfig
+from edgeface.run.train_config import TrainConfig
 
 OBJECTIVE = "val_score"  # gender error % + age MAE on the validation split, lower is better
 

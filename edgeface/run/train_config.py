@@ -10,7 +10,7 @@ import pydantic
 import yaml
 
 from edgeface.config import Config
-from edgeface.data.config import AugmentConfig
+from edgeface.data.augment import AugmentConfig
 from edgeface.errors import EdgefaceError
 from edgeface.models.spec import ModelSpec
 from edgeface.utils import load_yaml
