@@ -92,9 +92,12 @@ def _op(layer):
     return lambda x, w: tf.tensordot(x, w, axes=1)
 
 
-def _inputs(model, name: str, images: np.ndarray, batch: int = 32) -> np.ndarray:
-    probe = keras.Model(model.inputs, model.get_layer(name).input)
-    return np.concatenate([probe(images[i:i + batch], training=False).numpy() for i in range(0, len(images), batch)])
+def _inputs(model, names: list, images: np.ndarray, batch: int = 32) -> dict:
+    """{layer name: its input on every image}, from one pass of `model` through all of them."""
+    probe = keras.Model(model.inputs, [model.get_layer(name).input for name in names])
+    parts = [probe(images[i:i + batch], training=False) for i in range(0, len(images), batch)]
+    parts = [p if isinstance(p, (list, tuple)) else [p] for p in parts]
+    return {name: np.concatenate([p[k].numpy() for p in parts]) for k, name in enumerate(names)}
 
 
 def _write(layer, integers: np.ndarray, step: np.ndarray) -> None:
@@ -167,11 +170,14 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
     copy.set_weights(model.get_weights())
     rounding, shifts = [], []
     targets = weighted_layers(model)
+    # the float model never changes: every layer's float input from one pass (the copy's inputs change as its
+    # earlier layers are rounded, so they are recomputed per layer; issue 30: AdaRound's time)
+    float_inputs = _inputs(model, [layer.name for layer in targets], images)
     for index, layer in enumerate(targets, start=1):
         mine = copy.get_layer(layer.name)
         op = _op(mine)
-        x_f = _inputs(model, layer.name, images)
-        x_q = _inputs(copy, layer.name, images)
+        x_f = float_inputs.pop(layer.name)
+        x_q = x_f if index == 1 else _inputs(copy, [layer.name], images)[layer.name]  # nothing rounded before it
         folded, step = folded_grid(layer)
         integers = nearest = grid_integers(folded, step)
         said = []
