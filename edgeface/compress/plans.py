@@ -62,16 +62,17 @@ def _magnitude_plan(cfg: TrainConfig) -> Plan:
                  [update_step_callback()], finalize)
 
 
-def _calibration_images(parent: Run, cfg, spec, n: int):
+def _training_images(parent: Run, spec, seed: int, n: int):
     """n of the parent's recorded training images (stratified by gender x age band, seeded), normalized for the
-    model; None if n is 0."""
+    model; None if n is 0. What structured pruning measures channels on and QAT starts its ranges from (one
+    sampler: edgeface.data.stratified_subset, as calibration manifests use)."""
     if not n:
         return None
     from edgeface.data import stratified_subset
     from edgeface.data.images import load_images, normalize
 
     train = parent.split("train")
-    chosen = stratified_subset(train, min(n, len(train)), seed=cfg.seed)
+    chosen = stratified_subset(train, min(n, len(train)), seed=seed)
     return normalize(load_images([r.path for r in chosen], spec.input_size), spec.backbone_config).astype(np.float32)
 
 
@@ -82,22 +83,14 @@ def _structured_plan(cfg: TrainConfig) -> Plan:
 
     def build(spec):
         slim, counts = prune_channels(parent.load_model(), **options, exclude=tuple(c["exclude"]),
-                                      images=_calibration_images(parent, cfg, spec, c["calibration_images"]))
+                                      images=_training_images(parent, spec, cfg.seed, c["calibration_images"]))
         kept.update(counts)
         return slim
 
     return Plan(build, lambda out: compression_report(out, parent, {"method": "structured", "filters_kept": kept}))
 
 
-def _train_images(parent: Run, spec, seed: int, n: int = 256):
-    """Normalized images from the parent's own training split, to start QAT's activation ranges."""
-    import random
-
-    from edgeface.data.images import load_images, normalize
-
-    paths = parent.split_paths("train")
-    paths = random.Random(seed).sample(paths, min(n, len(paths)))
-    return normalize(load_images(paths, spec.input_size), spec.backbone_config).astype("float32")
+QAT_RANGE_IMAGES = 256  # training images whose activations start QAT's quantization ranges
 
 
 def _qat_plan(cfg: TrainConfig) -> Plan:
@@ -108,7 +101,7 @@ def _qat_plan(cfg: TrainConfig) -> Plan:
         float_model = parent.load_model()
         model, floats = quantize_for_training(float_model, c["preserve_sparsity"])
         left_float[:] = floats
-        calibrate_ranges(model, float_model, _train_images(parent, spec, cfg.seed))
+        calibrate_ranges(model, float_model, _training_images(parent, spec, cfg.seed, QAT_RANGE_IMAGES))
         return model
 
     def report(out: Run):
