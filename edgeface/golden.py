@@ -88,8 +88,7 @@ def compute(runner, normalization, decodings: dict, size: int, workdir: Path) ->
                       "base64": base64.b64encode(np.ascontiguousarray(tensor).tobytes()).decode()},
             "outputs": {k: [float(v) for v in np.asarray(o).reshape(-1)] for k, o in outputs.items()},
             "answers": {k: float(np.asarray(v).reshape(-1)[0]) for k, v in answers.items()
-                        if k not in ("male", "age_group_label")},  # these follow from prob_male (the card's
-            # threshold) and from age_group (the card's labels)
+                        if k != "male"},  # the decision follows from prob_male and the card's threshold
         })
     return vectors
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeface.card import PARITY_KEYS, card_path, content_sha256, contract_problems, failed_parity, read_card
 from edgeface.errors import EdgefaceError
+from edgeface.labels import AGE_GROUP_LABELS
 from edgeface.models import MODEL_SUFFIXES, ModelSpec, load_keras
 from edgeface.run import Run
 from edgeface.runtime import KerasRunner, decode_outputs, open_runner
@@ -99,8 +100,12 @@ class Predictor:
         return decode_outputs(outputs, self.decodings)
 
     def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
-        """prob_male, male, age_years, age_group and age_group_label for uint8 RGB images at the input size."""
-        return self.decode(self.outputs(images, batch_size))
+        """prob_male, male, age_years, age_group and age_group_label (the group's name, for a user; scoring paths
+        decode raw outputs without it) for uint8 RGB images at the input size."""
+        pred = self.decode(self.outputs(images, batch_size))
+        if "age_group" in pred:
+            pred["age_group_label"] = np.asarray(AGE_GROUP_LABELS)[pred["age_group"]]
+        return pred
 
     def predict_files(self, paths, batch_size: int = 64) -> dict:
         from edgeface.data.images import load_images

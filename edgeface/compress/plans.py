@@ -8,9 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgeface.compress.prune import (make_schedule, prunable_layers, strip, update_step_callback,
-                                     wrap_for_pruning)
 from edgeface.compress.lineage import fine_tune_steps, parent_of
+from edgeface.compress.prune import make_schedule, prunable_layers, strip, update_step_callback, wrap_for_pruning
 from edgeface.compress.qat import calibrate_ranges, quantize_for_training
 from edgeface.compress.reports import compression_report, warn_if_collapsed
 from edgeface.compress.structured import prune_channels
@@ -18,6 +17,7 @@ from edgeface.compress.teachers import check_teachers, recorded_teachers, with_t
 from edgeface.run import Run
 from edgeface.run.train_config import TrainConfig
 from edgeface.train.trainer import train
+
 
 @dataclass
 class Plan:
@@ -49,8 +49,7 @@ def _magnitude_plan(cfg: TrainConfig) -> Plan:
 
     def build(spec):
         model = parent.load_model()
-        chosen[:] = prunable_layers(model, c["skip_first_conv"], c["skip_heads"], c["skip_depthwise"],
-                                              c["exclude"])
+        chosen[:] = prunable_layers(model, c["skip_first_conv"], c["skip_heads"], c["skip_depthwise"], c["exclude"])
         schedule = make_schedule(c["schedule"], c["target_sparsity"], end_step, frequency)
         return wrap_for_pruning(model, schedule, chosen)
 
@@ -59,7 +58,7 @@ def _magnitude_plan(cfg: TrainConfig) -> Plan:
             out.save_model(strip(out.load_model(which)), which)
 
     return Plan(build, lambda out: compression_report(out, parent, {"method": "magnitude", "pruned_layers": chosen}),
-                 [update_step_callback()], finalize)
+                [update_step_callback()], finalize)
 
 
 def _training_images(parent: Run, spec, seed: int, n: int):
@@ -106,7 +105,7 @@ def _qat_plan(cfg: TrainConfig) -> Plan:
 
     def report(out: Run):
         compression_report(out, parent, {key: value for key, value in c.items() if key != "parent"}
-                | {"layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
+                           | {"layers_left_float": [{"layer": n, "why": w} for n, w in left_float]})
 
     return Plan(build, report)
 
@@ -130,7 +129,7 @@ def _distill_plan(cfg: TrainConfig) -> Plan:
             "this": this.get("summary"), "images": len(val)}}
         best = max(scored, key=lambda r: r.get("gender", {}).get("accuracy", 0))
         warn_if_collapsed(record, best, this, "the student", "its best teacher",
-                           "train longer, use a larger student, or lower --kd-weight")
+                          "train longer, use a larger student, or lower --kd-weight")
         out.write_compression(record)
 
     return Plan(lambda spec: create_model(spec, weights_dir=cfg.weights_dir), report)

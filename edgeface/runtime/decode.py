@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.labels import AGE_GROUP_LABELS, age_to_group, group_midpoint
+from edgeface.labels import age_to_group, group_midpoint
 
 # The gender decision: male when P(male) >= this. Models' cards state it (models.heads.GENDER_DECODING) and
 # decode_outputs applies the card's value; peers and ensembles, which have no card, use this one (issue 31).
@@ -55,8 +55,7 @@ def decode_age(raw, decoding: dict) -> dict:
 
 
 def decode_outputs(outputs: dict, decodings: dict) -> dict:
-    """Raw head outputs {"gender", "age"} -> prob_male, male, age_years, age_group (index) and age_group_label
-    (its name, e.g. "25-32"), by each output's decoding rule."""
+    """Raw head outputs {"gender", "age"} -> prob_male, male, age_years, age_group, by each output's decoding rule."""
     decoded = {}
     if "gender" in outputs:
         decoded["prob_male"] = apply_rule(outputs["gender"], decodings["gender"])
@@ -64,7 +63,6 @@ def decode_outputs(outputs: dict, decodings: dict) -> dict:
     if "age" in outputs:
         age = decode_age(outputs["age"], decodings["age"])
         decoded["age_years"], decoded["age_group"] = age["years"], age["group"]
-        decoded["age_group_label"] = np.asarray(AGE_GROUP_LABELS)[age["group"]]
     return decoded
 
 
