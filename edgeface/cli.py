@@ -12,6 +12,9 @@ import click
 
 from edgeface import termination
 from edgeface.errors import EdgefaceError
+from edgeface.run.compression import (ChannelNorm, Distillation, Magnitude, PruneMethod, PruneSchedule, Structured,
+                                     default)
+from edgeface.config import choices
 from edgeface.runtime.formats import FORMATS, IO_CHOICES, ONNX_CALIBRATION_METHODS, PRECISIONS
 from edgeface.version import __version__
 
@@ -147,18 +150,19 @@ def _detectors() -> tuple:
 def _choices(name: str) -> click.Choice:
     """A config key's allowed values, from the typed config."""
     def values():
-        from edgeface.run.train_config import TrainConfig, choices
+        from edgeface.run.train_config import TrainConfig
 
         return choices(TrainConfig.model_fields[name].annotation)
 
     return _LazyChoice(values)
 
 
-def _age_heads() -> click.Choice:
+def _age_heads(in_years: bool = False) -> click.Choice:
+    """The registered age heads (`in_years`: those a student may switch between, models.age_heads)."""
     def values():
         from edgeface.models.age_heads import AGE_HEADS
 
-        return list(AGE_HEADS)
+        return [name for name, head in AGE_HEADS.items() if head.needs_years or not in_years]
 
     return _LazyChoice(values)
 
@@ -289,8 +293,8 @@ def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations
 @user_errors
 def eval_command(model, data, fold, limit, seed, allow_outside_root, split, output, as_json, trust_hdf5,
                  framing_stress, detector):
-    """Evaluate a run folder, .keras model or exported artifact: accuracy, MAE, per age band and race. Without
-    --data it scores the split the model's run recorded when training."""
+    """Evaluate a run folder, .keras model or exported artifact (or a peer's folder, or ensemble:A,B): accuracy,
+    MAE, per age band and race. Without --data it scores the split the model's run recorded when training."""
     from edgeface.eval import evaluate, format_report, write_report
 
     if framing_stress:
@@ -569,49 +573,50 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, r
 
 
 _compression_options = _option_group(
-    click.option("--epochs", type=int, help="Fine-tuning epochs."),
-    click.option("--lr", type=float, help="Fine-tuning learning rate (cosine decay, no warm-up)."),
+    click.option("--epochs", type=int, help="Fine-tuning epochs (default: the method's)."),
+    click.option("--lr", type=float, help="Fine-tuning learning rate (cosine decay, no warm-up; default: the "
+                                          "method's)."),
     click.option("--name", help="New run name (default: PARENT-METHOD)."),
     click.option("--runs-dir", help="Where the new run goes (default: beside the parent)."),
     click.option("--limit", type=int, help="Cap every split at N images (quick checks)."),
 )
 _distillation_options = _option_group(
-    click.option("--temperature", type=float, help="Softening of the teacher's outputs (default 2)."),
-    click.option("--kd-weight", type=float,
-                 help="Weight of the teacher (soft) loss; 1 - this weights the labels (default 0.5)."),
+    click.option("--temperature", type=float, help="Softening of the teacher's outputs (default "
+                                                   f"{default(Distillation, 'temperature'):g})."),
+    click.option("--kd-weight", type=float, help="Weight of the teacher (soft) loss; 1 - this weights the labels "
+                                                 f"(default {default(Distillation, 'kd_weight'):g})."),
 )
 _teacher_option = click.option(
     "--teacher", multiple=True,
     help="A trained run whose soft outputs the model also learns while it is fine-tuned (repeat for an ensemble).")
 
 
-def _distillation(teacher, temperature, kd_weight) -> dict:
-    """The teacher keywords of prune and qat; the softening settings mean nothing without a teacher."""
-    if not teacher and (temperature is not None or kd_weight is not None):
-        raise EdgefaceError("--temperature/--kd-weight apply with --teacher")
-    return dict(teacher=teacher, **_given(temperature=temperature, kd_weight=kd_weight))
-
-
 def _given(**kwargs) -> dict:
-    return {k: v for k, v in kwargs.items() if v is not None}
+    return {k: v for k, v in kwargs.items() if v is not None and v is not False and v != ()}
 
 
 @main.command()
 @click.argument("run")
-@click.option("--method", type=click.Choice(["magnitude", "structured"]), default="magnitude", show_default=True)
-@click.option("--sparsity", type=float, help="magnitude: target fraction of zero weights (default 0.5).")
-@click.option("--schedule", type=click.Choice(["polynomial", "constant"]), help="magnitude: sparsity schedule.")
+@click.option("--method", type=click.Choice(choices(PruneMethod)), default="magnitude", show_default=True)
+@click.option("--sparsity", type=float, help="magnitude: target fraction of zero weights (default "
+                                             f"{default(Magnitude, 'sparsity'):g}).")
+@click.option("--schedule", type=click.Choice(choices(PruneSchedule)),
+              help=f"magnitude: sparsity schedule (default {default(Magnitude, 'schedule')}).")
 @click.option("--prune-first-conv", is_flag=True, help="magnitude: also prune the first convolution.")
 @click.option("--prune-heads", is_flag=True, help="magnitude: also prune the task heads.")
 @click.option("--skip-depthwise", is_flag=True, help="magnitude: leave depthwise convolutions dense.")
-@click.option("--ratio", type=float, help="structured: fraction of filters to remove per group (default 0.3).")
+@click.option("--ratio", type=float, help="structured: fraction of filters to remove per group (default "
+                                          f"{default(Structured, 'ratio'):g}).")
 @click.option("--threshold", type=float, help="structured: keep filters whose norm is at least this fraction of "
                                               "the group's largest (instead of --ratio).")
-@click.option("--norm", type=click.Choice(["l1", "l2"]), help="structured: norm of the weights that rank channels.")
+@click.option("--norm", type=click.Choice(choices(ChannelNorm)),
+              help=f"structured: norm of the weights that rank channels (default {default(Structured, 'norm')}).")
 @click.option("--prune-residual", is_flag=True, help="structured: also shrink residual streams (channels joined "
                                                       "by Add), which every later block reads.")
-@click.option("--min-filters", type=int, help="structured: never keep fewer filters than this (default 8).")
-@click.option("--multiple", type=int, help="structured: round kept filter counts up to a multiple (default 8).")
+@click.option("--min-filters", type=int, help="structured: never keep fewer filters than this (default "
+                                              f"{default(Structured, 'min_filters')}).")
+@click.option("--multiple", type=int, help="structured: round kept filter counts up to a multiple (default "
+                                           f"{default(Structured, 'multiple')}).")
 @click.option("--exclude", multiple=True, help="Layer name to leave untouched (repeatable).")
 @_teacher_option
 @_distillation_options
@@ -621,26 +626,14 @@ def prune(run, method, sparsity, schedule, prune_first_conv, prune_heads, skip_d
           prune_residual, min_filters, multiple, exclude, teacher, temperature, kd_weight, epochs, lr, name, runs_dir,
           limit):
     """Prune a trained run (magnitude or structured), fine-tune, and write a new run that names its parent."""
-    from edgeface.compress import prune_run, structured_prune_run
+    from edgeface.compress import prune as prune_run
 
-    common = _given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit) \
-        | _distillation(teacher, temperature, kd_weight)
-    if method == "magnitude":
-        if ratio is not None or threshold is not None or norm or min_filters or multiple or prune_residual:
-            raise EdgefaceError("--ratio/--threshold/--norm/--min-filters/--multiple/--prune-residual apply to "
-                                "--method structured")
-        out = prune_run(run, **_given(sparsity=sparsity, schedule=schedule), skip_first_conv=not prune_first_conv,
-                        skip_heads=not prune_heads, skip_depthwise=skip_depthwise, exclude=exclude, **common)
-    else:
-        if sparsity is not None or schedule or prune_first_conv or prune_heads or skip_depthwise:
-            raise EdgefaceError("--sparsity/--schedule/--prune-first-conv/--prune-heads/--skip-depthwise apply to "
-                                "--method magnitude")
-        if threshold is not None and ratio is not None:
-            raise EdgefaceError("give --ratio or --threshold, not both")
-        out = structured_prune_run(run, ratio=None if threshold is not None else (0.3 if ratio is None else ratio),
-                                   threshold=threshold, **_given(norm=norm, min_filters=min_filters, multiple=multiple),
-                                   prune_residual=prune_residual, exclude=exclude, **common)
-    _print_compression(out)
+    _print_compression(prune_run(run, method, **_given(
+        sparsity=sparsity, schedule=schedule, skip_first_conv=False if prune_first_conv else None,
+        skip_heads=False if prune_heads else None, skip_depthwise=skip_depthwise, ratio=ratio, threshold=threshold,
+        norm=norm, prune_residual=prune_residual, min_filters=min_filters, multiple=multiple, exclude=exclude,
+        teacher=teacher, temperature=temperature, kd_weight=kd_weight, epochs=epochs, lr=lr, name=name,
+        runs_dir=runs_dir, limit=limit)))
 
 
 @main.command()
@@ -655,9 +648,8 @@ def qat(run, preserve_sparsity, teacher, temperature, kd_weight, epochs, lr, nam
     """Quantization-aware training of a run; export the result as int8 directly."""
     from edgeface.compress import qat_run
 
-    out = qat_run(run, preserve_sparsity=preserve_sparsity, **_distillation(teacher, temperature, kd_weight),
-                  **_given(epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
-    _print_compression(out)
+    _print_compression(qat_run(run, preserve_sparsity=preserve_sparsity, teacher=teacher, temperature=temperature,
+                               kd_weight=kd_weight, epochs=epochs, lr=lr, name=name, runs_dir=runs_dir, limit=limit))
 
 
 def _print_compression(run) -> None:
@@ -680,7 +672,7 @@ def _print_compression(run) -> None:
 @click.option("--input-size", type=int, help="Student input size.")
 @click.option("--weights", help="Student initial weights: imagenet | none | PATH (default: the teacher's setting).")
 @click.option("--weights-dir", help="Folder searched first for ImageNet weight files.")
-@click.option("--age-head", type=click.Choice(["regression", "distribution"]),
+@click.option("--age-head", type=_age_heads(in_years=True),
               help="Student age head when it differs from the teacher's (both in years).")
 @_distillation_options
 @_compression_options
@@ -691,9 +683,8 @@ def distill(teacher, backbone, alpha, input_size, weights, weights_dir, temperat
     from edgeface.compress import distill_run
 
     run = distill_run(teacher, backbone=backbone, alpha=alpha, input_size=input_size, weights=weights,
-                      weights_dir=weights_dir, **_given(temperature=temperature, kd_weight=kd_weight, epochs=epochs,
-                                                        lr=lr, name=name, runs_dir=runs_dir, limit=limit,
-                                                        age_head=age_head))
+                      weights_dir=weights_dir, temperature=temperature, kd_weight=kd_weight, epochs=epochs, lr=lr,
+                      name=name, runs_dir=runs_dir, limit=limit, age_head=age_head)
     summary = run.compression["val_summary"]
     click.echo(f"done: {run.path}\n  val: teacher {summary['teacher']}; student {summary['this']}")
 

@@ -3,7 +3,7 @@ Python API and the CLI get the same checks (a YAML "5e-4" is coerced to a float;
 before anything is written)."""
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import pydantic
 
@@ -20,6 +20,11 @@ def _describe(err: pydantic.ValidationError, model: type) -> str:
     shown = "" if first["type"].startswith("value_error") else f" (got {first.get('input')!r})"
     more = f"; and {err.error_count() - 1} more" if err.error_count() > 1 else ""
     return f"config key {key!r}: {message}{shown}{more}"
+
+
+def choices(literal) -> list[str]:
+    """The allowed values of a Literal type, for click.Choice."""
+    return list(get_args(literal))
 
 
 class Config(pydantic.BaseModel):

@@ -39,10 +39,75 @@ class Normalization:
         return cls(tuple(inp["normalization"]["mean"]), tuple(inp["normalization"]["std"]), inp["color_order"])
 
 
-class Predictor:
-    """A verified model: `.predict(images)` on uint8 RGB images already at `.input_size` (or `.predict_files`,
-    `.predict_records`), `.spec`, `.card` (None for Keras models, which carry no card), `.format`, `.precision`.
-    Preprocessing and decoding follow the card (artifacts) or the spec (Keras models): one path either way."""
+class BasePredictor:
+    """What every model edgeface runs looks like: ours (Predictor), other projects' (edgeface.peers) and ensembles
+    (edgeface.ensemble). uint8 RGB images at `.input_size` -> `preprocess` -> `infer` (the runtime alone: what the
+    latency probe times) -> `decode` -> {"prob_male", "male", "age_years", ...}. Eval, compare, the benchmark and
+    its probe take any of them; `edgeface.any_model.open_model(source)` reopens one from its `.source`."""
+
+    name = format = precision = ""
+    input_size = 0
+    numeric_age = True  # its age output is years (False: age groups only)
+    path = card = run = None
+
+    def preprocess(self, images: np.ndarray):
+        raise NotImplementedError
+
+    def infer(self, x):
+        raise NotImplementedError
+
+    def decode(self, raw) -> dict:
+        raise NotImplementedError
+
+    @property
+    def source(self) -> str:
+        """What `open_model` takes to open this model again (in the benchmark's latency probe)."""
+        return str(self.path)
+
+    def training_run(self) -> Run | None:
+        """The run the model came from, when its folder is on this machine."""
+        return self.run
+
+    def files(self) -> list[Path]:
+        return []
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files())
+
+    def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
+        """Decoded predictions for uint8 RGB images at the input size, `batch_size` at a time."""
+        if not len(images):
+            raise EdgefaceError("no images to predict")
+        parts = [self.decode(self.infer(self.preprocess(images[i:i + batch_size])))
+                 for i in range(0, len(images), batch_size)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def predict_files(self, paths, batch_size: int = 64) -> dict:
+        from edgeface.data.images import load_images
+
+        return self.predict(load_images([str(p) for p in paths], self.input_size), batch_size)
+
+    def predict_records(self, records, batch_size: int = 64, progress: str | None = None) -> dict:
+        """Predictions for labelled records, in chunks; `progress` names a bar shown on a terminal."""
+        import sys
+
+        from tqdm import tqdm
+
+        if not records:
+            raise EdgefaceError("no images to predict")
+        chunk, parts = 512, []
+        with tqdm(total=len(records), desc=progress, unit="img", leave=False,
+                  disable=progress is None or not sys.stderr.isatty()) as bar:
+            for i in range(0, len(records), chunk):
+                parts.append(self.predict_files([r.path for r in records[i:i + chunk]], batch_size))
+                bar.update(len(parts[-1][next(iter(parts[-1]))]))
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+class Predictor(BasePredictor):
+    """A verified edgeface model: `.spec`, `.card` (None for Keras models, which carry no card), `.format`,
+    `.precision`, `.runner`. Preprocessing and decoding follow the card (artifacts) or the spec (Keras models): one
+    path either way."""
 
     def __init__(self, runner, spec: ModelSpec, card: dict | None = None, path=None, run: Run | None = None,
                  parameters: int | None = None):
@@ -74,11 +139,20 @@ class Predictor:
         return self.spec.input_size
 
     @property
+    def numeric_age(self) -> bool:
+        return self.spec.numeric_age
+
+    @property
     def name(self) -> str:
         """The run it came from."""
         if self.card:
             return Path(self.card["training"]["run"]).name
         return self.run.name if self.run else (self.path.stem if self.path else "model")
+
+    def training_run(self) -> Run | None:
+        if self.run is None and self.card is not None and Run.is_run(self.card["training"]["run"]):
+            return Run.open(self.card["training"]["run"])
+        return self.run
 
     def files(self) -> list[Path]:
         if self.path is None:
@@ -92,6 +166,9 @@ class Predictor:
 
         return normalize(images, self.normalization).astype(np.float32)
 
+    def infer(self, x: np.ndarray) -> dict:
+        return self.runner(x)
+
     def outputs(self, images: np.ndarray, batch_size: int = 64) -> dict:
         """Raw head outputs (dequantized floats) for uint8 images at the input size."""
         return self.runner.predict(self.preprocess(images), batch_size)
@@ -102,31 +179,10 @@ class Predictor:
     def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
         """prob_male, male, age_years, age_group and age_group_label (the group's name, for a user; scoring paths
         decode raw outputs without it) for uint8 RGB images at the input size."""
-        pred = self.decode(self.outputs(images, batch_size))
+        pred = super().predict(images, batch_size)
         if "age_group" in pred:
             pred["age_group_label"] = np.asarray(AGE_GROUP_LABELS)[pred["age_group"]]
         return pred
-
-    def predict_files(self, paths, batch_size: int = 64) -> dict:
-        from edgeface.data.images import load_images
-
-        return self.predict(load_images([str(p) for p in paths], self.input_size), batch_size)
-
-    def predict_records(self, records, batch_size: int = 64, progress: str | None = None) -> dict:
-        """Predictions for labelled records, in chunks; `progress` names a bar shown on a terminal."""
-        import sys
-
-        from tqdm import tqdm
-
-        if not records:
-            raise EdgefaceError("no images to predict")
-        chunk, parts = 512, []
-        with tqdm(total=len(records), desc=progress, unit="img", leave=False,
-                  disable=progress is None or not sys.stderr.isatty()) as bar:
-            for i in range(0, len(records), chunk):
-                parts.append(self.predict_files([r.path for r in records[i:i + chunk]], batch_size))
-                bar.update(len(parts[-1][next(iter(parts[-1]))]))
-        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _keras_file(path: Path, trust_hdf5: bool) -> Predictor:

@@ -109,3 +109,6 @@ def photo_with_chip(tmp_path: Path, index=1, left=230, top=90, side=160):
     path = tmp_path / f"photo{index}.jpg"
     Image.fromarray(photo).save(path, quality=95)
     return path, (left, top, side)
+
+
+from compress_runs import cnn_parent, parent  # noqa: E402,F401  trained runs the compression tests share

@@ -162,10 +162,10 @@ def test_peers_score_as_their_peer_json_documents():
     (SSR-Net's gender falls from 0.75 to 0.58 with RGB for BGR), where value ranges alone would pass."""
     import json
 
-    from edgeface.benchmark.peers import find_peers, load_peer
     from edgeface.data import load_data, stratified_subset
     from edgeface.data.images import load_images
     from edgeface.data.records import label_arrays
+    from edgeface.peers import find_peers, load_peer
 
     peers_dir = require_shared(SHARED / "peers")
     records = stratified_subset(load_data(f"utkface:{require_shared(SHARED / 'data' / 'utkface')}",

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from click.testing import CliRunner
 
+from conftest import SHARED, require_shared
 from edgeface.bundled import bundled_model
 from edgeface.cli import main
 from edgeface.errors import EdgefaceError
@@ -140,19 +141,29 @@ def test_an_eval_report_stands_for_its_model_on_the_same_images(csv_manifest, tm
 
 
 def test_an_ensemble_is_scored_as_the_average_of_its_members(csv_manifest):
-    """ensemble:A,B averages the members' probability and years (what a distillation from A and B learns), and
-    is paired like any model; one member is refused."""
+    """ensemble:A,B averages the members' probability and years (what a distillation from A and B learns), the
+    same through the three steps the latency probe times (members of one size) as through files; it is paired like
+    any model; one member is refused."""
+    from edgeface.any_model import open_model
+    from edgeface.benchmark.probe import measure
     from edgeface.data import load_data
-    from edgeface.eval.compare import Ensemble, compare
+    from edgeface.data.images import load_images
+    from edgeface.ensemble import Ensemble
+    from edgeface.eval.compare import compare
     from edgeface.predictor import load
 
     tflite = bundled_model()
     onnx = next(tflite.parent.glob("*.onnx"))
     records = load_data(f"csv:{csv_manifest}")["train"]
     each = [load(m).predict_records(records) for m in (tflite, onnx)]
-    both = Ensemble(f"ensemble:{tflite},{onnx}").predict_records(records)
+    ensemble = open_model(f"ensemble:{tflite},{onnx}")
+    assert isinstance(ensemble, Ensemble) and ensemble.input_size == 128
+    both = ensemble.predict_records(records)
+    steps = ensemble.predict(load_images([r.path for r in records], ensemble.input_size), batch_size=2)
     for key in ("prob_male", "age_years"):
         np.testing.assert_allclose(both[key], (each[0][key] + each[1][key]) / 2, rtol=1e-6)
+        np.testing.assert_array_equal(steps[key], both[key])
+    assert measure(ensemble, load_images([records[0].path], 128), warmup=1, runs=2)["runs"] == 2
     report = compare([tflite, f"ensemble:{tflite},{onnx}"], f"csv:{csv_manifest}", "train", resamples=1000)
     row = report["models"][1]
     assert row["format"] == "ensemble" and row["precision"] == "int8+fp32" and "vs_reference" in row
@@ -189,3 +200,25 @@ def test_a_recorded_split_is_matched_by_real_path_not_by_spelling(tmp_path, monk
     run = Run(tmp_path / "run")
     assert run.records_all("val", [f"../data/{i}.jpg" for i in range(3)])
     assert not run.records_all("val", ["../data/0.jpg", "../elsewhere.jpg"])
+
+
+def test_a_peer_folder_is_scored_like_any_model(csv_manifest):
+    """Another project's model (a peer folder) opens wherever ours do: eval scores what its predictions say, and
+    compare pairs it with the bundled model (one model-running abstraction, issue 31)."""
+    from edgeface.any_model import open_model
+    from edgeface.data import load_data
+    from edgeface.data.records import label_arrays
+    from edgeface.eval import evaluate
+    from edgeface.eval.compare import compare
+
+    folder = require_shared(SHARED / "peers" / "insightface_genderage_2018")
+    data = f"csv:{csv_manifest}"
+    records = load_data(data)["train"]
+    gender, age = label_arrays(records)
+    pred = open_model(folder).predict_records(records)
+    report = evaluate(folder, data, "train")
+    assert report["format"] == "onnx" and report["input_size"] == 200 and "backbone" not in report
+    assert report["gender"]["accuracy"] == float(((pred["prob_male"] >= 0.5) == (gender == 1)).mean())
+    assert report["age"]["mae"] == pytest.approx(float(np.abs(pred["age_years"] - age).mean()), rel=1e-6)
+    row = compare([bundled_model(), folder], data, "train", resamples=200)["models"][1]
+    assert row["gender_accuracy"] == report["gender"]["accuracy"] and "vs_reference" in row

@@ -1,16 +1,15 @@
-import json
-
+"""Pruning (magnitude, structured) and distillation: each writes a fine-tuned child run that names its parent and
+its teachers, resumes from its folder, and reports both models on the same images (QAT: test_qat.py)."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from compress_runs import distilled, interrupted, resume
 from edgeface.cli import main
 from edgeface.compress import prune_run, qat_run, structured_prune_run
 from edgeface.compress.stats import count_macs, sparsity
 from edgeface.compress.structured import prune_channels
 from edgeface.errors import EdgefaceError
-from edgeface.export import ExportOptions, export
-from edgeface.runtime.formats import export_variants, qat_variants
 from edgeface.models import create_model
 from edgeface.run import Run
 from edgeface.run.train_config import TrainConfig
@@ -20,81 +19,27 @@ pytestmark = pytest.mark.slow  # trains parents and fine-tunes children
 
 
 @pytest.fixture(scope="module")
-def parent(tmp_path_factory):
-    return train(TrainConfig(data="synthetic:120", backbone="mobilenet_v2", alpha=0.35, input_size=32,
-                             weights="none", epochs=1, batch_size=16, warmup_epochs=0,
-                             runs_dir=str(tmp_path_factory.mktemp("runs")), name="parent", verbose=0)).path
+def pruned(cnn_parent):
+    """Magnitude pruning of the compact CNN that also learns a teacher's soft outputs (its own: any run will do;
+    a MobileNetV2 here cost two minutes of the suite, its pruning wrappers are the same tfmot ones)."""
+    return prune_run(cnn_parent, sparsity=0.5, schedule="constant", epochs=1, teacher=cnn_parent).path
 
 
-def _interrupted(monkeypatch, start):
-    """Runs `start()`, killing it just after its first epoch's checkpoint."""
-    from edgeface.train.trainer import RunCheckpoint
-
-    original = RunCheckpoint.on_epoch_end
-
-    def crash_after_first(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        start()
-    monkeypatch.setattr(RunCheckpoint, "on_epoch_end", original)
-
-
-def _resume(folder):
-    result = CliRunner().invoke(main, ["train", "--resume", "--name", folder.name, "--runs-dir", str(folder.parent)])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture(scope="module")
-def cnn_parent(tmp_path_factory):
-    return train(TrainConfig(data="synthetic:120", backbone="compact_cnn", input_size=32, weights="none", epochs=1,
-                             batch_size=16, runs_dir=str(tmp_path_factory.mktemp("runs")), name="cnn",
-                             verbose=0)).path
-
-
-@pytest.fixture(scope="module")
-def qat_resumed(cnn_parent, parent, tmp_path_factory):
-    """QAT of the compact CNN distilled from the MobileNetV2 parent, killed after epoch 1 and resumed with
-    `train --resume` (shared by the resume test and the QAT export test: one QAT training instead of two; the
-    compact CNN keeps it short, MobileNetV2 QAT is covered by the prune-preserving test)."""
-    folder = tmp_path_factory.mktemp("qat") / "student"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _interrupted(monkeypatch, lambda: qat_run(cnn_parent, epochs=2, teacher=parent, name=folder.name,
-                                                  runs_dir=str(folder.parent)))
-    killed = Run(folder).state["epochs_done"]
-    return Run(folder), killed, _resume(folder).output
-
-
-@pytest.fixture(scope="module")
-def pruned(parent):
-    """Magnitude pruning that also learns a teacher's soft outputs (the parent's own: any run will do)."""
-    return prune_run(parent, sparsity=0.5, schedule="constant", epochs=1, teacher=parent).path
-
-
-def _distilled(run: Run, teacher) -> bool:
-    """The run learned from `teacher` and was saved as the student, not the distillation wrapper."""
-    return ("distill_soft_loss" in run.history_file.read_text().splitlines()[0]
-            and run.compression["teacher"] == str(teacher)
-            and not any(l.name == "distiller" for l in run.load_model().layers))
-
-
-def test_magnitude_pruning_reaches_target_and_strips(parent, pruned):
+def test_magnitude_pruning_reaches_target_and_strips(cnn_parent, pruned):
     model = Run(pruned).load_model()
     assert not any("prune_low_magnitude" in l.name for l in model.layers)
     per_layer = sparsity(model)["per_layer"]
-    assert per_layer["block_1_expand"] == pytest.approx(0.5, abs=0.02)
-    assert per_layer["Conv1"] < 0.05 and per_layer["gender"] < 0.05  # first conv and heads skipped
+    assert per_layer["block3_conv"] == pytest.approx(0.5, abs=0.02)
+    assert per_layer["block1_conv"] < 0.05 and per_layer["gender"] < 0.05  # first conv and heads skipped
     config = Run(pruned).config
-    assert config.parents == [str(parent)] and config.compression["method"] == "magnitude"
-    assert _distilled(Run(pruned), parent)
+    assert config.parents == [str(cnn_parent)] and config.compression["method"] == "magnitude"
+    assert distilled(Run(pruned), cnn_parent)
     report = Run(pruned).compression
     assert report["model"]["gzip_weights_kb"] < 0.8 * report["parent_model"]["gzip_weights_kb"]
 
 
-def test_compression_report_scores_both_on_the_same_images_and_flags_a_collapse(parent, pruned, tmp_path, caplog):
+def test_compression_report_scores_both_on_the_same_images_and_flags_a_collapse(cnn_parent, pruned, tmp_path,
+                                                                                   caplog):
     import shutil
 
     from edgeface.compress.reports import compression_report
@@ -103,7 +48,7 @@ def test_compression_report_scores_both_on_the_same_images_and_flags_a_collapse(
     assert report["val_summary"]["images"] == len(Run(pruned).split("val"))
     collapsed = Run(shutil.copytree(pruned, tmp_path / "collapsed"))
     collapsed.write_metrics({**collapsed.metrics, "gender": {**collapsed.metrics["gender"], "accuracy": 0.0}})
-    assert "collapsed" in compression_report(collapsed, Run(parent), {})["warning"] and "collapsed" in caplog.text
+    assert "collapsed" in compression_report(collapsed, Run(cnn_parent), {})["warning"] and "collapsed" in caplog.text
 
 
 @pytest.mark.parametrize("backbone,kw", [("mobilenet_v2", {"alpha": 0.35}), ("resnet50", {}), ("levi_hassner", {}),
@@ -117,8 +62,8 @@ def test_structured_pruning_at_ratio_zero_is_exact(backbone, kw):
 
 
 def test_structured_pruning_removes_channels_consistently(parent):
-    run = structured_prune_run(parent, ratio=0.5, epochs=1, teacher=parent, kd_weight=0.7)
-    assert _distilled(run, parent) and run.compression["kd_weight"] == 0.7
+    run = structured_prune_run(parent, ratio=0.5, epochs=1)  # teachers: the magnitude and QAT tests (same code)
+    assert run.compression["method"] == "structured" and "teacher" not in run.compression
     model = run.load_model()
     before = Run(parent).load_model()
     assert model.count_params() < 0.75 * before.count_params() and count_macs(model) < count_macs(before)
@@ -162,113 +107,57 @@ def test_structured_options_are_validated(parent):
     assert "block_1_expand" not in counts
 
 
-def test_qat_exports_int8_without_calibration(cnn_parent, qat_resumed, tmp_path):
-    """Also the plain CNN's case of integer-only QAT: its BN sits before the ReLU so that it folds into the int8
-    convolution (after it, the converter kept 97% of the compact CNN's weight bytes float32)."""
-    run = qat_resumed[0]
-    assert run.model_path().suffix == ".h5" and run.quantization_aware
-    assert run.info["models"]["best"]["sha256"]  # the run vouches for its own HDF5 file by hash
-    run = run.path
-    # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move; its 11
-    # validation images make one borderline face that int8 flips 0.909 agreement
-    result, = export(run, ["tflite"], ["int8"], tmp_path, ExportOptions(tolerances={"mae_shift": 2.0,
-                                                                                    "agreement": 0.9}))
-    assert result.passed and result.size_bytes > 0
-    card = json.loads(result.card_path.read_text())
-    assert card["input"]["dtype"] == "int8" and card["calibration"] is None
-    assert all(out["quantization"]["scale"] > 0 for out in card["outputs"])  # an app must dequantize them
-    assert card["artifact"]["options"]["weights"]["float32_share"] == 0  # conv-BN-ReLU folds to integer-only
-    assert card["training"]["run"] == str(run) and card["training"]["parents"][0] == str(cnn_parent)
-    assert card["training"]["compression"]["method"] == "qat"  # what was done to the run, on the card
-    from ai_edge_litert.interpreter import Interpreter
-
-    outputs = Interpreter(str(result.path)).get_signature_list()["serving_default"]["outputs"]
-    assert sorted(outputs) == ["age", "gender"]  # named as the card names them, not quant_age/quant_gender
-    # `all` means what applies to it (checked on the variant list: a second conversion would take a minute)
-    assert qat_variants(export_variants("all", "all"), explicit=False) == [("tflite", "int8")]
-    with pytest.raises(EdgefaceError, match="exports as tflite int8 only, not onnx int8"):
-        export(run, ["onnx"], ["int8"], tmp_path)
-
-
-def test_qat_of_levi_hassner_exports_integer_only(tmp_path, caplog):
-    """Its BN sits before the ReLU too (the compact CNN's case is the QAT export test)."""
-    run = train(TrainConfig(data="synthetic:120", backbone="levi_hassner", input_size=32, weights="none", epochs=1,
-                            batch_size=16, runs_dir=str(tmp_path), name="levi_hassner", verbose=0))
-    # after one epoch on 120 synthetic faces the age output is noise (MAE ~20 years): allow it to move
-    result, = export(qat_run(run.path, epochs=1).path, ["tflite"], ["int8"], tmp_path / "out",
-                     ExportOptions(tolerances={"mae_shift": 2.0, "agreement": 0.9}))  # 11 images, as above
-    assert json.loads(result.card_path.read_text())["artifact"]["options"]["weights"]["float32_share"] == 0
-    assert "stayed float32" not in caplog.text
-
-
 def test_prune_preserving_qat_with_a_teacher_keeps_zeros_and_learns_soft_outputs(parent, pruned):
-    """One QAT run checks both (each costs a minute): a magnitude-pruned parent keeps its zeros, and a teacher's
-    soft outputs are learned."""
+    """One QAT run checks both: a magnitude-pruned parent keeps its zeros, and a teacher's soft outputs (here
+    another network's, the MobileNetV2 parent) are learned."""
     run = qat_run(pruned, epochs=1, teacher=parent, kd_weight=0.7, name="pruned-qatkd")
     report = run.compression
     assert report["preserve_sparsity"] is True
-    assert report["model"]["sparsity"]["per_layer"]["block_1_expand"] == pytest.approx(0.5, abs=0.02)
+    assert report["model"]["sparsity"]["per_layer"]["block3_conv"] == pytest.approx(0.5, abs=0.02)
     assert run.model_path().suffix == ".h5"  # saved as the quantized student, not the distillation wrapper
-    assert _distilled(run, parent) and report["method"] == "qat" and report["kd_weight"] == 0.7
-
-
-def test_qat_refuses_what_tfmot_cannot_rebuild(parent):
-    from edgeface.compress.qat import quantize_for_training
-    with pytest.raises(EdgefaceError, match="cannot make this network quantization-aware.*post-training int8"):
-        quantize_for_training(create_model(backbone="mobilenet_v3_small", input_size=32, weights="none"))
-    result = CliRunner().invoke(main, ["qat", str(parent), "--kd-weight", "0.3"])
-    assert result.exit_code == 2 and "apply with --teacher" in result.output
+    assert distilled(run, parent) and report["method"] == "qat" and report["kd_weight"] == 0.7
 
 
 def test_cli_prune_flags(parent):
     result = CliRunner().invoke(main, ["prune", str(parent), "--method", "magnitude", "--ratio", "0.3"])
-    assert result.exit_code == 2 and "apply to --method structured" in result.output
+    assert result.exit_code == 2 and "ratio: not an option of magnitude pruning" in result.output
     result = CliRunner().invoke(main, ["prune", "/no/run"])
     assert result.exit_code == 2 and "not an edgeface run folder" in result.output
     result = CliRunner().invoke(main, ["prune", str(parent), "--method", "structured", "--temperature", "3"])
     assert result.exit_code == 2 and "apply with --teacher" in result.output
 
 
-def test_distillation_trains_a_student_from_a_teacher(parent):
+def test_distillation_trains_a_student_from_a_teacher(cnn_parent):
     from edgeface.compress import distill_run
-    run = distill_run(parent, backbone="compact_cnn", input_size=48, weights="none", epochs=1, temperature=3.0,
-                      age_head="regression")  # the parent has the default distribution head
+    run = distill_run(cnn_parent, backbone="compact_cnn", input_size=48, weights="none", epochs=1, temperature=3.0,
+                      age_head="regression")  # the compact CNN parent: the default distribution head
     model, spec = run.load_model(), run.spec
     assert spec.backbone == "compact_cnn" and model.input_shape == (None, 48, 48, 3)
     assert spec.age_head == "regression" and model(np.zeros((2, 48, 48, 3), np.float32))["age"].shape == (2, 1)
     assert not any(l.name == "distiller" for l in model.layers)
     config = run.config
-    assert config.compression["method"] == "distillation" and config.parents[0] == str(parent)
+    assert config.compression["method"] == "distillation" and config.parents[0] == str(cnn_parent)
     history = run.history_file.read_text().splitlines()
     assert "distill_soft_loss" in history[0] and len(history) == 2
     summary = run.compression["val_summary"]  # the teacher scored on the student's own validation images
     assert summary["images"] == len(run.split("val")) and summary["teacher"].startswith("gender acc")
 
 
-def test_an_interrupted_distillation_resumes_from_its_folder(parent, tmp_path, monkeypatch):
+def test_an_interrupted_distillation_resumes_from_its_folder(cnn_parent, tmp_path, monkeypatch):
     """Killed after its first epoch's checkpoint, a distillation continues with `train --resume`: the method and
     teacher are rebuilt from the run's config, nothing re-stated."""
     from edgeface.compress import distill_run
 
-    _interrupted(monkeypatch, lambda: distill_run(parent, backbone="compact_cnn", input_size=40, weights="none",
-                                                  epochs=2, age_head="regression", name="student",
-                                                  runs_dir=str(tmp_path)))
+    interrupted(monkeypatch, lambda: distill_run(cnn_parent, backbone="compact_cnn", input_size=40, weights="none",
+                                                      epochs=2, age_head="regression", name="student",
+                                                      runs_dir=str(tmp_path)))
     run = Run(tmp_path / "student")
     assert run.state["epochs_done"] == 1 and run.metrics is None and run.compression is None
-    assert "resumed phase 0 at epoch 1" in _resume(run.path).output
+    assert "resumed phase 0 at epoch 1" in resume(run.path).output
     rows = run.history_file.read_text().splitlines()
     assert len(rows) == 3 and "distill_soft_loss" in rows[0]  # the teacher came back with the method
     assert run.state["epochs_done"] == 2 and run.metrics["split"] == "val"
-    assert run.compression["teacher"] == str(parent)
-
-
-def test_an_interrupted_qat_with_a_teacher_resumes(parent, qat_resumed):
-    run, killed, output = qat_resumed
-    assert killed == 1 and "resumed phase 0 at epoch 1" in output
-    rows = run.history_file.read_text().splitlines()
-    assert len(rows) == 3 and "distill_soft_loss" in rows[0]
-    assert run.quantization_aware and run.compression["teacher"] == str(parent)
-    assert "layers_left_float" in run.compression and run.metrics["split"] == "val"
+    assert run.compression["teacher"] == str(cnn_parent)
 
 
 def test_an_ensemble_of_teachers_distils_their_averaged_outputs(parent, tmp_path):
@@ -320,30 +209,3 @@ def test_student_age_head_may_switch_between_numeric_heads_only():
     assert spread.shape == (1, 101) and float(expected_age(spread)[0, 0]) == pytest.approx(42.0, abs=1e-3)
     with pytest.raises(EdgefaceError, match="cannot distill a groups age head into a regression one"):
         check_distillable("groups", "regression")
-
-
-def test_qat_ranges_start_from_the_float_model():
-    """Without calibration tfmot clips activations to [-6, 6]: a 0-100 year age head would be ruined."""
-    from edgeface.compress.qat import calibrate_ranges, quantize_for_training
-    model = create_model(backbone="compact_cnn", input_size=32, weights="none", age_head="regression", age_init=40.0)
-    qat, _ = quantize_for_training(model)
-    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
-    assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) > 20
-    assert calibrate_ranges(qat, model, x) > 0
-    assert float(np.abs(qat(x)["age"] - model(x)["age"]).max()) < 1.0
-
-
-def test_qat_quantizes_depthwise_kernels_per_channel():
-    """tfmot alone gives a depthwise kernel one range for all channels: one large channel erases the rest."""
-    import tf_keras as keras
-    from edgeface.compress.qat import quantize_for_training
-    from edgeface.models.quantizers import DepthwiseWeightsQuantizer
-    model = create_model(backbone="mobilenet_v1", alpha=0.25, input_size=32, weights="none")
-    qat, _ = quantize_for_training(model)
-    ranges = {v.name: v.shape for v in qat.weights if v.name.endswith("depthwise_kernel_min:0")}
-    assert ranges["quant_conv_dw_1/depthwise_kernel_min:0"] == (model.get_layer("conv_dw_1").depthwise_kernel.shape[2],)
-    kernel = np.random.default_rng(0).uniform(-0.3, 0.3, (3, 3, 8, 1)).astype("float32")
-    kernel[..., 0, :] *= 200  # one channel reaching ~60, as in a trained MobileNet v1
-    quantizer = DepthwiseWeightsQuantizer()
-    fake = quantizer(kernel, True, quantizer.build(kernel.shape, "k", keras.layers.Layer()))
-    assert np.abs(fake.numpy() - kernel)[..., 1:, :].max() < 0.3 / 127 * 0.51  # small channels keep their own step

@@ -41,7 +41,7 @@ def main() -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     from edgeface.benchmark import host
-    from edgeface.benchmark.peers import load_peer
+    from edgeface.peers import load_peer
     from edgeface.compress.stats import count_macs
     from edgeface.data.images import load_images, normalize
     from edgeface.export.tflite import convert
@@ -73,7 +73,7 @@ def main() -> None:
                      "parameters": slim.count_params(), "tflite_bytes": len(blob)})
         timers.append(interpreter.invoke)
     peer = load_peer(Path(args.peer), threads=1)
-    x = peer.prepare(np.zeros((1, 128, 128, 3), np.uint8))
+    x = peer.preprocess(np.zeros((1, 128, 128, 3), np.uint8))
     timers.append(lambda: peer.infer(x))
     times = [[] for _ in timers]
     for round_ in range(20 + args.runs):

@@ -2,7 +2,8 @@
 
 Rows never abort the run: each gets a status (ok / export failed / validation failed) with its error. Accuracy
 is scored in this process; latency and peak memory in a fresh process per row (fixed threads, warm-up,
-preprocessed input in memory), or on an Android device over adb for TFLite rows.
+preprocessed input in memory), or on an Android device over adb for TFLite rows. Every row's model is a
+BasePredictor (ours, a peer, an ensemble) opened by `open_model`, in this process and in the probe alike.
 
 A facade: `rows` (the Row schema and Settings), `sources` (what is measured, the images), `measure` (one row:
 make, size, score, first timing; paired deltas), `timing` (probe rounds, thread sweep, host), `pipeline`

@@ -1,4 +1,4 @@
-"""One row measured: the candidate made (exported or opened), sized, scored on the shared images and timed once;
+"""One row measured: the model made (exported or opened), sized, scored on the shared images and timed once;
 the paired comparison of every scored row with the reference."""
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import gzip
 import io
 from pathlib import Path
 
-import numpy as np
-
 from edgeface.benchmark.rows import Row, Settings, one_line
 from edgeface.benchmark.sources import Images
 from edgeface.benchmark.timing import round_sizes, set_timing, time_on_host
+from edgeface.card import failed_parity
 from edgeface.runtime.decode import male_decisions
+
 
 def gzip_size(files) -> int:
     total = 0
@@ -24,21 +24,19 @@ def gzip_size(files) -> int:
     return total
 
 
-def _score(row: Row, candidate, images: Images) -> dict:
+def _score(row: Row, model, images: Images) -> dict:
     """Fills the row's accuracy; returns its per-image outcomes for the paired comparison."""
     from edgeface.eval.metrics import gender_metrics
-    from edgeface.stats import per_image
+    from edgeface.stats import per_image, summarize
 
-    pred = candidate.predict(images.at(candidate.load_size))
+    pred = model.predict(images.at(model.input_size))
+    outcome = per_image(pred, images.gender, images.age)
+    summary = summarize(outcome)
+    row.gender_acc, row.age_mae = summary["gender_accuracy"], summary["age_mae"]
     if "prob_male" in pred:
         known = images.gender >= 0
-        g = gender_metrics(images.gender[known], male_decisions(pred)[known])
-        row.gender_acc, row.balanced_acc = g["accuracy"], g["balanced_accuracy"]
-    if "age_years" in pred:
-        known = ~np.isnan(images.age)
-        if known.any():
-            row.age_mae = float(np.abs(pred["age_years"][known] - images.age[known]).mean())
-    return per_image(pred, images.gender, images.age)
+        row.balanced_acc = gender_metrics(images.gender[known], male_decisions(pred)[known])["balanced_accuracy"]
+    return outcome
 
 
 def paired(rows, outcomes: dict, reference) -> None:
@@ -60,10 +58,10 @@ def paired(rows, outcomes: dict, reference) -> None:
             r.age_mae_delta, r.age_mae_delta_low, r.age_mae_delta_high = a["delta"], a["low"], a["high"]
 
 
-def _accelerators(candidate) -> str:
+def _accelerators(card: dict | None) -> str:
     """What the artifact's card says accelerators would run: the GPU delegate for TFLite (TensorFlow's analyzer),
     NNAPI and CoreML for ONNX (ONNX Runtime's mobile usability checker)."""
-    options = (getattr(getattr(candidate, "predictor", None), "card", None) or {}).get("artifact", {}).get("options", {})
+    options = (card or {}).get("artifact", {}).get("options", {})
     gpu, eps = options.get("gpu_delegate"), options.get("mobile_eps")
     if gpu:
         return "GPU: all ops" if gpu["compatible"] else f"GPU: {len(gpu['cpu_fallback_ops'])} op(s) on CPU"
@@ -73,33 +71,33 @@ def _accelerators(candidate) -> str:
 
 
 def measure(row: Row, make, exports: bool, images: Images, s: Settings, device):
-    """The measured row, its per-image outcomes (None when it was not scored), and the candidate with its first
-    timing round when it is timed on this host (None otherwise: later rounds time it again). `exports`: making
-    the candidate runs an export, so failing there is 'export failed'."""
+    """The measured row, its per-image outcomes (None when it was not scored), and the model with its first
+    timing round when it is timed on this host (None otherwise: later rounds time it again). `make` opens the
+    model (any BasePredictor); `exports`: making it runs an export, so failing there is 'export failed'."""
     outcome = None
     try:
-        candidate = make()
+        model = make()
     except Exception as err:
         return dataclasses.replace(row, status="export failed" if exports else "validation failed",
                                    error=one_line(err)), None, None
-    if row.format == "?":  # given directly (artifact or peer): the candidate knows what it is
-        row.model, row.format, row.precision = candidate.name, candidate.format, candidate.precision
+    if row.format == "?":  # given directly (artifact, peer, ensemble): the model knows what it is
+        row.model, row.format, row.precision = model.name, model.format, model.precision
     try:
-        files = candidate.files()
-        row.path = str(getattr(candidate, "path", getattr(candidate, "folder", "")))
-        row.accelerators = _accelerators(candidate)
-        row.size_kb = candidate.size_bytes() / 1000
-        row.gzip_kb = gzip_size(files) / 1000
-        outcome = _score(row, candidate, images)
+        row.path = str(model.path)
+        row.accelerators = _accelerators(model.card)
+        row.size_kb = model.size_bytes() / 1000
+        row.gzip_kb = gzip_size(model.files()) / 1000
+        outcome = _score(row, model, images)
         timed = None
-        if device is not None and candidate.format == "tflite":
-            set_timing(row, [device.benchmark(Path(candidate.path), s.threads, s.runs, s.warmup)], s)
+        if device is not None and model.format == "tflite":
+            set_timing(row, [device.benchmark(Path(model.path), s.threads, s.runs, s.warmup)], s)
             row.where = f"adb:{device.serial}"
         else:
-            timed = (candidate, [time_on_host(candidate, images, s, round_sizes(s)[0])])
+            timed = (model, [time_on_host(model, images, s, round_sizes(s)[0])])
             set_timing(row, timed[1], s)
-        if getattr(candidate, "parity_error", None):  # exported, measured, but it does not match Keras
-            row.status, row.error = "validation failed", candidate.parity_error
+        failed = failed_parity(model.card)
+        if failed:  # exported, measured, but it does not match Keras
+            row.status, row.error = "validation failed", f"its model card records a failed parity check ({failed})"
     except Exception as err:  # a broken artifact is a failed row, never a crashed benchmark
         row.status, row.error, timed = "validation failed", one_line(err), None
     return row, outcome, timed

@@ -7,8 +7,9 @@ import numpy as np
 
 from edgeface.benchmark.report import format_row
 from edgeface.benchmark.rows import Row, Settings, one_line
+from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
-from edgeface.runtime.decode import male_decisions
+from edgeface.stats import per_image, summarize
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,10 @@ def pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
     one at a time (a folder of large photos never sits in memory at once); each one left out is named."""
     import time
 
-    from edgeface.benchmark.candidates import EdgefaceCandidate
     from edgeface.data import load_data
     from edgeface.data.images import square_resize
     from edgeface.detect import DETECTORS, detect_faces, model_path, read_photo
+    from edgeface.predictor import load
 
     if reference is None:
         log.warning("--photos: no ok row of ours to run behind the detectors")
@@ -30,10 +31,10 @@ def pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
     bundle = load_data(s.photos, verbose=False, check=False)  # read_photo checks each photo as it streams
     records = [r for name in bundle.splits for r in bundle[name]]
     dropped = [f"{path} ({why})" for path, why in bundle.skipped]
-    predictor = EdgefaceCandidate(reference.path, s.threads).predictor
+    predictor = load(reference.path, s.threads)
     log.info(f"pipeline: {', '.join(DETECTORS)} + {reference.model} {reference.format} {reference.precision} on "
              f"{len(records)} photos ...")
-    stats = {d: {"times": [], "right": 0, "errors": [], "found": 0, "failed": None} for d in DETECTORS}
+    stats = {d: {"times": [], "preds": [], "failed": None} for d in DETECTORS}
     used = []
     for record in records:
         try:
@@ -55,28 +56,31 @@ def pipeline_rows(reference: Row | None, s: Settings) -> list[Row]:
             except Exception as err:  # a failing pipeline is a failed row, never a crashed benchmark
                 st["failed"] = one_line(err)
                 continue
-            if pred is None:
-                continue
-            st["found"] += 1
-            if "prob_male" in pred and record.gender is not None:
-                st["right"] += int(male_decisions(pred)[0] == record.gender)
-            if "age_years" in pred and record.age is not None:
-                st["errors"].append(abs(float(pred["age_years"][0]) - record.age))
+            st["preds"].append(pred)
     if dropped:
         log.warning(f"--photos: {len(dropped)} of {len(records) + len(bundle.skipped)} photos left out: "
                     + "; ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else ""))
     rows = []
-    labelled = sum(r.gender is not None for r in used)
+    gender, age = label_arrays(used)
     for detector, st in stats.items():
         row = Row(f"pipeline: {detector} + {reference.model}", reference.format, reference.precision,
                   path=reference.path, threads=s.threads, batch=1, runs=len(used))
         if st["failed"] or not used:
             row.status, row.error = "validation failed", st["failed"] or "no readable photo"
         else:
-            times = st["times"]
-            row.detection_rate = st["found"] / len(used)
-            row.gender_acc = st["right"] / labelled if labelled else None
-            row.age_mae = float(np.mean(st["errors"])) if st["errors"] else None
+            times, found = st["times"], np.array([p is not None for p in st["preds"]])
+            row.detection_rate = float(found.mean())
+            # scored like every row (stats.per_image); a missed face: gender wrong, age not scored
+            outcome = {"gender_correct": np.where((gender >= 0) & ("gender" in predictor.decodings), 0.0, np.nan),
+                       "age_error": np.full(len(used), np.nan)}
+            if found.any():
+                hits = [p for p in st["preds"] if p is not None]
+                scored = per_image({k: np.concatenate([p[k] for p in hits]) for k in hits[0]}, gender[found],
+                                   age[found])
+                for key, values in outcome.items():
+                    values[found] = scored[key]
+            summary = summarize(outcome)
+            row.gender_acc, row.age_mae = summary["gender_accuracy"], summary["age_mae"]
             row.latency_mean_ms = float(np.mean(times))
             row.latency_p50_ms, row.latency_p90_ms = (float(v) for v in np.percentile(times, [50, 90]))
             row.throughput_ips = 1000 / row.latency_mean_ms

@@ -1,6 +1,6 @@
 """Latency probe, run in its own process per row so thread settings and peak memory belong to that row alone.
 
-python -m edgeface.benchmark.probe DESCRIPTOR_JSON INPUT_NPY --threads N --warmup W --runs R
+python -m edgeface.benchmark.probe SOURCE INPUT_NPY --threads N --warmup W --runs R   (SOURCE: what open_model takes)
 prints one JSON line: latency mean/p50/p90 and every timed run in ms; cold start (open + verify + allocate + first
 inference, ms) and the resident memory that added (the model's weights, the runtime's tensor arena and the card
 checks; the runtimes' libraries are imported before); the probe's peak resident memory (Python and TensorFlow
@@ -15,15 +15,15 @@ import resource
 import time
 
 
-def measure(candidate, images, warmup: int, runs: int) -> dict:
-    """Times `infer` on already prepared input held in memory (preprocessing is not timed)."""
-    x = candidate.prepare(images)
+def measure(model, images, warmup: int, runs: int) -> dict:
+    """Times `infer` on already preprocessed input held in memory (preprocessing and decoding are not timed)."""
+    x = model.preprocess(images)
     for _ in range(warmup):
-        candidate.infer(x)
+        model.infer(x)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        candidate.infer(x)
+        model.infer(x)
         times.append((time.perf_counter() - start) * 1000)
     return {**summarize_times(times), "warmup": warmup, "times_ms": [round(t, 4) for t in times]}
 
@@ -57,24 +57,9 @@ def resident_mb() -> float:
     return float("nan")
 
 
-def make_candidate(descriptor: dict, threads: int | None = None):
-    """Rebuilds, in this process, the candidate the benchmark described."""
-    from pathlib import Path
-
-    from edgeface.benchmark.candidates import EdgefaceCandidate
-    from edgeface.benchmark.peers import load_peer
-    from edgeface.errors import EdgefaceError
-
-    if descriptor["kind"] == "edgeface":
-        return EdgefaceCandidate(descriptor["path"], threads)
-    if descriptor["kind"] == "peer":
-        return load_peer(Path(descriptor["path"]), threads)
-    raise EdgefaceError(f"unknown candidate kind {descriptor['kind']!r}")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("descriptor")
+    parser.add_argument("source")
     parser.add_argument("images")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
@@ -93,10 +78,12 @@ def main(argv=None) -> None:
 
     images = np.load(args.images)
     before, start = resident_mb(), time.perf_counter()
-    candidate = make_candidate(json.loads(args.descriptor), args.threads)
-    candidate.infer(candidate.prepare(images))  # cold start: open, verify, allocate, first inference
+    from edgeface.any_model import open_model
+
+    model = open_model(args.source, args.threads)
+    model.infer(model.preprocess(images))  # cold start: open, verify, allocate, first inference
     load_ms, model_mb = (time.perf_counter() - start) * 1000, resident_mb() - before
-    result = measure(candidate, images, args.warmup, args.runs)
+    result = measure(model, images, args.warmup, args.runs)
     result.update(peak_memory_mb=peak_memory_mb(), load_ms=load_ms, model_memory_mb=model_mb)
     print("PROBE " + json.dumps(result), flush=True)
 

@@ -13,23 +13,27 @@ from edgeface.run import Run
 def row_sources(sources, s: Settings, workdir: Path):
     """(Row, factory, exports) triples: per run its Keras model then every export variant (exported once per run,
     so the fp32 ONNX model is converted once for all its derivatives); artifacts as given; peers."""
-    from edgeface.benchmark.candidates import EdgefaceCandidate
-    from edgeface.benchmark.peers import find_peers, load_peer
+    from edgeface.any_model import open_model
+    from edgeface.ensemble import PREFIX
     from edgeface.export import export_variants
+    from edgeface.peers import find_peers, is_peer
     from edgeface.runtime.formats import qat_variants
     from edgeface.runtime.tensorrt import cuda_available
 
     gpu = cuda_available()[0]
     for source in sources:
         path = Path(source)
+        if str(source).startswith(PREFIX) or is_peer(path):  # the model knows its name, format and precision
+            yield Row(str(source), "?", "?"), lambda x=source: open_model(x, s.threads), False
+            continue
         if not path.exists():
             yield Row(str(source), "?", "?"), lambda p=path: _raise(EdgefaceError(f"{p}: no such run or artifact")), \
                 False
             continue
         if not Run.is_run(path):
-            yield Row(path.name, "?", "?"), lambda p=path: EdgefaceCandidate(p, s.threads), False
+            yield Row(path.name, "?", "?"), lambda p=path: open_model(p, s.threads), False
             continue
-        yield Row(path.name, "keras", "fp32"), lambda p=path: EdgefaceCandidate(p, s.threads), False
+        yield Row(path.name, "keras", "fp32"), lambda p=path: open_model(p, s.threads), False
         variants = export_variants(s.formats, s.precisions, gpu)
         try:
             if Run.open(path).quantization_aware:  # the benchmark takes what applies, the rest stays as asked
@@ -43,12 +47,12 @@ def row_sources(sources, s: Settings, workdir: Path):
                 result = exported()[key]
                 if result.error:
                     raise EdgefaceError(result.error)
-                return EdgefaceCandidate(result.path, s.threads)
+                return open_model(result.path, s.threads)
 
             yield Row(path.name, fmt, precision), make, True
     if s.peers_dir:
         for folder in find_peers(Path(s.peers_dir)):
-            yield Row(f"peer:{folder.name}", "?", "fp32"), lambda f=folder: load_peer(f, s.threads), False
+            yield Row(f"peer:{folder.name}", "?", "fp32"), lambda f=folder: open_model(f, s.threads), False
 
 
 def _raise(err: Exception):

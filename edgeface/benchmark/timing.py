@@ -26,13 +26,13 @@ def round_sizes(s: Settings) -> list[int]:
     return [s.runs // count + (i < s.runs % count) for i in range(count)]
 
 
-def time_on_host(candidate, images: Images, s: Settings, runs: int) -> dict:
+def time_on_host(model, images: Images, s: Settings, runs: int) -> dict:
     """One round of timing in a fresh process (its own thread settings and peak memory)."""
-    batch = images.at(candidate.load_size)
+    batch = images.at(model.input_size)
     batch = np.resize(batch, (s.batch,) + batch.shape[1:]) if len(batch) < s.batch else batch[:s.batch]
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "x.npy", batch)
-        cmd = [sys.executable, "-m", "edgeface.benchmark.probe", json.dumps(candidate.descriptor()),
+        cmd = [sys.executable, "-m", "edgeface.benchmark.probe", model.source,
                str(Path(tmp) / "x.npy"), "--threads", str(s.threads), "--warmup", str(s.warmup),
                "--runs", str(runs)]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
@@ -64,9 +64,9 @@ def later_rounds(timed: list, images: Images, s: Settings) -> None:
     runs = round_sizes(s)
     for number in range(2, len(runs) + 1):
         log.info(f"timing round {number}/{len(runs)}")
-        for row, (candidate, rounds) in timed:
+        for row, (model, rounds) in timed:
             try:
-                rounds.append(time_on_host(candidate, images, s, runs[number - 1]))
+                rounds.append(time_on_host(model, images, s, runs[number - 1]))
             except Exception as err:
                 row.status, row.error = "validation failed", f"timing round {number}: {one_line(err)}"
                 continue
@@ -80,10 +80,10 @@ def thread_rows(timed: list, images: Images, s: Settings) -> list[Row]:
     for threads in s.thread_sweep:
         swept = s.replace(threads=threads)
         log.info(f"thread sweep: {threads} thread(s)")
-        for row, (candidate, _) in timed:
+        for row, (model, _) in timed:
             clone = dataclasses.replace(row, threads=threads, latency_ratio=None)
             try:
-                rounds = [time_on_host(candidate, images, swept, runs) for runs in round_sizes(swept)]
+                rounds = [time_on_host(model, images, swept, runs) for runs in round_sizes(swept)]
             except Exception as err:
                 clone.status, clone.error = "validation failed", f"{threads} threads: {one_line(err)}"
                 out.append(clone)

@@ -6,12 +6,12 @@ from pathlib import Path
 from edgeface.errors import EdgefaceError
 from edgeface.models.age_heads import check_distillable
 from edgeface.run import Run
+from edgeface.run.compression import Distillation, settings
 from edgeface.run.train_config import TrainConfig
 
-def open_teachers(runs, temperature: float, kd_weight: float) -> list[Run]:
-    """The teacher runs, after checking the distillation settings. `runs` is one run or several (an ensemble)."""
-    if not 0 <= kd_weight <= 1 or temperature <= 0:
-        raise EdgefaceError("--kd-weight must be in [0, 1] and --temperature positive")
+
+def open_teachers(runs) -> list[Run]:
+    """The teacher runs: `runs` is one run or several (an ensemble)."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     if not runs:
         raise EdgefaceError("distillation needs at least one teacher run")
@@ -22,12 +22,16 @@ def _teacher_record(teachers: list[Run]) -> str | list:
     return str(teachers[0].path) if len(teachers) == 1 else [str(t.path) for t in teachers]
 
 
-def distillation_record(teacher, temperature: float, kd_weight: float) -> dict:
-    """The compression record's teacher fields: empty without a teacher, so the method trains on labels alone."""
+def distillation_record(teacher, temperature: float | None = None, kd_weight: float | None = None) -> dict:
+    """The compression record's teacher fields: empty without a teacher, so the method trains on labels alone (the
+    softening settings mean nothing then); None takes the default of edgeface.run.compression.Distillation."""
     if not teacher:
+        if temperature is not None or kd_weight is not None:
+            raise EdgefaceError("temperature and kd_weight apply with --teacher (they soften a teacher's outputs)")
         return {}
-    teachers = open_teachers(teacher, temperature, kd_weight)
-    return {"teacher": _teacher_record(teachers), "temperature": temperature, "kd_weight": kd_weight}
+    o = settings(Distillation, temperature=temperature, kd_weight=kd_weight)
+    return {"teacher": _teacher_record(open_teachers(teacher)), "temperature": o.temperature,
+            "kd_weight": o.kd_weight}
 
 
 def recorded_teachers(compression: dict) -> list[Run]:

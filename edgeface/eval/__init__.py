@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.any_model import open_model
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
-from edgeface.stats import per_image, stored_outcomes
-from edgeface.labels import age_band_label
-from edgeface.predictor import Predictor, load
+from edgeface.labels import age_band_label, age_to_group
+from edgeface.predictor import BasePredictor
 from edgeface.run import Run
 from edgeface.runtime import male_decisions
+from edgeface.stats import per_image, stored_outcomes
 from edgeface.utils import write_json
 from edgeface.version import __version__
 
@@ -23,11 +24,11 @@ __all__ = ["evaluate", "evaluate_records", "write_report", "predict", "format_re
 log = logging.getLogger(__name__)
 
 
-def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict:
-    """Scores one verified model (any runtime) on labelled records."""
+def evaluate_records(predictor: BasePredictor, records, split: str = "test") -> dict:
+    """Scores one model (ours in any runtime, a peer, an ensemble) on labelled records."""
     if not records:
         raise EdgefaceError(f"no images in the {split} split to evaluate")
-    spec = predictor.spec
+    numeric_age = predictor.numeric_age
     pred = predictor.predict_records(records, progress=f"scoring {len(records)} images")
     report = {"split": split, "n": len(records), "edgeface_version": __version__}
     true_gender, true_years = label_arrays(records)
@@ -46,9 +47,10 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
     if "age_years" in pred:
         true_group = np.array([-1 if r.age_group is None else r.age_group for r in records])
         known = true_group >= 0
-        numeric = spec.numeric_age and not np.isnan(true_years[known]).any()
-        report["age"] = age_metrics(true_years[known], pred["age_years"][known], true_group[known],
-                                    pred["age_group"][known], numeric)
+        numeric = numeric_age and not np.isnan(true_years[known]).any()
+        groups = pred["age_group"] if "age_group" in pred else age_to_group(pred["age_years"])  # peers: years only
+        report["age"] = age_metrics(true_years[known], pred["age_years"][known], true_group[known], groups[known],
+                                    numeric)
         age_parts = (true_years, pred["age_years"])
         if "mae" in report["age"]:
             summary.append(f"age MAE {report['age']['mae']:.2f}")
@@ -57,30 +59,21 @@ def evaluate_records(predictor: Predictor, records, split: str = "test") -> dict
                            f"(1-off {100 * report['age']['group_one_off_accuracy']:.1f}%)")
     gender_arg = true_gender if "prob_male" in pred else None
     male = male_decisions(pred) if "prob_male" in pred else None
-    report["by_age_band"] = breakdown(bands, gender_arg, male, age_parts, spec.numeric_age)
+    report["by_age_band"] = breakdown(bands, gender_arg, male, age_parts, numeric_age)
     if any(races):
-        report["by_race"] = breakdown(races, gender_arg, male, age_parts, spec.numeric_age)
+        report["by_race"] = breakdown(races, gender_arg, male, age_parts, numeric_age)
     sources = [r.source for r in records]
     if len(set(sources)) > 1:  # a mixture's split: each source apart (a source labels only some tasks)
-        report["by_source"] = breakdown(sources, gender_arg, male, age_parts, spec.numeric_age)
+        report["by_source"] = breakdown(sources, gender_arg, male, age_parts, numeric_age)
     report["summary"] = ", ".join(summary)
     report["per_image"] = stored_outcomes(records, per_image(pred, true_gender, true_years))
     return report
 
 
-def source_run(predictor: Predictor) -> Run | None:
-    """The run a model came from, when its folder is on this machine."""
-    if predictor.run is not None:
-        return predictor.run
-    if predictor.card is not None and Run.is_run(predictor.card["training"]["run"]):
-        return Run.open(predictor.card["training"]["run"])
-    return None
-
-
-def scoring_records(predictor: Predictor, data: str | None, split: str, *, limit: int | None = None,
+def scoring_records(predictor, data: str | None, split: str, *, limit: int | None = None,
                     seed: int = 0, fold: int | None = None, allow_outside_root: bool = False) -> tuple[list, dict]:
     """The records to score a model on and where they came from (records_to_score with the model's run)."""
-    return records_to_score(source_run(predictor), data, split, limit=limit, seed=seed, fold=fold,
+    return records_to_score(predictor.training_run(), data, split, limit=limit, seed=seed, fold=fold,
                             allow_outside_root=allow_outside_root,
                             no_run=f"{predictor.path}: its run folder is not on this machine")
 
@@ -115,25 +108,30 @@ def records_to_score(run: Run | None, data: str | None, split: str, *, limit: in
 
 def evaluate(model_path, data: str | None = None, split: str = "test", *, limit: int | None = None, seed: int = 0,
              fold: int | None = None, trust_hdf5: bool = False, allow_outside_root: bool = False) -> dict:
-    """Evaluates a run folder, .keras file or exported artifact, by default on the split its run recorded;
-    returns the report (`write_report` saves it)."""
-    predictor = load(model_path, trust_hdf5=trust_hdf5)
+    """Evaluates a run folder, .keras file or exported artifact (by default on the split its run recorded), or a
+    peer's folder or an ensemble (`ensemble:A,B`); returns the report (`write_report` saves it)."""
+    predictor = open_model(model_path, trust_hdf5=trust_hdf5)
     records, source = scoring_records(predictor, data, split, limit=limit, seed=seed, fold=fold,
                                       allow_outside_root=allow_outside_root)
     report = evaluate_records(predictor, records, split)
-    spec = predictor.spec
     report.update(model=str(model_path), format=predictor.format, precision=predictor.precision,
-                  backbone=spec.backbone, input_size=spec.input_size, alpha=spec.alpha,
-                  parameters=predictor.parameters, **source, date=datetime.date.today().isoformat())
+                  input_size=predictor.input_size)
+    spec = getattr(predictor, "spec", None)
+    if spec is not None:
+        report.update(backbone=spec.backbone, alpha=spec.alpha, parameters=predictor.parameters)
+    report.update(**source, date=datetime.date.today().isoformat())
     return report
 
 
 def write_report(report: dict, output: str | None = None) -> Path:
-    """Saves an eval report: to `output`, or beside the model (a run's own reports go into its folder)."""
+    """Saves an eval report: to `output`, or beside the model (a run's own reports go into its folder; an
+    ensemble's in the working folder)."""
     name = report["data"].partition(":")[0]
     path = Path(report["model"])
     if output:
         out = Path(output)
+    elif report["format"] == "ensemble":
+        out = Path.cwd() / f"ensemble.eval-{name}-{report['split']}.json"
     elif report["format"] == "keras" and Run.is_run(path if path.is_dir() else path.parent):
         out = Run(path if path.is_dir() else path.parent).eval_report_path(name, report["split"])
     else:

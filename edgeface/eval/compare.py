@@ -1,9 +1,9 @@
 """`edgeface compare A B [C ...]`: models (runs, .keras files, artifacts) scored on the same images, each
 against the first with paired intervals, so a user sees which differences are real and which are noise. An eval
 report (`edgeface eval --output X.json`) stands for its model: it keeps per-image outcomes, so a model whose files
-are gone can still be paired, on exactly the images it was scored on (checked by their digest). `ensemble:A,B`
-scores several models as one, their outputs averaged the way `edgeface distill A B` averages its teachers, so an
-ensemble of teachers is chosen on validation like any single model."""
+are gone can still be paired, on exactly the images it was scored on (checked by their digest). Models open through
+`open_model`: `ensemble:A,B` scores several as one (edgeface.ensemble), a peer's folder scores another project's
+model."""
 from __future__ import annotations
 
 import datetime
@@ -14,41 +14,12 @@ import numpy as np
 from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.labels import age_band_label
-from edgeface.predictor import load
+from edgeface.any_model import open_model
 from edgeface.stats import (CONFIDENCE, RESAMPLES, contents_digest, images_digest, interval_entry_text,
                             outcomes_from_store, paired_deltas, per_image, summarize)
 from edgeface.version import __version__
 
 log = logging.getLogger(__name__)
-
-ENSEMBLE = "ensemble:"
-
-
-class Ensemble:
-    """Models scored as one: probability male and age in years averaged over the members (a regression student
-    distils the same average: the teachers' expected ages)."""
-    format, card = "ensemble", None
-
-    def __init__(self, spec: str, trust_hdf5: bool = False):
-        paths = [p for p in spec[len(ENSEMBLE):].split(",") if p]
-        if len(paths) < 2:
-            raise EdgefaceError(f"{spec}: an ensemble names two or more models, comma-separated "
-                                "(ensemble:runs/a,runs/b)")
-        from edgeface.eval import source_run
-
-        self.members = [load(p, trust_hdf5=trust_hdf5) for p in paths]
-        self.path, self.run = spec, source_run(self.members[0])
-        self.precision = "+".join(m.precision for m in self.members)
-
-    def predict_records(self, records, progress: str | None = None) -> dict:
-        outputs = [m.predict_records(records, progress=progress) for m in self.members]
-        shared = set.intersection(*(set(o) for o in outputs)) & {"prob_male", "age_years"}
-        return {key: np.mean([o[key] for o in outputs], axis=0) for key in shared}
-
-
-def _open(model, trust_hdf5: bool):
-    return Ensemble(str(model), trust_hdf5) if str(model).startswith(ENSEMBLE) else load(model, trust_hdf5=trust_hdf5)
-
 
 # what `compare --by` groups the images by
 GROUPS = {"age_band": lambda r: None if r.age_group is None else age_band_label(r.age_group),
@@ -63,12 +34,12 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
     bootstrap interval; with `by` (GROUPS: age band, race, source) the same within each group too."""
     if by is not None and by not in GROUPS:
         raise EdgefaceError(f"--by {by}: choose one of {', '.join(GROUPS)}")
-    from edgeface.eval import scoring_records, source_run
+    from edgeface.eval import scoring_records
 
     if len(models) < 2:
         raise EdgefaceError("compare needs at least two models: the reference first, then the candidates")
     reports = {i: _stored_report(m) for i, m in enumerate(models) if str(m).endswith(".json")}
-    predictors = {i: _open(m, trust_hdf5) for i, m in enumerate(models) if i not in reports}
+    predictors = {i: open_model(m, trust_hdf5=trust_hdf5) for i, m in enumerate(models) if i not in reports}
     if not predictors:
         raise EdgefaceError("compare needs at least one model to score (eval reports only pair with scored images)")
     first = min(predictors)
@@ -81,7 +52,7 @@ def compare(models, data: str | None = None, split: str = "test", *, limit: int 
         raise EdgefaceError(f"no images in the {split} split to compare on")
     for index, predictor in predictors.items():
         for member in getattr(predictor, "members", [predictor]):
-            run = source_run(member)
+            run = member.training_run()
             if index and run is not None and not run.records_all(split, [r.path for r in records]):
                 log.warning(f"{models[index]}: some of these images are outside the {split} split its run "
                             f"{run.path} recorded (it may have trained on them)")

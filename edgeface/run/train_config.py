@@ -4,7 +4,7 @@ the allowed values below (Literal types) are also the CLI's choices."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 import pydantic
 import yaml
@@ -23,11 +23,6 @@ BandWeight = Literal["none", "sqrt", "balanced"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 # keys a flat config (older run folders, recipe files, flags) may give for the nested model spec
 SPEC_KEYS = tuple(ModelSpec.model_fields)
-
-
-def choices(literal) -> list[str]:
-    """The allowed values of a Literal type, for click.Choice."""
-    return list(get_args(literal))
 
 
 class TrainConfig(Config):

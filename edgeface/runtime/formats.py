@@ -15,17 +15,29 @@ class ExportFormat:
     suffix: str  # file suffix, or "" for a folder artifact
     precisions: tuple
     runtime: str
+    runner: str  # "module:Runner" that opens it (imported on first use: the runtimes are heavy)
     needs_gpu: bool = False
     other_suffixes: tuple = ()  # also opened as this format
 
+    def open(self, path, threads: int | None = None, pixels=None):
+        """This format's runner for the artifact at `path` (`pixels`: an app-form artifact's normalization)."""
+        import importlib
 
+        module, name = self.runner.split(":")
+        return getattr(importlib.import_module(module), name).open(path, threads, pixels)
+
+
+_RUNNERS = "edgeface.runtime.runners"
+# The writers live in edgeface.export (above this layer), keyed by these names: export.WRITERS, checked against
+# this table by tests/test_formats.py (Ultralytics' exporter likewise finds `export_NAME` by the table's name).
 FORMATS = {
     f.name: f
     for f in (
-        ExportFormat("saved_model", "", ("fp32",), "tensorflow"),
-        ExportFormat("tflite", ".tflite", ("fp32", "fp16", "dynamic", "int8"), "litert"),
-        ExportFormat("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime"),
-        ExportFormat("trt", ".engine", ("fp16", "int8"), "tensorrt", needs_gpu=True, other_suffixes=(".plan",)),
+        ExportFormat("saved_model", "", ("fp32",), "tensorflow", f"{_RUNNERS}:SavedModelRunner"),
+        ExportFormat("tflite", ".tflite", ("fp32", "fp16", "dynamic", "int8"), "litert", f"{_RUNNERS}:TFLiteRunner"),
+        ExportFormat("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime", f"{_RUNNERS}:ONNXRunner"),
+        ExportFormat("trt", ".engine", ("fp16", "int8"), "tensorrt", "edgeface.runtime.tensorrt:TensorRTRunner",
+                     needs_gpu=True, other_suffixes=(".plan",)),
     )
 }
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")

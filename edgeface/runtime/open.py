@@ -4,29 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
-from edgeface.runtime.runners import ONNXRunner, Runner, SavedModelRunner, TFLiteRunner
+from edgeface.runtime.formats import FORMATS, format_of
+from edgeface.runtime.runners import Runner
 
 
 def open_runner(path, threads: int | None = None, pixels=None) -> Runner:
     """The runner for an exported artifact, picked by the formats table (suffix, or a SavedModel folder).
     Keras models are opened by `edgeface.load`, which checks them before any of their code could run. `pixels`
     (a normalization: mean, std, channel order) for app-form artifacts, which read raw pixel bytes."""
-    from edgeface.runtime.formats import format_of
-
     path = Path(path)
     if not path.exists():
         raise EdgefaceError(f"{path}: artifact not found")
-    fmt = format_of(path)
     try:
-        if fmt == "saved_model":
-            return SavedModelRunner(path)
-        if fmt == "tflite":
-            return TFLiteRunner(path, threads, pixels)
-        if fmt == "onnx":
-            return ONNXRunner(path, threads, pixels=pixels)
-        from edgeface.runtime.tensorrt import TensorRTRunner
-
-        return TensorRTRunner(path)
+        return FORMATS[format_of(path)].open(path, threads, pixels)
     except EdgefaceError:
         raise
     except Exception as err:

@@ -49,6 +49,13 @@ class Runner:
         runtime reports of dtype, shape, (scale, zero point) quantization and output width ("units")."""
         return {"input": {}, "outputs": {}}
 
+    path_only = False  # opened from the path alone: no thread setting of its own, no app form (SavedModel, TensorRT)
+
+    @classmethod
+    def open(cls, path, threads: int | None = None, pixels=None) -> "Runner":
+        """How the formats table opens an artifact in this runtime (`pixels`: the app form's normalization)."""
+        return cls(path) if cls.path_only else cls(path, threads, pixels=pixels)
+
     def predict(self, images: np.ndarray, batch_size: int = 64) -> dict:
         chunks = [self(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
@@ -72,6 +79,7 @@ class KerasRunner(Runner):
 
 class SavedModelRunner(Runner):
     format = "saved_model"
+    path_only = True
 
     def __init__(self, path):
         import tensorflow as tf

@@ -36,6 +36,7 @@ class TensorRTRunner(Runner):
     """Runs a serialized engine on the GPU: float NHWC batch in, float head outputs out."""
 
     format = "trt"
+    path_only = True
 
     def __init__(self, path):
         require_gpu()

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from filelock import FileLock
+
 from edgeface.errors import EdgefaceError
 
 FOLDER = Path(__file__).parent
@@ -40,18 +42,20 @@ def node_modules() -> Path:
         return local
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
     cache = Path(os.environ.get("EDGEFACE_CACHE", Path.home() / ".cache" / "edgeface")) / f"webapp-{key}"
-    if not (cache / "node_modules" / ".package-lock.json").is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise EdgefaceError("the web app needs its npm packages: install Node.js (npm), then run this again")
-        cache.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copyfile(FOLDER / name, cache / name)
-        log.info(f"installing the web app's pinned npm packages into {cache} (npm ci, once)")
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=cache,
-                              capture_output=True, text=True)
-        if done.returncode:
-            raise EdgefaceError(f"npm ci failed in {cache}: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache.with_name(cache.name + ".lock")):  # two commands at once: one installs, the other waits
+        if not (cache / "node_modules" / ".package-lock.json").is_file():
+            npm = shutil.which("npm")
+            if npm is None:
+                raise EdgefaceError("the web app needs its npm packages: install Node.js (npm), then run this again")
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(FOLDER / name, cache / name)
+            log.info(f"installing the web app's pinned npm packages into {cache} (npm ci, once)")
+            done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=cache,
+                                  capture_output=True, text=True)
+            if done.returncode:
+                raise EdgefaceError(f"npm ci failed in {cache}: "
+                                    f"{(done.stderr or done.stdout).strip().splitlines()[-1]}")
     return cache / "node_modules"
 
 

@@ -1,4 +1,5 @@
-"""Peer models from other projects (../shared/peers/NAME/peer.json), each fed and decoded per its peer.json.
+"""Peer models from other projects (../shared/peers/NAME/peer.json), each fed and decoded per its peer.json, each a
+BasePredictor like our own models, so eval, compare and the benchmark score and time them the same way.
 
 Every peer sees the same eval images, loaded at the native 200x200 crop and resized to the peer's input with
 TensorFlow's antialiased bilinear resize (after the peer's own crop box, if it has one), then normalized the peer's
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.benchmark.candidates import Candidate
 from edgeface.errors import EdgefaceError
+from edgeface.predictor import BasePredictor
 
 NATIVE = 200  # UTKFace crops; peers resize from here, as their peer.json figures were measured
 
@@ -32,29 +33,24 @@ def _softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-class Peer(Candidate):
-    format_by_suffix = {".onnx": "onnx", ".tflite": "tflite"}
+class Peer(BasePredictor):
+    """Takes images at the native crop size (`input_size`) and resizes them its own way in `preprocess`."""
+
     precision = "fp32"
-    load_size = NATIVE
+    input_size = NATIVE
 
     def __init__(self, folder: Path, threads: int | None = None):
-        self.folder = folder
+        from edgeface.runtime import format_of, open_runner  # the formats table opens each file in its runtime
+
+        self.path = folder
         self.meta = json.loads((folder / "peer.json").read_text())
         self.name = f"peer:{self.meta['name']}"
-        self.threads = threads
-        self.format = self.format_by_suffix[Path(self.meta["files"][0]["file"]).suffix]
-        self.sessions = [self._load(folder / f["file"]) for f in self.meta["files"]]
-
-    def _load(self, path: Path):
-        from edgeface.runtime import ONNXRunner, TFLiteRunner
-
-        return ONNXRunner(path, self.threads) if path.suffix == ".onnx" else TFLiteRunner(path, self.threads)
-
-    def descriptor(self):
-        return {"kind": "peer", "path": str(self.folder)}
+        files = [folder / f["file"] for f in self.meta["files"]]
+        self.format = format_of(files[0])
+        self.sessions = [open_runner(f, threads) for f in files]
 
     def files(self):
-        return [self.folder / f["file"] for f in self.meta["files"]]
+        return [self.path / f["file"] for f in self.meta["files"]]
 
 
 class DlibCydral(Peer):
@@ -62,7 +58,7 @@ class DlibCydral(Peer):
 
     MEAN = np.array([122.781998, 117.000999, 104.297997], np.float32)
 
-    def prepare(self, images):
+    def preprocess(self, images):
         return tuple((_resize(images, s) - self.MEAN) / 256.0 for s in (32, 64))
 
     def infer(self, x):
@@ -76,7 +72,7 @@ class DlibCydral(Peer):
 class InsightFace(Peer):
     """112 px NCHW, raw 0-255 (the graph normalizes); fc1[0:2] gender logits (1 = male), fc1[2:] 100 age pairs."""
 
-    def prepare(self, images):
+    def preprocess(self, images):
         return _resize(images, 112)
 
     def infer(self, x):
@@ -92,7 +88,7 @@ class Gear(Peer):
 
     BUCKETS = np.array([15, 23, 28, 35.5, 45.5, 55.5, 65], np.float32)
 
-    def prepare(self, images):
+    def preprocess(self, images):
         return _resize(images, 198, box=(0.0, 0.1, 0.9, 0.9)) / 255.0
 
     def infer(self, x):
@@ -113,7 +109,7 @@ class Gear(Peer):
 class SSRNet(Peer):
     """64 px raw 0-255 in BGR (what SSR-Net was trained on; better than RGB per peer.json)."""
 
-    def prepare(self, images):
+    def preprocess(self, images):
         return _resize(images, 64)[..., ::-1].copy()
 
     def infer(self, x):
@@ -127,7 +123,7 @@ class SSRNet(Peer):
 class MiniXception(Peer):
     """64 px grey: g = (0.2989R + 0.5870G + 0.1140B)/255, x = (g - 0.5) * 2; softmax [female, male]."""
 
-    def prepare(self, images):
+    def preprocess(self, images):
         grey = _resize(images, 64) @ np.array([0.2989, 0.5870, 0.1140], np.float32) / 255.0
         return ((grey - 0.5) * 2)[..., None]
 
@@ -142,8 +138,13 @@ PEERS = {"dlib_cydral_age_gender": DlibCydral, "insightface_genderage_2018": Ins
          "human_ssrnet_gender_imdb": SSRNet, "human_ssrnet_age": SSRNet, "human_gender_minixception": MiniXception}
 
 
+def is_peer(folder: Path) -> bool:
+    return (Path(folder) / "peer.json").is_file()
+
+
 def load_peer(folder: Path, threads: int | None = None) -> Peer:
-    if not (folder / "peer.json").is_file():
+    folder = Path(folder)
+    if not is_peer(folder):
         raise EdgefaceError(f"{folder}: no peer.json")
     if folder.name not in PEERS:
         raise EdgefaceError(f"{folder}: no adapter for peer {folder.name!r} (known: {', '.join(sorted(PEERS))})")
@@ -153,4 +154,4 @@ def load_peer(folder: Path, threads: int | None = None) -> Peer:
 def find_peers(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise EdgefaceError(f"{folder}: peers folder not found (pass --peers-dir)")
-    return sorted(p for p in folder.iterdir() if (p / "peer.json").is_file() and p.name in PEERS)
+    return sorted(p for p in folder.iterdir() if is_peer(p) and p.name in PEERS)
