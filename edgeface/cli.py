@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 
 from edgeface import termination
+from edgeface.config import choices
 from edgeface.errors import EdgefaceError
 from edgeface.run.compression import (ChannelNorm, Distillation, Magnitude, PruneMethod, PruneSchedule, Structured,
                                      default)
-from edgeface.config import choices
 from edgeface.runtime.formats import FORMATS, IO_CHOICES, ONNX_CALIBRATION_METHODS, PRECISIONS
 from edgeface.version import __version__
 

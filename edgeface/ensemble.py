@@ -33,6 +33,10 @@ class Ensemble(BasePredictor):
         sizes = {m.input_size for m in self.members}
         self.input_size = sizes.pop() if len(sizes) == 1 else None
 
+    @property
+    def numeric_age(self) -> bool:
+        return all(m.numeric_age for m in self.members)
+
     def training_run(self):
         return self.members[0].training_run()
 

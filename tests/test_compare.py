@@ -202,13 +202,14 @@ def test_a_recorded_split_is_matched_by_real_path_not_by_spelling(tmp_path, monk
     assert not run.records_all("val", ["../data/0.jpg", "../elsewhere.jpg"])
 
 
-def test_a_peer_folder_is_scored_like_any_model(csv_manifest):
-    """Another project's model (a peer folder) opens wherever ours do: eval scores what its predictions say, and
-    compare pairs it with the bundled model (one model-running abstraction, issue 31)."""
+def test_a_peer_folder_is_scored_like_any_model(csv_manifest, tmp_path, monkeypatch):
+    """Another project's model (a peer folder) opens wherever ours do: eval scores what its predictions say (its
+    report goes to the working folder, never into the peer's), and compare pairs it with the bundled model (one
+    model-running abstraction, issue 31)."""
     from edgeface.any_model import open_model
     from edgeface.data import load_data
     from edgeface.data.records import label_arrays
-    from edgeface.eval import evaluate
+    from edgeface.eval import evaluate, write_report
     from edgeface.eval.compare import compare
 
     folder = require_shared(SHARED / "peers" / "insightface_genderage_2018")
@@ -220,5 +221,7 @@ def test_a_peer_folder_is_scored_like_any_model(csv_manifest):
     assert report["format"] == "onnx" and report["input_size"] == 200 and "backbone" not in report
     assert report["gender"]["accuracy"] == float(((pred["prob_male"] >= 0.5) == (gender == 1)).mean())
     assert report["age"]["mae"] == pytest.approx(float(np.abs(pred["age_years"] - age).mean()), rel=1e-6)
+    monkeypatch.chdir(tmp_path)
+    assert write_report(report) == tmp_path / f"{folder.name}.eval-csv-train.json"
     row = compare([bundled_model(), folder], data, "train", resamples=200)["models"][1]
     assert row["gender_accuracy"] == report["gender"]["accuracy"] and "vs_reference" in row

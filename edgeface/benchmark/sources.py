@@ -12,26 +12,20 @@ from edgeface.run import Run
 
 def row_sources(sources, s: Settings, workdir: Path):
     """(Row, factory, exports) triples: per run its Keras model then every export variant (exported once per run,
-    so the fp32 ONNX model is converted once for all its derivatives); artifacts as given; peers."""
+    so the fp32 ONNX model is converted once for all its derivatives); artifacts, peer folders and ensembles as
+    given; the peers of --peers-dir."""
     from edgeface.any_model import open_model
-    from edgeface.ensemble import PREFIX
     from edgeface.export import export_variants
-    from edgeface.peers import find_peers, is_peer
+    from edgeface.peers import find_peers
     from edgeface.runtime.formats import qat_variants
     from edgeface.runtime.tensorrt import cuda_available
 
     gpu = cuda_available()[0]
     for source in sources:
         path = Path(source)
-        if str(source).startswith(PREFIX) or is_peer(path):  # the model knows its name, format and precision
-            yield Row(str(source), "?", "?"), lambda x=source: open_model(x, s.threads), False
-            continue
-        if not path.exists():
-            yield Row(str(source), "?", "?"), lambda p=path: _raise(EdgefaceError(f"{p}: no such run or artifact")), \
-                False
-            continue
-        if not Run.is_run(path):
-            yield Row(path.name, "?", "?"), lambda p=path: open_model(p, s.threads), False
+        if not Run.is_run(path):  # an artifact, a peer's folder or an ensemble: the model knows what it is
+            yield Row(path.name if path.exists() else str(source), "?", "?"), \
+                lambda x=source: open_model(x, s.threads), False
             continue
         yield Row(path.name, "keras", "fp32"), lambda p=path: open_model(p, s.threads), False
         variants = export_variants(s.formats, s.precisions, gpu)

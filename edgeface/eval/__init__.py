@@ -13,6 +13,7 @@ from edgeface.data.records import label_arrays
 from edgeface.errors import EdgefaceError
 from edgeface.eval.metrics import age_metrics, breakdown, gender_metrics
 from edgeface.labels import age_band_label, age_to_group
+from edgeface.peers import is_peer
 from edgeface.predictor import BasePredictor
 from edgeface.run import Run
 from edgeface.runtime import male_decisions
@@ -142,9 +143,10 @@ def write_report(report: dict, output: str | None = None) -> Path:
 
 def beside_or_here(path: Path, name: str) -> Path:
     """`name` beside the model, or in the working folder when the model is edgeface's own (bundled in the
-    installed package, which may be read-only and is not the user's) or its folder is not writable."""
+    installed package, which may be read-only and is not the user's), another project's (a peer's folder) or its
+    folder is not writable."""
     package = Path(__file__).resolve().parents[1]
-    if package in path.resolve().parents or not os.access(path.resolve().parent, os.W_OK):
+    if package in path.resolve().parents or is_peer(path) or not os.access(path.resolve().parent, os.W_OK):
         return Path.cwd() / name
     return path.with_name(name)
 
