@@ -13,12 +13,11 @@ import click
 from edgeface import termination
 from edgeface.config import choices
 from edgeface.errors import EdgefaceError
+from edgeface.recipes import SMOKE, names as recipe_names
 from edgeface.run.compression import (ChannelNorm, Distillation, Magnitude, PruneMethod, PruneSchedule, Structured,
                                      default)
 from edgeface.runtime.formats import FORMATS, IO_CHOICES, ONNX_CALIBRATION_METHODS, PRECISIONS
 from edgeface.version import __version__
-
-SMOKE_RECIPE = "smoke"
 
 
 class _EchoHandler(logging.Handler):
@@ -170,7 +169,7 @@ def _age_heads(in_years: bool = False) -> click.Choice:
 # The config file, built-in recipe and flag overrides that train and tune share.
 _recipe_options = _option_group(
     click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or JSON config file."),
-    click.option("--recipe", type=click.Choice(["default", SMOKE_RECIPE]),
+    click.option("--recipe", type=_LazyChoice(recipe_names),
                  help="Built-in recipe (train without --data or --config runs the smoke recipe on synthetic "
                       "faces; tune needs --data)."),
     _data_options,
@@ -206,16 +205,6 @@ def _int_list(text: str, option: str) -> list[int]:
         raise EdgefaceError(f"{option} {text}: expected comma-separated integers, e.g. 0,1,2") from None
 
 
-def _overrides(recipe, flags, assignments, tasks) -> dict:
-    from edgeface.recipes import recipe_overrides
-    from edgeface.run.train_config import merge, nest, parse_assignments
-
-    overrides = nest({**recipe_overrides(recipe), **{k: v for k, v in flags.items() if v is not None}})
-    if tasks:
-        overrides = merge(overrides, {"model": {"tasks": [t.strip() for t in tasks.split(",") if t.strip()]}})
-    return merge(overrides, nest(parse_assignments(assignments)))
-
-
 @main.command()
 @_recipe_options
 @click.option("--resume", is_flag=True, help="Continue the run named by --name where it stopped (any run: "
@@ -227,16 +216,16 @@ def _overrides(recipe, flags, assignments, tasks) -> dict:
 @user_errors
 def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks, **flags):
     """Train a multi-task gender/age model; writes runs/NAME/."""
+    from edgeface.recipes import command_config
     from edgeface.run.train_config import TrainConfig
 
     if recipe is None and not config_file and not flags["data"] and not resume:
-        recipe = SMOKE_RECIPE
-    overrides = _overrides(recipe, flags, assignments, tasks)
+        recipe = SMOKE
     if resume and not flags["name"]:
         raise EdgefaceError("--resume needs --name of the run to continue")
     cfg = TrainConfig(name=flags["name"], runs_dir=flags["runs_dir"] or "runs") if resume else \
-        TrainConfig.load(config_file, overrides)
-    if recipe == SMOKE_RECIPE:  # once the config is valid: a config error is the only line then
+        command_config(config_file, recipe, flags, assignments, tasks)
+    if recipe == SMOKE:  # once the config is valid: a config error is the only line then
         click.echo("*** SMOKE RUN on generated synthetic faces: it checks the pipeline, not real accuracy. ***\n"
                    "*** For real models: edgeface train --data utkface:../shared/data/utkface              ***")
     from edgeface.jobs import train_job
@@ -249,7 +238,7 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
         click.echo("done: this worker's share of the training; the chief wrote the run")
         return
     click.echo(f"done: {run.path} (best model {run.model_path()}, metrics {run.metrics_file})")
-    if recipe == SMOKE_RECIPE:
+    if recipe == SMOKE:
         from edgeface.eval import evaluate, format_report
 
         click.echo(format_report(evaluate(run.path, split="test")))
@@ -266,12 +255,12 @@ def train(config_file, recipe, resume, cross_validate, seeds, assignments, tasks
 def tune(config_file, recipe, assignments, tasks, max_epochs, factor, iterations, top, **flags):
     """Hyperband search over learning rate, batch size, dropout, head width, age-loss weight, label smoothing,
     geometric augmentation and age head, scored on the validation split."""
-    from edgeface.run.train_config import TrainConfig
+    from edgeface.recipes import command_config
     from edgeface.train.tune import tune as run_search
 
     if not flags["data"] and not config_file:
         raise EdgefaceError("tune needs --data (or --config): it scores trials on that dataset's validation split")
-    cfg = TrainConfig.load(config_file, {**_overrides(recipe or "default", flags, assignments, tasks), "verbose": 0})
+    cfg = command_config(config_file, recipe or "default", {**flags, "verbose": 0}, assignments, tasks)
     result = run_search(cfg, max_epochs=max_epochs, factor=factor, iterations=iterations, top=top)
     click.echo(result["table"])
     click.echo(f"ranked trials: {result['folder']}/tune.json; best recipe: edgeface train --config "
@@ -479,16 +468,8 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
            per_channel, calibration_method, tolerances, parity_data, timing_cache, keep_float, corrections):
     """Export a run to TFLite / ONNX / SavedModel / TensorRT with a model card and a parity check; or, with
     `--io app`, rewrite an exported int8 .tflite / .onnx artifact to the app form (raw pixels in)."""
-    from edgeface.export import ExportOptions, export as run_export, export_app
+    from edgeface.export import ExportOptions, export as run_export
 
-    if Path(run).is_file() and Path(run).suffix in (".tflite", ".onnx"):
-        if io != "app":
-            raise EdgefaceError(f"{run}: an exported artifact can only be re-exported with --io app (a run folder "
-                                "exports to every other form)")
-        r = export_app(run, output_dir, parity_data, tolerances=_pairs(tolerances, "--tolerance"))
-        checks = ", ".join(f"{c['name']} {c['value']:.4g}" for c in r.parity["checks"])
-        click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}  parity vs source: {checks}")
-        return
     options = ExportOptions(calibration=calibration, calibration_root=calibration_root, io=io, opset=opset,
                             nchw=nchw, fixed_batch=fixed_batch, per_channel=per_channel,
                             calibration_method=calibration_method,
@@ -497,7 +478,9 @@ def export(run, formats, precisions, output_dir, calibration, calibration_root, 
     results = run_export(run, "all" if "all" in formats else formats,
                          "all" if "all" in precisions else precisions, output_dir, options)
     for r in results:
-        click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}")
+        checks = ", ".join(f"{c['name']} {c['value']:.4g}" for c in r.parity["checks"]) if r.source else ""
+        click.echo(f"{r.path}  {r.size_bytes / 1024:.0f} KiB  card {r.card_path}"
+                   + (f"  parity vs source: {checks}" if checks else ""))
 
 
 @main.command()
@@ -551,8 +534,6 @@ def benchmark(sources, data, split, formats, precisions, threads, batch, runs, r
 
     from edgeface.benchmark import Row, Settings, benchmark as run_benchmark, format_table, pick_best
 
-    if not sources and not peers:
-        raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
     threads, *sweep = _int_list(threads, "--threads") or [1]
     settings = Settings(data=data, split=split, formats=formats or None, precisions=precisions or None,
                         threads=threads, thread_sweep=tuple(sweep), batch=batch, runs=runs, rounds=rounds,

@@ -47,6 +47,25 @@ def test_default_train_is_a_loud_smoke_run(smoke):
     assert output.startswith("*** SMOKE RUN on generated synthetic faces") and "smoke run finished" in output
 
 
+def test_the_command_line_config_is_one_library_call():
+    """What `train`/`tune` flags ask for, Python gets from `command_config` (issue 31: the CLI only parses): the
+    config file, then the recipe, the flags given, --tasks and --set, each over the one before; `--recipe`
+    offers exactly the recipes the library ships."""
+    from edgeface.recipes import SMOKE, command_config, names, recipe_overrides
+    from edgeface.run.train_config import TrainConfig
+
+    cfg = command_config(None, SMOKE, {"epochs": 3, "backbone": "compact_cnn", "lr": None},
+                         ["augment.mixup=0.2", "epochs=4"], "gender")
+    smoke = recipe_overrides(SMOKE)
+    assert cfg.epochs == 4 and cfg.augment.mixup == 0.2 and tuple(cfg.model.tasks) == ("gender",)
+    assert cfg.data == smoke["data"] and cfg.lr == smoke["lr"]  # lr None: not given, the recipe's stands
+    assert command_config().lr == TrainConfig().lr  # nothing asked: the defaults
+    from edgeface.cli import train
+
+    recipe = next(p for p in train.params if p.name == "recipe")
+    assert list(recipe.type.choices) == names() and {"default", SMOKE} <= set(names())
+
+
 def test_eval_and_predict(trained_run, tmp_path):
     code, output = run("eval", trained_run, "--data", "synthetic:120", "--split", "test")
     assert code == 0 and "gender acc" in output and "by age band" in output

@@ -219,6 +219,23 @@ def test_app_form_exports_from_a_run(run, manifest, tmp_path):
     assert "made for tflite and onnx" in refused.error and not refused.path.exists()  # not silently dropped
 
 
+def test_an_exported_file_is_rewritten_to_the_app_form_from_python(run, tmp_path):
+    """`export(FILE, options=ExportOptions(io="app"))` does from Python what `edgeface export FILE --io app` does
+    (issue 31: the CLI only parses): the app form of an already exported file, parity checked against that
+    file, the source recorded; any other io is refused in one line."""
+    import edgeface.predictor
+
+    source, = export(run, ["onnx"], ["fp32"], tmp_path / "onnx")  # an int8 .tflite qualifies when its input
+    app, = export(source.path, output_dir=tmp_path / "app", options=ExportOptions(io="app"))  # spans 0-255
+    card = json.loads(app.card_path.read_text())
+    assert app.passed and app.source == source.path and app.path.name.endswith("-app.onnx")
+    assert card["input"]["encoding"] == "raw_pixels" and card["artifact"]["options"]["source"]["file"] == \
+        source.path.name
+    assert edgeface.predictor.verify(app.path, skip_parent=True)["passed"]
+    with pytest.raises(EdgefaceError, match="can only be re-exported with --io app"):
+        export(source.path, options=ExportOptions())
+
+
 def test_a_fixed_batch_one_file_answers_like_the_dynamic_one(run, tmp_path):
     """--fixed-batch 1: TFLite and ONNX files whose input is [1, H, W, 3] (what an app runs), the same answers as
     the dynamic-batch export (our runners feed them one image at a time); SavedModel refuses it."""

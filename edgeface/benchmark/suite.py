@@ -24,6 +24,8 @@ def benchmark(sources, settings: Settings, output) -> dict:
     from edgeface.benchmark.adb import DEFAULT_BINARY, Device
 
     s = settings
+    if not sources and s.peers_dir is None:
+        raise EdgefaceError("give run folders or artifacts to benchmark, and/or --peers")
     records, scored_on = scoring_records(sources, s)
     if not records:
         raise EdgefaceError(f"{scored_on}: no images to score")

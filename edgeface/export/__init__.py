@@ -85,6 +85,7 @@ class ExportResult:
     parity: dict | None = None
     size_bytes: int | None = None
     error: str = ""  # the export itself failed (nothing installed)
+    source: Path | None = None  # the artifact this one was rewritten from (the app form of an exported file)
 
     @property
     def passed(self) -> bool:
@@ -367,9 +368,18 @@ def export_run(source, formats=("tflite",), precisions=("fp32",), output_dir=Non
 def export(run, formats=("tflite",), precisions=("fp32",), output_dir=None,
            options: ExportOptions | None = None) -> list[ExportResult]:
     """`export_run`, raising EdgefaceError (after installing everything that converted) when any variant failed
-    to convert or failed its parity check. `options.keep_float` may be "auto" or comma-separated layers."""
-    options = _resolve_keep_float(run, formats, precisions, options or ExportOptions())
-    results = export_run(run, formats, precisions, output_dir, options)
+    to convert or failed its parity check. `options.keep_float` may be "auto" or comma-separated layers. `run`
+    may instead be an exported int8 .tflite / .onnx file with `options.io == "app"`: its app form (`export_app`;
+    formats and precisions are the file's own)."""
+    options = options or ExportOptions()
+    if Path(run).is_file() and Path(run).suffix in {FORMATS[f].suffix for f in APP_FORMATS}:
+        if options.io != APP_IO:
+            raise EdgefaceError(f"{run}: an exported artifact can only be re-exported with --io app (a run folder "
+                                "exports to every other form)")
+        results = [export_app(run, output_dir, options.parity_data, options.parity_images, options.tolerances)]
+    else:
+        options = _resolve_keep_float(run, formats, precisions, options)
+        results = export_run(run, formats, precisions, output_dir, options)
     failures = [f"{r.format} {r.precision}: {r.error}" for r in results if r.error]
     failures += [f"{r.path.name}: {describe_failure(r.parity)}" for r in results if not r.error and not r.passed]
     if failures:
@@ -552,4 +562,4 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
                      "parity_vs_source": {**parity, "images": f"{len(records)} of {spec_data}"}},
             options=options, raw_pixels=True))
         _install(staged, path, new, [vectors])
-    return ExportResult(fmt, precision, path, card_path(path), parity, new["artifact"]["size_bytes"])
+    return ExportResult(fmt, precision, path, card_path(path), parity, new["artifact"]["size_bytes"], source=artifact)
