@@ -33,7 +33,7 @@ WARMUP = 0.2  # share of the iterations without the regularizer
 BETA = (20.0, 2.0)  # the regularizer's exponent, annealed from the first to the second after warm-up
 ITERATIONS = 500  # per layer (the paper: 10,000 on a GPU); chosen by measurement, BENCHMARKS.md section 13
 POSITIONS = 4096  # input pixels per iteration (whole maps of as many images as that takes)
-MAX_IMAGES = 128  # calibration images the reconstruction sees (each layer's inputs are recomputed twice)
+MAX_IMAGES = 128  # calibration images the reconstruction sees (one batch in the rounded copy's pass)
 
 
 def weighted_layers(model) -> list:
@@ -168,37 +168,58 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))]
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    rounding, shifts = [], []
     targets = weighted_layers(model)
-    # the float model never changes: every layer's float input from one pass (the copy's inputs change as its
-    # earlier layers are rounded, so they are recomputed per layer; issue 30: AdaRound's time)
-    float_inputs = _inputs(model, [layer.name for layer in targets], images)
-    for index, layer in enumerate(targets, start=1):
-        mine = copy.get_layer(layer.name)
-        op = _op(mine)
-        x_f = float_inputs.pop(layer.name)
-        x_q = x_f if index == 1 else _inputs(copy, [layer.name], images)[layer.name]  # nothing rounded before it
-        folded, step = folded_grid(layer)
-        integers = nearest = grid_integers(folded, step)
-        said = []
-        if adaround:
-            pinned = np.abs(nearest) == QMAX  # each channel's largest weight sets the converter's step
-            learned = np.clip(_learn_rounding(op, x_q, x_f, folded, step, pinned, iterations, positions,
-                                              seed + index), -QMAX, QMAX)
-            loss_nearest = _loss(op, x_q, x_f, (nearest * step).astype(np.float32), folded)
-            loss_learned = _loss(op, x_q, x_f, (learned * step).astype(np.float32), folded)
-            kept = loss_learned >= loss_nearest
-            integers = nearest if kept else learned
-            rounding.append({"layer": layer.name, "loss_nearest": loss_nearest, "loss_adaround": loss_learned,
-                             "nearest_kept": bool(kept), "changed": 0 if kept else int((learned != nearest).sum())})
-            said.append(f"loss {loss_nearest:.4g} nearest, {loss_learned:.4g} learned"
-                        + (" (nearest kept)" if kept else f", {rounding[-1]['changed']} weights changed"))
-        _write(mine, integers.astype(np.float32), step)
-        if bias_correction:
-            shift = _correct_bias(mine, op, x_q, x_f, (integers * step).astype(np.float32), folded)
-            shifts.append({"layer": layer.name, "mean_abs_shift": shift})
-            said.append("no bias to correct" if shift is None else f"mean |shift| {shift:.4g} removed")
-        log.info(f"[{index}/{len(targets)}] {layer.name}: {'; '.join(said) or 'nearest rounding'}")
+    index = {layer.name: i for i, layer in enumerate(targets, start=1)}
+    # the float model never changes: every layer's float input from one pass of it
+    float_inputs = _inputs(model, list(index), images)
+    rounding, shifts = {}, {}
+
+    def round_on_arrival(mine):
+        """`mine.call`, rounding the layer first from the input that reaches it: the copy's earlier layers are
+        already rounded when it arrives, so one pass of the copy gives every layer its asymmetric-reconstruction
+        input (issue 30: a pass per layer made AdaRound's time quadratic in depth)."""
+        call = mine.call
+
+        def rounded_call(inputs, *args, **kwargs):
+            layer, i = model.get_layer(mine.name), index[mine.name]
+            op, x_q, x_f = _op(mine), inputs.numpy(), float_inputs.pop(mine.name)
+            folded, step = folded_grid(layer)
+            integers = nearest = grid_integers(folded, step)
+            said = []
+            if adaround:
+                pinned = np.abs(nearest) == QMAX  # each channel's largest weight sets the converter's step
+                learned = np.clip(_learn_rounding(op, x_q, x_f, folded, step, pinned, iterations, positions,
+                                                  seed + i), -QMAX, QMAX)
+                loss_nearest = _loss(op, x_q, x_f, (nearest * step).astype(np.float32), folded)
+                loss_learned = _loss(op, x_q, x_f, (learned * step).astype(np.float32), folded)
+                kept = loss_learned >= loss_nearest
+                integers = nearest if kept else learned
+                entry = rounding[mine.name] = {
+                    "layer": mine.name, "loss_nearest": loss_nearest, "loss_adaround": loss_learned,
+                    "nearest_kept": bool(kept), "changed": 0 if kept else int((learned != nearest).sum())}
+                said.append(f"loss {loss_nearest:.4g} nearest, {loss_learned:.4g} learned"
+                            + (" (nearest kept)" if kept else f", {entry['changed']} weights changed"))
+            _write(mine, integers.astype(np.float32), step)
+            if bias_correction:
+                shift = _correct_bias(mine, op, x_q, x_f, (integers * step).astype(np.float32), folded)
+                shifts[mine.name] = {"layer": mine.name, "mean_abs_shift": shift}
+                said.append("no bias to correct" if shift is None else f"mean |shift| {shift:.4g} removed")
+            log.info(f"[{i}/{len(targets)}] {mine.name}: {'; '.join(said) or 'nearest rounding'}")
+            return call(inputs, *args, **kwargs)  # with the rounded kernel: what later layers receive
+
+        return rounded_call
+
+    mine = [copy.get_layer(name) for name in index]
+    for layer in mine:
+        layer.call = round_on_arrival(layer)  # eager Layer.__call__ runs self.call (tf_keras base_layer)
+    try:
+        copy(images, training=False)
+    finally:
+        for layer in mine:
+            del layer.call
+    if float_inputs:  # every weighted layer must have been reached by the pass
+        raise RuntimeError(f"AdaRound: layers not reached by the model's pass: {', '.join(float_inputs)}")
+    rounding, shifts = [rounding[n] for n in index if n in rounding], [shifts[n] for n in index if n in shifts]
     report = {}
     if adaround:
         report["adaround"] = {"method": "AdaRound (Nagel et al. 2020)", "iterations": iterations, "positions": positions,
