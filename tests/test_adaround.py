@@ -77,6 +77,26 @@ def test_adaround_integers_are_the_files_and_never_worse_than_nearest(tiny):
     assert all(e["changed"] > 0 for e in changed)
 
 
+def test_each_layer_learns_from_the_input_its_rounded_predecessors_give_it(tiny):
+    """The paper's asymmetric reconstruction: layer k's loss is measured on what the already-rounded layers before
+    it feed it, against the float layer on the float input. Recomputed here with a Keras probe per layer on the
+    corrected model (an independent path: correct() takes every input from one pass of its copy); a loss taken on
+    the float model's inputs instead fails from the second layer on."""
+    from edgeface.export.adaround import _op
+
+    model, images, _ = tiny
+    corrected, report = correct(model, images, adaround=True, iterations=40, positions=1024)
+    for k, (layer, entry) in enumerate(zip(weighted_layers(model), report["adaround"]["layers"])):
+        x_q = keras.Model(corrected.inputs, corrected.get_layer(layer.name).input)(images).numpy()
+        x_f = keras.Model(model.inputs, layer.input)(images).numpy()
+        folded, step = folded_grid(layer)
+        op = _op(layer)
+        error = op(x_q, grid_integers(folded, step) * step) - op(x_f, folded)
+        assert entry["layer"] == layer.name
+        assert entry["loss_nearest"] == pytest.approx(float(np.square(error.numpy()).sum()) / len(images), rel=1e-4)
+        assert k == 0 or not np.allclose(x_q, x_f)  # the inputs really are the rounded model's
+
+
 def test_bias_correction_reduces_the_mean_output_error_on_unseen_images(tiny):
     model, images, unseen = tiny
     rounded, _ = correct(model, images, adaround=False)  # nearest rounding only: what the converter does

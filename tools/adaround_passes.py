@@ -1,8 +1,8 @@
 """Times AdaRound (edgeface.export.adaround.correct) against another version of that module, in one process, on a
-run's calibration images, and checks both give the same weights (BENCHMARKS.md section 18):
+run's calibration images, and checks both give the same weights (BENCHMARKS.md sections 18 and 19):
 
-    git show 3eb75f1~1:edgeface/export/adaround.py > /tmp/adaround_before.py
-    python tools/adaround_passes.py runs/mnv2-128-mix3 /tmp/adaround_before.py --iterations 20
+    git show a464f31:edgeface/export/adaround.py > /tmp/adaround_before.py
+    python tools/adaround_passes.py runs/mnv2-128 /tmp/adaround_before.py --iterations 100
 """
 import argparse
 import importlib.util

@@ -108,22 +108,27 @@ def _write(layer, integers: np.ndarray, step: np.ndarray) -> None:
     kernel_of(layer).assign(np.where(scale != 0, grid / np.where(scale != 0, scale, 1), kernel).astype(np.float32))
 
 
-def _errors(op, x_q, x_f, w, target_w, batch: int = 32):
-    """The layer's output error against float, batch by batch: op(x_q, w) - op(x_f, target_w)."""
+def _outputs(op, x, w, batch: int = 32) -> np.ndarray:
+    """op(x, w) on every image, batch by batch."""
+    return np.concatenate([op(x[i:i + batch], w).numpy() for i in range(0, len(x), batch)])
+
+
+def _errors(op, x_q, y_f, w, batch: int = 32):
+    """The layer's output error against float, batch by batch: op(x_q, w) - y_f."""
     for i in range(0, len(x_q), batch):
-        yield (op(x_q[i:i + batch], w) - op(x_f[i:i + batch], target_w)).numpy()
+        yield op(x_q[i:i + batch], w).numpy() - y_f[i:i + batch]
 
 
-def _loss(op, x_q, x_f, w, target_w) -> float:
+def _loss(op, x_q, y_f, w) -> float:
     """Mean over images of the summed squared output error (the paper's reconstruction loss)."""
-    return sum(float(np.square(err).sum()) for err in _errors(op, x_q, x_f, w, target_w)) / len(x_q)
+    return sum(float(np.square(err).sum()) for err in _errors(op, x_q, y_f, w)) / len(x_q)
 
 
 def _h(v):
     return tf.clip_by_value(tf.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
 
 
-def _learn_rounding(op, x_q, x_f, folded, step, pinned, iterations: int, positions: int,
+def _learn_rounding(op, x_q, y_f, folded, step, pinned, iterations: int, positions: int,
                     seed: int) -> np.ndarray:
     """0/1 per weight (added to the floor), learned as in the paper's section 4. Each iteration sees whole input
     maps of as many images as make about `positions` input pixels (one image of an early, wide layer; many of a
@@ -134,17 +139,22 @@ def _learn_rounding(op, x_q, x_f, folded, step, pinned, iterations: int, positio
     v = tf.Variable(-np.log((ZETA - GAMMA) / (rest - GAMMA) - 1).astype(np.float32))  # h(v) = rest
     free = tf.constant(~pinned, tf.float32)
     base = tf.constant(np.where(pinned, np.round(grid), floor), tf.float32)  # pinned weights: nearest, fixed
-    step_t, target_w = tf.constant(step, tf.float32), tf.constant(folded, tf.float32)
+    step_t = tf.constant(step, tf.float32)
     optimizer = keras.optimizers.Adam(1e-3)
     rng = np.random.default_rng(seed)
     warm = int(WARMUP * iterations)
     batch = int(np.clip(positions // max(1, int(np.prod(x_q.shape[1:-1]))), 1, len(x_q)))
 
+    # the layer's inputs and targets stay tensors; a step picks its images inside the graph (a numpy copy and
+    # tensor conversion of each step's batch cost about as much as the step itself)
+    xq_all, yf_all = tf.constant(x_q), tf.constant(y_f)
+
     @tf.function
-    def step_fn(xq, xf, beta, reg):
+    def step_fn(pick, beta, reg):
+        xq, yf = tf.gather(xq_all, pick), tf.gather(yf_all, pick)
         with tf.GradientTape() as tape:
             h = _h(v)
-            err = op(xq, (base + h * free) * step_t) - op(xf, target_w)
+            err = op(xq, (base + h * free) * step_t) - yf
             recon = tf.reduce_sum(tf.square(err)) / tf.cast(tf.shape(xq)[0], tf.float32)
             loss = recon + reg * tf.reduce_sum((1 - tf.pow(tf.abs(2 * h - 1), beta)) * free)
         optimizer.apply_gradients([(tape.gradient(loss, v), v)])
@@ -153,7 +163,7 @@ def _learn_rounding(op, x_q, x_f, folded, step, pinned, iterations: int, positio
         pick = rng.choice(len(x_q), size=batch, replace=False)
         progress = max(0.0, (it - warm) / max(1, iterations - warm))
         beta = BETA[1] + 0.5 * (BETA[0] - BETA[1]) * (1 + np.cos(np.pi * progress))
-        step_fn(x_q[pick], x_f[pick], tf.constant(beta, tf.float32),
+        step_fn(tf.constant(pick), tf.constant(beta, tf.float32),
                 tf.constant(REGULARIZATION if it >= warm else 0.0, tf.float32))
     return np.where(pinned, np.round(grid), floor + (v.numpy() >= 0))
 
@@ -182,16 +192,17 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
 
         def rounded_call(inputs, *args, **kwargs):
             layer, i = model.get_layer(mine.name), index[mine.name]
-            op, x_q, x_f = _op(mine), inputs.numpy(), float_inputs.pop(mine.name)
+            op, x_q = _op(mine), inputs.numpy()
             folded, step = folded_grid(layer)
+            y_f = _outputs(op, float_inputs.pop(mine.name), folded)  # the float target, once (not per step)
             integers = nearest = grid_integers(folded, step)
             said = []
             if adaround:
                 pinned = np.abs(nearest) == QMAX  # each channel's largest weight sets the converter's step
-                learned = np.clip(_learn_rounding(op, x_q, x_f, folded, step, pinned, iterations, positions,
+                learned = np.clip(_learn_rounding(op, x_q, y_f, folded, step, pinned, iterations, positions,
                                                   seed + i), -QMAX, QMAX)
-                loss_nearest = _loss(op, x_q, x_f, (nearest * step).astype(np.float32), folded)
-                loss_learned = _loss(op, x_q, x_f, (learned * step).astype(np.float32), folded)
+                loss_nearest = _loss(op, x_q, y_f, (nearest * step).astype(np.float32))
+                loss_learned = _loss(op, x_q, y_f, (learned * step).astype(np.float32))
                 kept = loss_learned >= loss_nearest
                 integers = nearest if kept else learned
                 entry = rounding[mine.name] = {
@@ -201,7 +212,7 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
                             + (" (nearest kept)" if kept else f", {entry['changed']} weights changed"))
             _write(mine, integers.astype(np.float32), step)
             if bias_correction:
-                shift = _correct_bias(mine, op, x_q, x_f, (integers * step).astype(np.float32), folded)
+                shift = _correct_bias(mine, op, x_q, y_f, (integers * step).astype(np.float32))
                 shifts[mine.name] = {"layer": mine.name, "mean_abs_shift": shift}
                 said.append("no bias to correct" if shift is None else f"mean |shift| {shift:.4g} removed")
             log.info(f"[{i}/{len(targets)}] {mine.name}: {'; '.join(said) or 'nearest rounding'}")
@@ -236,11 +247,11 @@ def correct(model, images: np.ndarray, *, adaround: bool = True, bias_correction
     return copy, report
 
 
-def _correct_bias(layer, op, x_q, x_f, grid, folded) -> float | None:
+def _correct_bias(layer, op, x_q, y_f, grid) -> float | None:
     """Subtracts the per-channel mean output shift against float (in the folded output) from the batch norm's
     beta or the layer's bias; returns the mean |shift| removed, or None when the layer has neither."""
     shift, count = 0.0, 0
-    for diff in _errors(op, x_q, x_f, grid, folded):
+    for diff in _errors(op, x_q, y_f, grid):
         shift = shift + diff.reshape(-1, diff.shape[-1]).sum(axis=0)
         count += diff.size // diff.shape[-1]
     shift = shift / count
