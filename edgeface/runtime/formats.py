@@ -28,7 +28,7 @@ class ExportFormat:
 
 
 _RUNNERS = "edgeface.runtime.runners"
-# The writers live in edgeface.export (above this layer), keyed by these names: export.WRITERS, checked against
+# The writers live in edgeface.export.writers (above this layer), keyed by these names: WRITERS, checked against
 # this table by tests/test_formats.py (Ultralytics' exporter likewise finds `export_NAME` by the table's name).
 FORMATS = {
     f.name: f
