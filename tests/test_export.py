@@ -250,3 +250,17 @@ def test_a_fixed_batch_one_file_answers_like_the_dynamic_one(run, tmp_path):
             np.testing.assert_allclose(out_a[key], out_b[key], atol=1e-5)
     with pytest.raises(EdgefaceError, match="saved_model keeps a dynamic batch"):
         export(run, ["saved_model"], ["fp32"], tmp_path / "sm", ExportOptions(fixed_batch=1))
+
+
+def test_parity_images_from_a_dataset_spec_are_its_stratified_val_split(tmp_path):
+    """--parity-data (and the app form of an exported file) draw the same images every time: `count` of the spec's
+    validation split, stratified; a spec that cannot be read says how to give another."""
+    from edgeface.data import load_data, stratified_subset
+    from edgeface.export.parity_images import parity_records
+
+    records = parity_records("synthetic:120", 10)
+    val = load_data("synthetic:120", check=False, verbose=False).splits["val"]
+    assert records == parity_records("synthetic:120", 10) == stratified_subset(val, 10, seed=0)
+    assert len(records) == 10 and {r.path for r in records} <= {r.path for r in val}
+    with pytest.raises(EdgefaceError, match="pass --parity-data SPEC"):
+        parity_records(f"csv:{tmp_path / 'missing.csv'}", 10)

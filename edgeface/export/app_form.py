@@ -10,6 +10,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.export.app import APP_IO, app_ready_onnx, app_tflite
 from edgeface.export.install import install, write_vectors
 from edgeface.export.options import ExportResult
+from edgeface.export.parity_images import parity_records
 from edgeface.runtime import open_runner
 from edgeface.runtime.formats import check_tolerances
 from edgeface.runtime.parity import compare
@@ -23,7 +24,6 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
     labelled images (the card's training data, or `parity_data`), and the new card records the source."""
     import onnx
 
-    from edgeface.data import load_data, stratified_subset
     from edgeface.models import ModelSpec
     from edgeface.predictor import load
 
@@ -38,13 +38,7 @@ def export_app(artifact, output_dir=None, parity_data: str | None = None, parity
     folder = Path(output_dir) if output_dir else artifact.parent
     path = folder / f"{artifact.name.removesuffix(artifact.suffix)}-app{artifact.suffix}"
     spec_data = parity_data or card["training"]["data"]
-    try:
-        bundle = load_data(spec_data, check=False, verbose=False)
-    except EdgefaceError as err:
-        raise EdgefaceError(f"{err}; pass --parity-data SPEC (labelled images for the parity check)") from None
-    records = stratified_subset(bundle.splits.get("val") or bundle.splits.get("test") or [], parity_images, seed=0)
-    if not records:
-        raise EdgefaceError(f"{spec_data}: no validation images for the parity check; pass --parity-data SPEC")
+    records = parity_records(spec_data, parity_images)
     images = load_images([r.path for r in records], spec.input_size)
     true_age = label_arrays(records)[1]
     order = [o["name"] for o in card["outputs"]]

@@ -24,6 +24,7 @@ from edgeface.export.options import (
     ExportResult,
     artifact_path,
 )
+from edgeface.export.parity_images import parity_records
 from edgeface.export.provenance import run_metrics, training_record
 from edgeface.export.tflite import float_weights_warning
 from edgeface.export.writers import WRITERS
@@ -48,20 +49,16 @@ def _parity_set(run: Run, spec, options: ExportOptions):
     """A fixed batch of real labelled images: N of the run's recorded validation split (or of --parity-data's),
     stratified by gender x age group. Not the first N: split files are sorted by name, and UTKFace names start
     with the age, so the first 256 were centenarians and children, where gender is hardest and int8 flips most."""
-    from edgeface.data import stratified_subset
-
     if options.parity_data is None:
-        records = run.split("val")
-        source = f"{run.path} (splits/val.txt)"
-    else:
-        from edgeface.data import load_data
+        from edgeface.data import stratified_subset
 
-        bundle = load_data(options.parity_data, check=False, verbose=False)
-        records = bundle.splits.get("val") or bundle.splits.get("test") or []
+        source = f"{run.path} (splits/val.txt)"
+        records = stratified_subset(run.split("val"), options.parity_images, seed=0)
+        if not records:
+            raise EdgefaceError(f"{source}: no validation images for the parity check; pass --parity-data SPEC")
+    else:
         source = options.parity_data
-    records = stratified_subset(records, options.parity_images, seed=0)
-    if not records:
-        raise EdgefaceError(f"{source}: no validation images for the parity check; pass --parity-data SPEC")
+        records = parity_records(options.parity_data, options.parity_images)
     try:
         images = normalize(load_images([r.path for r in records], spec.input_size), spec.backbone_config)
     except Exception as err:
