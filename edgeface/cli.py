@@ -12,6 +12,7 @@ import click
 
 from edgeface import termination
 from edgeface.config import choices
+from edgeface.data import DATASETS
 from edgeface.errors import EdgefaceError
 from edgeface.recipes import SMOKE, names as recipe_names
 from edgeface.run.compression import (ChannelNorm, Distillation, Magnitude, PruneMethod, PruneSchedule, Structured,
@@ -89,8 +90,9 @@ def _option_group(*options):
 
 
 _data_options = _option_group(
-    click.option("--data", help="Dataset: utkface:PATH, adience:PATH, celeba:PATH, fairface:PATH, csv:FILE, "
-                                "or synthetic[:N]."),
+    click.option("--data", help="Dataset KIND:PATH, KIND one of "
+                                + ", ".join(k for k in DATASETS if k != "synthetic")
+                                + " (README: Datasets; mix:FILE.yaml is several at once), or synthetic[:N]."),
     click.option("--fold", type=int, help="Adience: hold out this fold (0-4)."),
     click.option("--limit", type=int, help="Cap every split at N images (stratified) for quick runs."),
     click.option("--seed", type=int, help="Seed for splits, shuffling and augmentation."),

@@ -85,8 +85,41 @@ def test_mixture_samples_by_weight_and_validates_on_the_declared_source(lfw_fold
         by_source[r.source] = by_source.get(r.source, 0) + 1
     assert by_source == {"utk": len(parts["utk"]["train"]), "lfw": 2 * len(parts["lfw"]["train"]),
                          "imdb": round(0.5 * len(parts["imdb"]["train"]))}
-    assert {r.source for r in bundle.splits["val"]} == {"utk"}
+    assert {r.source for r in bundle.splits["val"]} == {"utk", "lfw", "imdb"}  # every source reported ...
+    assert bundle.choice_val() == [r for r in bundle.splits["val"] if r.source == "utk"] != []  # ... one chooses
     assert {r.source for r in bundle.splits["test"]} == {"utk", "lfw", "imdb"}
+
+
+@pytest.mark.slow
+def test_a_mixture_run_chooses_on_its_declared_source_and_reports_every_source(lfw_folder, imdb_folder,
+                                                                                utk_folder, tmp_path):
+    """The in-fit validation (the best-epoch choice) sees the declared source only; metrics.json then scores the
+    best model on every source's val images, each apart."""
+    import csv
+
+    import edgeface
+    from edgeface.eval import evaluate_records
+    from edgeface.run.train_config import TrainConfig
+    from edgeface.train.trainer import train
+
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(f"validate_on: utk\nsources:\n  lfw: {{data: 'lfw:{lfw_folder}'}}\n"
+                   f"  utk: {{data: 'utkface:{utk_folder}'}}\n  imdb: {{data: 'imdbwiki:{imdb_folder}'}}\n")
+    run = train(TrainConfig(data=f"mix:{mix}", backbone="compact_cnn", input_size=32, weights="none", batch_size=16,
+                            warmup_epochs=0, lr=3e-3, verbose=0, epochs=2, runs_dir=str(tmp_path / "runs")))
+    metrics = run.metrics
+    assert metrics["best_epoch_chosen_on"] == "utk" and run.data_info["validate_on"] == "utk"
+    groups = metrics["by_source"]["groups"]
+    assert set(groups) == {"utk", "lfw", "imdb"} and metrics["n"] == sum(g["n"] for g in groups.values())
+    assert {r.source for r in run.split("val")} == {"utk", "lfw", "imdb"}
+    utk_val = [r for r in run.split("val") if r.source == "utk"]
+    alone = evaluate_records(edgeface.load(run.path), utk_val)
+    assert groups["utk"]["gender_accuracy"] == alone["gender"]["accuracy"]
+    rows = list(csv.DictReader(run.history_file.open()))
+    best = rows[metrics["best_epoch"] - 1]
+    # the epoch line scored the best model on the declared source's val images, not on the whole val split
+    assert float(best["val_gender_accuracy"]) == pytest.approx(alone["gender"]["accuracy"], abs=1e-6)
+    assert float(best["val_loss"]) > 0
 
 
 @pytest.mark.parametrize("text,message", [

@@ -1,6 +1,6 @@
 """Several datasets as one (`--data mix:FILE.yaml`): each source keeps its own split protocol and labels only the
 tasks it has (a missing label trains with weight 0, ModelSpec.encode_targets), its training images are sampled by
-the source's weight, and validation - the best-epoch choice - is the declared source's val split.
+the source's weight, and the best epoch is chosen on the declared source's val split.
 
     validate_on: utkface                 # the source whose val split picks the best epoch (default: the first)
     sources:
@@ -8,8 +8,8 @@ the source's weight, and validation - the best-epoch choice - is the declared so
       lfw: {data: "lfw:/data/lfw", weight: 0.5}       # weight: share of its train split drawn per run (default 1)
       imdbwiki: {data: "imdbwiki:/data/imdbwiki-subset"}
 
-The test split holds every source's test images, each record naming its source, so `edgeface eval` can report
-each source apart; each source's val split is scored with `edgeface eval RUN --data SPEC --split val`.
+The val and test splits hold every source's val and test images, each record naming its source, so a run's
+metrics.json and `edgeface eval` report each source apart.
 """
 from __future__ import annotations
 
@@ -78,13 +78,13 @@ def load_mixture(path: Path, load_data, *, seed: int, dedup: bool, limit, check:
         named = {k: [dataclasses.replace(r, source=source.name) for r in v] for k, v in bundle.splits.items()}
         train = sample(named.get("train", []), source.weight, seed + i)
         splits["train"] += train
+        splits["val"] += named.get("val", [])
         splits["test"] += named.get("test", [])
-        if source.name == validate_on:
-            splits["val"] = named.get("val", [])
         skipped += bundle.skipped
         notes += [f"{source.name}: {n}" for n in bundle.notes]
         how.append(f"{source.name} ({bundle.split_source}; train {len(train)} of {len(named.get('train', []))})")
-    if not splits["val"]:
+    bundle = DataBundle("mix", splits, f"mixture, best epoch on {validate_on} val: " + "; ".join(how), skipped,
+                        notes, f"mix:{path}", validate_on)
+    if not bundle.choice_val():
         raise EdgefaceError(f"{path}: source {validate_on!r} has no validation images to choose the best epoch on")
-    split_source = f"mixture, val on {validate_on}: " + "; ".join(how)
-    return DataBundle("mix", splits, split_source, skipped, notes, f"mix:{path}")
+    return bundle

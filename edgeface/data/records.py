@@ -42,9 +42,15 @@ class DataBundle:
     skipped: list = dataclasses.field(default_factory=list)  # (path, reason)
     notes: list = dataclasses.field(default_factory=list)
     spec: str = ""  # the --data spec it was read from
+    validate_on: str | None = None  # a mixture's source whose val records pick the best epoch (None: all of val)
 
     def __getitem__(self, split: str) -> list:
         return self.splits[split]
+
+    def choice_val(self) -> list:
+        """The val records that pick the best epoch. A mixture's val split holds every source's val records, so
+        that its run reports each source at the chosen epoch; the choice is made on the declared source alone."""
+        return [r for r in self.splits["val"] if self.validate_on is None or r.source == self.validate_on]
 
     @property
     def numeric_age(self) -> bool:

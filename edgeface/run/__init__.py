@@ -279,7 +279,7 @@ class Run:
                 writer.writeheader()
                 writer.writerows({k: getattr(r, k) for k in SPLIT_COLUMNS} for r in records)
         write_json(self.path / "data.json", {"spec": bundle.spec, "summary": bundle.summary(),
-                                             "split": bundle.split_source,
+                                             "split": bundle.split_source, "validate_on": bundle.validate_on,
                                              "counts": {k: len(v) for k, v in bundle.splits.items()},
                                              "skipped": bundle.skipped, "notes": bundle.notes})
 

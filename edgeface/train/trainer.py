@@ -330,7 +330,10 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
     bw = band_weights(data["train"], cfg.band_weight)
     if bw:
         log.info("age band loss weights: " + ", ".join(f"{AGE_GROUP_LABELS[g]} {w:.2f}" for g, w in bw.items()))
-    val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
+    if data.validate_on:
+        log.info(f"best epoch chosen on {data.validate_on} val ({len(data.choice_val())} of {len(data['val'])} "
+                 "val images; every source's are scored at the end)")
+    val_ds = make_dataset(data.choice_val(), spec, training=False, batch_size=cfg.batch_size)
     steps = math.ceil(len(data["train"]) / cfg.batch_size)
     phases = []  # (first epoch, end epoch, trainable-from, LR scale)
     if cfg.freeze_epochs:
@@ -398,8 +401,9 @@ def _fit(run: Run, cfg: TrainConfig, data, spec: ModelSpec, resume: bool, build_
 
 
 def finish(run: Run, data, spec: ModelSpec, state: dict) -> Run:
-    """Scores the best model on the validation split and writes metrics.json."""
-    from edgeface.eval import evaluate_records
+    """Scores the best model on the validation split (a mixture's: every source, each apart in by_source) and
+    writes metrics.json."""
+    from edgeface.eval import evaluate_records, group_cells
     from edgeface.predictor import Predictor
 
     model = run.load_model()
@@ -407,7 +411,10 @@ def finish(run: Run, data, spec: ModelSpec, state: dict) -> Run:
     rates = state.get("train_images_per_s", [])
     report.update(best_epoch=state.get("best_epoch"), epochs_done=state.get("epochs_done"),
                   train_images_per_s=float(np.median(rates)) if rates else None, train_wall_s=state.get("wall_s"),
-                  parameters=int(model.count_params()))
+                  parameters=int(model.count_params()),
+                  **({"best_epoch_chosen_on": data.validate_on} if data.validate_on else {}))
     run.write_metrics(report)
     log.info(f"best epoch {state.get('best_epoch')}: val {report['summary']}")
+    for name, group in report.get("by_source", {}).get("groups", {}).items():
+        log.info(f"  {name:>10}  {group_cells(group)}")
     return run

@@ -93,7 +93,7 @@ def run_one_trial(tuner, trial) -> dict:
     optimizer.iterations.assign(first * steps)
     train_ds = make_dataset(data["train"], spec, training=True, batch_size=cfg.batch_size, seed=cfg.seed,
                             augment=cfg.augment, epochs=(first, last))
-    val_ds = make_dataset(data["val"], spec, training=False, batch_size=cfg.batch_size)
+    val_ds = make_dataset(data.choice_val(), spec, training=False, batch_size=cfg.batch_size)
     values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.values.items()
                        if not k.startswith("tuner/"))
     tuner.log(f"trial {trial_number(trial.trial_id)}: epochs {first}->{last}, {values}")
@@ -149,7 +149,8 @@ def tune(cfg: TrainConfig, max_epochs: int = 12, factor: int = 3, iterations: in
     if not data["val"]:
         raise EdgefaceError(f"{cfg.data}: no validation split to score trials on")
     log(f"tune {folder}: Hyperband over {', '.join(SEARCHED)}; up to {max_epochs} "
-        f"epochs a trial, factor {factor}; scored on val ({len(data['val'])} images), test never read")
+        f"epochs a trial, factor {factor}; scored on val ({len(data.choice_val())} images"
+        f"{f' of {data.validate_on}' if data.validate_on else ''}), test never read")
     space = kt.HyperParameters()
     define_space(space, cfg, data.numeric_age)
     tuner = _tuner_class()(cfg, data, log, hyperparameters=space, objective=kt.Objective(OBJECTIVE, "min"),
